@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// Runs the test suite: every test/**/*.test.ts through node:test with tsx.
+//
+//   npm test                          everything
+//   npm test -- test/unit             only files under a path (prefix or substring)
+//   npm test -- test/unit/protocol frame
+//   npm test -- --test-name-pattern=close test/unit
+//
+// Arguments starting with '-' go to `node --test` unchanged; the others select
+// files. LIFELINE_TEST_UNIT (default 1) scales every real-socket timeout; raise
+// it on a slow machine: LIFELINE_TEST_UNIT=3 npm test.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TEST_DIR = 'test';
+const TEST_SUFFIX = '.test.ts';
+
+function collect(dirRel, out) {
+  let entries;
+  try {
+    entries = fs.readdirSync(path.join(ROOT, dirRel), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
+    const rel = `${dirRel}/${e.name}`;
+    if (e.isDirectory()) collect(rel, out);
+    else if (e.isFile() && e.name.endsWith(TEST_SUFFIX)) out.push(rel);
+  }
+  return out;
+}
+
+/** 'test/unit/', './test/unit' and '/abs/repo/test/unit' all mean 'test/unit'. */
+function normalizeFilter(arg) {
+  let f = arg;
+  if (path.isAbsolute(f)) f = path.relative(ROOT, f);
+  f = f.split(path.sep).join('/').replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  return f;
+}
+
+/** A filter selects a file when it is a prefix of its path or any part of it. */
+function matches(file, filter) {
+  return file.includes(filter);
+}
+
+const nodeArgs = [];
+const filters = [];
+for (const arg of process.argv.slice(2)) {
+  if (arg.startsWith('-')) nodeArgs.push(arg);
+  else filters.push(normalizeFilter(arg));
+}
+
+const all = collect(TEST_DIR, []).sort();
+const files = filters.length === 0 ? all : all.filter((f) => filters.some((flt) => matches(f, flt)));
+
+if (files.length === 0) {
+  const where = filters.length ? ` matching ${filters.map((f) => JSON.stringify(f)).join(', ')}` : '';
+  console.error(`[run-tests] no test files (${TEST_DIR}/**/*${TEST_SUFFIX})${where} found; nothing was run.`);
+  process.exit(1);
+}
+
+const env = { ...process.env };
+if (!env.LIFELINE_TEST_UNIT) env.LIFELINE_TEST_UNIT = '1';
+
+console.log(
+  `[run-tests] ${files.length} test file${files.length === 1 ? '' : 's'}` +
+    `${filters.length ? ` (filter: ${filters.join(' ')})` : ''}, LIFELINE_TEST_UNIT=${env.LIFELINE_TEST_UNIT}`,
+);
+
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...nodeArgs, ...files],
+  { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] },
+);
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => child.kill(sig));
+}
+
+child.on('error', (err) => {
+  console.error(`[run-tests] could not start node: ${err.message}`);
+  process.exit(1);
+});
+
+child.on('exit', (code, signal) => {
+  if (signal) {
+    console.error(`[run-tests] test runner killed by ${signal}`);
+    process.exit(1);
+  }
+  process.exit(code ?? 1);
+});

@@ -1,0 +1,125 @@
+/**
+ * The `lifeline` command line: `echo` (an echo server for harnesses and
+ * demos) and `connect` (an interactive client, wscat-like).
+ */
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { WebSocketServer } from '../transport/node/server.js';
+import { ClientWebSocket } from '../transport/node/client.js';
+
+const USAGE = `Usage:
+  lifeline echo [--port N] [--host H] [--path P] [--deflate] [--max-message BYTES]
+      Echo server: every message goes back as received (text stays text).
+      Prints "listening ws://HOST:PORT" when ready. Defaults: port 8080, host 127.0.0.1.
+  lifeline connect URL [--protocol P]... [--deflate] [--origin O]
+      Interactive client: stdin lines are sent as text, messages are printed.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'echo':
+        return await echo(rest);
+      case 'connect':
+        return await connectCmd(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 1 : 0;
+      default:
+        process.stderr.write(`lifeline: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+        return 1;
+    }
+  } catch (err) {
+    process.stderr.write(`lifeline: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function parseIntArg(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+async function echo(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      path: { type: 'string' },
+      deflate: { type: 'boolean' },
+      'max-message': { type: 'string' },
+    },
+    strict: true,
+  });
+  const port = parseIntArg('port', values.port, 8080);
+  const host = values.host ?? '127.0.0.1';
+  const wss = new WebSocketServer({
+    port,
+    host,
+    path: values.path,
+    deflate: values.deflate ?? false,
+    maxMessageSize: parseIntArg('max-message', values['max-message'], 64 * 1024 * 1024),
+  });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => {
+      if (ws.readyState === ws.OPEN_STATE) ws.send(data, { binary: isBinary });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  const addr = wss.address();
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  const shownPort = addr && typeof addr === 'object' ? addr.port : port;
+  process.stdout.write(`listening ws://${shownHost}:${shownPort}${values.path ?? ''}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await wss.close({ timeout: 2000 });
+  return 0;
+}
+
+async function connectCmd(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      protocol: { type: 'string', multiple: true },
+      deflate: { type: 'boolean' },
+      origin: { type: 'string' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const url = positionals[0];
+  if (!url) throw new Error('connect needs a URL, e.g. lifeline connect ws://127.0.0.1:8080');
+  const ws = new ClientWebSocket(url, { protocols: values.protocol, deflate: values.deflate ?? false, origin: values.origin });
+  return await new Promise<number>((resolve) => {
+    const rl = createInterface({ input: process.stdin, terminal: false });
+    ws.on('open', () => {
+      process.stderr.write(`connected (${url}${ws.protocol ? `, protocol ${ws.protocol}` : ''})\n`);
+      rl.on('line', (line) => {
+        if (ws.readyState === ws.OPEN_STATE) ws.send(line);
+      });
+      rl.on('close', () => ws.close(1000));
+    });
+    ws.on('message', (data, isBinary) => {
+      process.stdout.write(isBinary ? `< [binary ${data.length} bytes] ${data.toString('hex').slice(0, 64)}\n` : `< ${data.toString('utf8')}\n`);
+    });
+    ws.on('error', (err) => process.stderr.write(`error: ${err.message}\n`));
+    ws.on('close', (code, reason) => {
+      process.stderr.write(`closed ${code}${reason ? ` ${reason}` : ''}\n`);
+      rl.close();
+      resolve(code === 1000 || code === 1005 ? 0 : 1);
+    });
+  });
+}

@@ -1,0 +1,643 @@
+/**
+ * One WebSocket connection after the opening handshake, sans-I/O (RFC 6455
+ * sections 5-8): bytes from the peer go in through receiveData(); messages,
+ * control frames and the close handshake come out through a ConnectionHandler,
+ * and every byte to send goes out through handler.write(). No sockets, no
+ * timers: the transport owns those.
+ *
+ * Why a handler object instead of an event queue: the receive path is the hot
+ * path, and direct calls on one long-lived object avoid an allocation per
+ * event. Tests use RecordingHandler (test/helpers) to get python-websockets
+ * style event lists.
+ */
+import {
+  InvalidPayloadError,
+  LifelineError,
+  MessageTooBigError,
+  ProtocolError,
+  UsageError,
+} from './errors.js';
+import {
+  CloseCode,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  encodeFrameHeader,
+  frameHeaderSize,
+  isValidWireCloseCode,
+  maskInto,
+} from './frame.js';
+import { FrameParser, type FrameSink } from './parser.js';
+import { Utf8Validator, isValidUtf8 } from './utf8.js';
+
+export type Role = 'server' | 'client';
+
+/** Lifecycle of a connection. 'connecting' is used by transports during the opening handshake. */
+export type ConnectionState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/** The per-message compression codec (permessage-deflate) as the connection sees it. */
+export interface MessageCodec {
+  /** Messages smaller than this many bytes are sent uncompressed. */
+  readonly threshold: number;
+  compress(data: Buffer, fin: boolean, cb: (err: Error | null, result?: Buffer) => void): void;
+  decompress(data: Buffer, fin: boolean, cb: (err: Error | null, result?: Buffer) => void): void;
+  close(): void;
+}
+
+export interface ConnectionHandler {
+  /** Bytes to put on the wire, in order. */
+  write(data: Buffer): void;
+  onMessage(data: Buffer, isBinary: boolean): void;
+  onPing(data: Buffer): void;
+  onPong(data: Buffer): void;
+  /** The peer's close frame arrived (before the TCP connection is gone). */
+  onCloseFrame(code: number, reason: string): void;
+  /** The connection failed (peer broke the protocol or a limit): a close frame was sent, the transport will be closed. */
+  onError(err: LifelineError): void;
+  /**
+   * The core wants the TCP connection closed now: after the close handshake on
+   * the server (RFC 6455 7.1.1: the server closes TCP first), or after failing.
+   * The client transport instead waits for the server's FIN (with a timeout).
+   */
+  closeTransport(): void;
+  /** The connection is finished (transportClosed() was called). Called once. */
+  onClosed(code: number, reason: string, wasClean: boolean): void;
+}
+
+export interface ConnectionOptions {
+  role: Role;
+  /** Largest message accepted, in bytes (after decompression). 0 = no limit. Exceeding it closes with 1009. Default 64 MiB. */
+  maxMessageSize?: number;
+  /** Largest single frame accepted, in bytes. 0 = no limit. Default: maxMessageSize. */
+  maxFrameSize?: number;
+  /** Negotiated permessage-deflate codec, if any. */
+  codec?: MessageCodec | null;
+  /** Split outgoing data messages into frames of at most this many payload bytes. 0 = never. */
+  fragmentSize?: number;
+  /** Answer pings automatically with a pong carrying the same payload (RFC 6455 5.5.2). Default true. */
+  autoPong?: boolean;
+  /** Fills a buffer with random bytes, for client masking keys. Default: globalThis.crypto.getRandomValues. */
+  randomFill?: (buf: Uint8Array) => void;
+  /** Fast validator for complete buffers (Node: buffer.isUtf8). Default: the incremental validator. */
+  isUtf8?: (buf: Uint8Array) => boolean;
+}
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+const EMPTY = Buffer.alloc(0);
+const MASK_POOL_SIZE = 8192;
+
+// Receive-side message states.
+const M_NONE = 0; // between messages
+const M_TEXT = 1;
+const M_BINARY = 2;
+
+/** A deferred outgoing frame, used only while a compression job holds the send order. */
+interface QueuedSend {
+  opcode: number;
+  data: Buffer;
+  compress: boolean;
+}
+
+export class Connection implements FrameSink {
+  readonly role: Role;
+  private _state: ConnectionState = 'open';
+  private readonly handler: ConnectionHandler;
+  private readonly parser: FrameParser;
+  private readonly maxMessageSize: number;
+  private readonly maxFrameSize: number;
+  private readonly codec: MessageCodec | null;
+  private readonly fragmentSize: number;
+  private readonly autoPong: boolean;
+  private readonly randomFill: (buf: Uint8Array) => void;
+  private readonly isUtf8: (buf: Uint8Array) => boolean;
+
+  // Current frame.
+  private frameOpcode = 0;
+  private frameFin = false;
+  private frameCompressed = false;
+  private controlChunks: Buffer[] = [];
+
+  // Current data message.
+  private messageType = M_NONE;
+  private messageCompressed = false;
+  private messageLength = 0;
+  private fragments: Buffer[] = [];
+  private readonly utf8 = new Utf8Validator();
+
+  // Close handshake.
+  private closeSent = false;
+  private closeReceived = false;
+  private receivedCode: number = CloseCode.NoStatus;
+  private receivedReason = '';
+  private failed = false;
+
+  // Send side.
+  private maskPool: Uint8Array | null = null;
+  private maskPoolOffset = MASK_POOL_SIZE;
+  private compressing = 0;
+  private sendQueue: QueuedSend[] = [];
+  private sendContinuing = false;
+
+  /** Counters for statistics; cheap increments on the hot path. */
+  bytesIn = 0;
+  bytesOut = 0;
+  messagesIn = 0;
+  messagesOut = 0;
+
+  constructor(handler: ConnectionHandler, options: ConnectionOptions) {
+    if (options.role !== 'server' && options.role !== 'client') {
+      throw new UsageError('WS_ERR_INVALID_OPTION', `role must be 'server' or 'client', got ${String(options.role)}`);
+    }
+    this.role = options.role;
+    this.handler = handler;
+    this.maxMessageSize = checkSize('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE);
+    this.maxFrameSize = checkSize('maxFrameSize', options.maxFrameSize, this.maxMessageSize);
+    this.codec = options.codec ?? null;
+    this.fragmentSize = checkSize('fragmentSize', options.fragmentSize, 0);
+    this.autoPong = options.autoPong ?? true;
+    this.randomFill = options.randomFill ?? defaultRandomFill;
+    this.isUtf8 = options.isUtf8 ?? isValidUtf8;
+    this.parser = new FrameParser(this);
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** True once a close frame has been sent (no more data may be sent). */
+  get isCloseSent(): boolean {
+    return this.closeSent;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /** Feeds bytes from the peer. Never throws on peer input: violations fail the connection. */
+  receiveData(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    this.parser.push(chunk);
+  }
+
+  /**
+   * The TCP connection is gone (or the transport gave up on it). Finishes the
+   * connection: 'closed', and onClosed with the peer's close code, 1005 if its
+   * close frame had none, 1006 if no close frame arrived at all.
+   */
+  transportClosed(): void {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    this.parser.stop();
+    this.sendQueue = [];
+    if (this.codec) this.codec.close();
+    const code = this.closeReceived ? this.receivedCode : CloseCode.Abnormal;
+    this.handler.onClosed(code, this.closeReceived ? this.receivedReason : '', this.closeReceived && this.closeSent && !this.failed);
+  }
+
+  onParseError(err: ProtocolError): void {
+    this.fail(err);
+  }
+
+  onFrameHeader(fin: boolean, rsv: number, opcode: number, masked: boolean, length: number): boolean {
+    // RFC 6455 5.1: "a server MUST close the connection upon receiving a frame that is not masked";
+    // "a client MUST close a connection if it detects a masked frame".
+    if (this.role === 'server' ? !masked : masked) {
+      return this.fail(new ProtocolError(
+        this.role === 'server' ? 'WS_ERR_EXPECTED_MASK' : 'WS_ERR_UNEXPECTED_MASK',
+        this.role === 'server' ? 'Client frame is not masked' : 'Server frame is masked',
+      ));
+    }
+    // RFC 6455 5.2: RSV bits MUST be 0 unless an extension defines them. RFC 7692 6: RSV1
+    // marks the first frame of a compressed message.
+    if (rsv & 0x3) {
+      return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', `RSV${rsv & 0x2 ? 2 : 3} set without an extension`));
+    }
+    const rsv1 = (rsv & 0x4) !== 0;
+    if (opcode >= 0x8) {
+      if (opcode > Opcode.Pong) return this.fail(new ProtocolError('WS_ERR_INVALID_OPCODE', `Reserved control opcode 0x${opcode.toString(16)}`));
+      // RFC 6455 5.5: control frames MUST NOT be fragmented and carry at most 125 bytes.
+      if (!fin) return this.fail(new ProtocolError('WS_ERR_FRAGMENTED_CONTROL', 'Control frame is fragmented'));
+      if (length > MAX_CONTROL_PAYLOAD) return this.fail(new ProtocolError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${length} bytes (max 125)`));
+      // RFC 7692 6.1: an endpoint MUST NOT set RSV1 on control frames.
+      if (rsv1) return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', 'RSV1 set on a control frame'));
+      if (this.closeReceived) return false;
+      this.frameOpcode = opcode;
+      this.frameFin = true;
+      return true;
+    }
+    if (opcode === Opcode.Continuation) {
+      if (this.messageType === M_NONE) return this.fail(new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'Continuation frame without a message in progress'));
+      // RFC 7692 6.1: RSV1 only on the first frame of a message.
+      if (rsv1) return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', 'RSV1 set on a continuation frame'));
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      if (this.messageType !== M_NONE) return this.fail(new ProtocolError('WS_ERR_EXPECTED_CONTINUATION', 'New data frame while a fragmented message is in progress'));
+      if (rsv1 && !this.codec) return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', 'RSV1 set without permessage-deflate'));
+      this.messageType = opcode === Opcode.Text ? M_TEXT : M_BINARY;
+      this.messageCompressed = rsv1;
+      this.messageLength = 0;
+    } else {
+      return this.fail(new ProtocolError('WS_ERR_INVALID_OPCODE', `Reserved data opcode 0x${opcode.toString(16)}`));
+    }
+    if (this.maxFrameSize > 0 && length > this.maxFrameSize) {
+      return this.fail(new MessageTooBigError('WS_ERR_FRAME_TOO_BIG', `Frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}`));
+    }
+    this.messageLength += length;
+    // Compressed messages are checked again after inflation, where the limit really applies.
+    if (this.maxMessageSize > 0 && this.messageLength > this.maxMessageSize) {
+      return this.fail(new MessageTooBigError('WS_ERR_MESSAGE_TOO_BIG', `Message of at least ${this.messageLength} bytes exceeds maxMessageSize ${this.maxMessageSize}`));
+    }
+    this.frameOpcode = opcode;
+    this.frameFin = fin;
+    this.frameCompressed = this.messageCompressed;
+    return true;
+  }
+
+  onFramePayload(data: Buffer, last: boolean): boolean | 'pause' {
+    if (this.frameOpcode >= 0x8) {
+      if (!last) {
+        this.controlChunks.push(Buffer.from(data));
+        return true;
+      }
+      let payload = data;
+      if (this.controlChunks.length > 0) {
+        this.controlChunks.push(data);
+        payload = Buffer.concat(this.controlChunks);
+        this.controlChunks = [];
+      }
+      return this.handleControl(this.frameOpcode, payload);
+    }
+
+    if (this.frameCompressed) {
+      if (data.length > 0) this.fragments.push(data);
+      if (!last) return true;
+      const frame = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
+      this.fragments = [];
+      const fin = this.frameFin;
+      const isText = this.messageType === M_TEXT;
+      // 0: inflating, 1: answered synchronously, 2: parser paused and waiting.
+      let phase = 0;
+      this.codec!.decompress(frame, fin, (err, result) => {
+        if (this._state === 'closed' || this.failed) return;
+        if (err) {
+          this.fail(err instanceof LifelineError ? err : new ProtocolError('WS_ERR_INFLATE', `Invalid compressed data: ${err.message}`, CloseCode.InvalidPayload));
+          return;
+        }
+        if (fin) this.finishMessage(result ?? EMPTY, isText);
+        if (phase === 2) this.parser.resume();
+        else phase = 1;
+      });
+      if (this.failed || this.closeReceived) return false;
+      if (phase === 1) return true;
+      // Hold further input until the inflater answers, so messages stay in order.
+      phase = 2;
+      return 'pause';
+    }
+
+    if (this.messageType === M_TEXT && data.length > 0) {
+      // Fail fast (RFC 6455 8.1 / Autobahn 6.4): check each slice as it arrives. A complete
+      // single-frame message goes to the fast whole-buffer validator instead.
+      if (last && this.frameFin && this.fragments.length === 0 && this.utf8.atBoundary) {
+        if (!this.isUtf8(data)) return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
+      } else if (!this.utf8.update(data, 0, data.length)) {
+        return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
+      }
+    }
+    if (!last || !this.frameFin) {
+      if (data.length > 0) this.fragments.push(data);
+      return true;
+    }
+    if (this.messageType === M_TEXT && !this.utf8.atBoundary) {
+      return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message ends inside a UTF-8 sequence'));
+    }
+    let message: Buffer;
+    const n = this.fragments.length;
+    if (n === 0) {
+      message = data;
+    } else {
+      if (data.length > 0) this.fragments.push(data);
+      message = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments, this.messageLength);
+      this.fragments = [];
+    }
+    const isBinary = this.messageType === M_BINARY;
+    this.messageType = M_NONE;
+    this.utf8.reset();
+    this.messagesIn++;
+    this.handler.onMessage(message, isBinary);
+    return !this.closeReceived && this._state !== 'closed';
+  }
+
+  /** Delivers an inflated message after checking the limit and UTF-8. */
+  private finishMessage(message: Buffer, isText: boolean): void {
+    this.messageType = M_NONE;
+    this.messageCompressed = false;
+    if (this.maxMessageSize > 0 && message.length > this.maxMessageSize) {
+      this.fail(new MessageTooBigError('WS_ERR_MESSAGE_TOO_BIG', `Inflated message of ${message.length} bytes exceeds maxMessageSize ${this.maxMessageSize}`));
+      return;
+    }
+    if (isText && !this.isUtf8(message)) {
+      this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
+      return;
+    }
+    this.messagesIn++;
+    this.handler.onMessage(message, !isText);
+  }
+
+  private handleControl(opcode: number, payload: Buffer): boolean {
+    if (opcode === Opcode.Ping) {
+      if (this.autoPong && !this.closeSent) this.sendFrame(Opcode.Pong, payload, false, true);
+      this.handler.onPing(payload);
+      return !this.failed && this._state !== 'closed';
+    }
+    if (opcode === Opcode.Pong) {
+      this.handler.onPong(payload);
+      return !this.failed && this._state !== 'closed';
+    }
+    // Close. RFC 6455 5.5.1: optional 2-byte code, then a UTF-8 reason.
+    let code: number = CloseCode.NoStatus;
+    let reason = '';
+    if (payload.length === 1) {
+      return this.fail(new ProtocolError('WS_ERR_INVALID_CLOSE_PAYLOAD', 'Close frame with a 1-byte payload'));
+    }
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0);
+      if (!isValidWireCloseCode(code)) {
+        return this.fail(new ProtocolError('WS_ERR_INVALID_CLOSE_CODE', `Invalid close code ${code}`));
+      }
+      const reasonBytes = payload.subarray(2);
+      if (!this.isUtf8(reasonBytes)) {
+        return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Close reason is not valid UTF-8'));
+      }
+      reason = reasonBytes.toString('utf8');
+    }
+    this.closeReceived = true;
+    this.receivedCode = code;
+    this.receivedReason = reason;
+    this.parser.stop();
+    if (this._state === 'open') this._state = 'closing';
+    this.handler.onCloseFrame(code, reason);
+    if (!this.closeSent) {
+      // RFC 6455 5.5.1: reply with a Close frame, "typically echoing the status code it received".
+      this.sendClose(code === CloseCode.NoStatus ? -1 : code, '', true);
+    }
+    if (this.role === 'server' && this._state !== 'closed') this.handler.closeTransport();
+    return false;
+  }
+
+  /**
+   * Fails the connection (RFC 6455 7.1.7): report, send a close frame with the
+   * error's code if none was sent yet, and ask the transport to close TCP.
+   */
+  private fail(err: LifelineError): false {
+    if (this.failed || this._state === 'closed') return false;
+    this.failed = true;
+    this.parser.stop();
+    this.fragments = [];
+    this.handler.onError(err);
+    // The handler may have finished the connection from inside onError.
+    if (!this.closeSent && !this.isClosed()) {
+      const code = err.closeCode && isValidWireCloseCode(err.closeCode) ? err.closeCode : CloseCode.ProtocolError;
+      this.sendClose(code, '', true);
+    }
+    if (this._state === 'open') this._state = 'closing';
+    if (!this.isClosed()) this.handler.closeTransport();
+    return false;
+  }
+
+  private isClosed(): boolean {
+    return this._state === 'closed';
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  /** Sends a text (string) or binary (Buffer) message. Throws UsageError after close. */
+  send(data: string | Buffer | Uint8Array, binary = typeof data !== 'string'): void {
+    this.assertCanSend();
+    let payload: Buffer;
+    if (typeof data === 'string') {
+      if (!binary && this.compressing === 0 && this.codec === null && this.fragmentSize === 0 && this.role === 'server') {
+        // Fast path: header and UTF-8 bytes written into one allocation.
+        this.writeServerString(data);
+        return;
+      }
+      payload = Buffer.from(data, 'utf8');
+    } else {
+      payload = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    }
+    this.messagesOut++;
+    const opcode = binary ? Opcode.Binary : Opcode.Text;
+    const compress = this.codec !== null && payload.length >= this.codec.threshold;
+    if (this.compressing > 0) {
+      this.sendQueue.push({ opcode, data: payload, compress });
+      return;
+    }
+    if (compress) this.compressAndSend(opcode, payload);
+    else this.sendData(opcode, payload, false);
+  }
+
+  /**
+   * Sends a message given as its fragments: each element becomes one frame
+   * (used by tests and by streaming senders). Not compressed.
+   */
+  sendFragments(fragments: Array<string | Buffer>, binary: boolean): void {
+    this.assertCanSend();
+    if (fragments.length === 0) throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'sendFragments needs at least one fragment');
+    this.messagesOut++;
+    const bufs = fragments.map((f) => (typeof f === 'string' ? Buffer.from(f, 'utf8') : f));
+    const q = bufs.map((b, i) => ({ opcode: i === 0 ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation, data: b, fin: i === bufs.length - 1 }));
+    if (this.compressing > 0) {
+      // Rare path: keep it simple and correct by concatenating behind the queue.
+      this.sendQueue.push({ opcode: binary ? Opcode.Binary : Opcode.Text, data: Buffer.concat(bufs), compress: false });
+      return;
+    }
+    for (const f of q) this.sendFrame(f.opcode, f.data, false, f.fin);
+  }
+
+  ping(data: string | Buffer = EMPTY): void {
+    this.sendControl(Opcode.Ping, data);
+  }
+
+  pong(data: string | Buffer = EMPTY): void {
+    this.sendControl(Opcode.Pong, data);
+  }
+
+  /**
+   * Starts (or answers) the close handshake. `code` must be 1000, 1001-1003,
+   * 1007-1014 or 3000-4999; omit it to send a close frame with no status.
+   * Calling it again after a close frame was sent does nothing.
+   */
+  close(code?: number, reason = ''): void {
+    if (code !== undefined && !isValidWireCloseCode(code)) {
+      throw new UsageError('WS_ERR_INVALID_CLOSE_CODE', `Close code ${code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)`);
+    }
+    const reasonBytes = Buffer.byteLength(reason);
+    if (reasonBytes > MAX_CONTROL_PAYLOAD - 2) {
+      throw new UsageError('WS_ERR_CLOSE_REASON_TOO_LONG', `Close reason is ${reasonBytes} bytes (max 123)`);
+    }
+    if (code === undefined && reason !== '') {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'A close reason needs a close code');
+    }
+    if (this.closeSent || this._state === 'closed') return;
+    this.sendClose(code ?? -1, reason, false);
+    if (this.closeReceived && this.role === 'server') this.handler.closeTransport();
+  }
+
+  private sendClose(code: number, reason: string, immediate: boolean): void {
+    this.closeSent = true;
+    if (this._state === 'open') this._state = 'closing';
+    let payload = EMPTY;
+    if (code >= 0) {
+      payload = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
+      payload.writeUInt16BE(code, 0);
+      payload.write(reason, 2, 'utf8');
+    }
+    if (this.compressing > 0 && !immediate) {
+      this.sendQueue.push({ opcode: Opcode.Close, data: payload, compress: false });
+    } else {
+      this.sendFrame(Opcode.Close, payload, false, true);
+    }
+  }
+
+  private sendControl(opcode: number, data: string | Buffer): void {
+    this.assertCanSend();
+    const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new UsageError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${payload.length} bytes (max 125)`);
+    }
+    // Control frames may be interleaved with fragments (RFC 6455 5.4), so they
+    // need not wait for a compression job.
+    this.sendFrame(opcode, payload, false, true);
+  }
+
+  private assertCanSend(): void {
+    if (this.closeSent || this._state === 'closed') {
+      throw new UsageError('WS_ERR_SEND_AFTER_CLOSE', `Cannot send: the connection is ${this._state === 'closed' ? 'closed' : 'closing'}`);
+    }
+  }
+
+  private compressAndSend(opcode: number, payload: Buffer): void {
+    this.compressing++;
+    this.codec!.compress(payload, true, (err, result) => {
+      this.compressing--;
+      if (this._state === 'closed') return;
+      if (err) {
+        this.fail(new ProtocolError('WS_ERR_DEFLATE', `Compression failed: ${err.message}`, CloseCode.InternalError));
+        return;
+      }
+      if (!this.failed) this.sendData(opcode, result!, true);
+      this.drainQueue();
+    });
+  }
+
+  private drainQueue(): void {
+    while (this.compressing === 0 && this.sendQueue.length > 0 && this._state !== 'closed') {
+      const next = this.sendQueue.shift()!;
+      if (next.opcode === Opcode.Close) this.sendFrame(Opcode.Close, next.data, false, true);
+      else if (next.compress) this.compressAndSend(next.opcode, next.data);
+      else this.sendData(next.opcode, next.data, false);
+    }
+  }
+
+  private sendData(opcode: number, payload: Buffer, compressed: boolean): void {
+    const size = this.fragmentSize;
+    if (size === 0 || payload.length <= size) {
+      this.sendFrame(opcode, payload, compressed, true);
+      return;
+    }
+    // Auto-fragmentation: RSV1 (compressed) only on the first frame (RFC 7692 6.1).
+    let op = opcode;
+    for (let off = 0; off < payload.length; off += size) {
+      const end = Math.min(off + size, payload.length);
+      this.sendFrame(op, payload.subarray(off, end), compressed && op === opcode, end === payload.length);
+      op = Opcode.Continuation;
+    }
+  }
+
+  private writeServerString(data: string): void {
+    const len = Buffer.byteLength(data);
+    const hsize = frameHeaderSize(len, false);
+    const frame = Buffer.allocUnsafe(hsize + len);
+    writeHeaderInto(frame, true, Opcode.Text, false, len);
+    frame.write(data, hsize, 'utf8');
+    this.messagesOut++;
+    this.bytesOut += frame.length;
+    this.handler.write(frame);
+  }
+
+  /** Encodes and writes one frame. Clients mask with a fresh key (RFC 6455 5.3). */
+  private sendFrame(opcode: number, payload: Buffer, rsv1: boolean, fin: boolean): void {
+    const len = payload.length;
+    if (this.role === 'client') {
+      const mask = this.nextMask();
+      const hsize = frameHeaderSize(len, true);
+      const frame = Buffer.allocUnsafe(hsize + len);
+      writeHeaderInto(frame, fin, opcode, rsv1, len, mask);
+      maskInto(payload, frame, hsize, mask);
+      this.bytesOut += frame.length;
+      this.handler.write(frame);
+      return;
+    }
+    if (len <= 1024) {
+      // Small payloads: one allocation, one write.
+      const hsize = frameHeaderSize(len, false);
+      const frame = Buffer.allocUnsafe(hsize + len);
+      writeHeaderInto(frame, fin, opcode, rsv1, len);
+      payload.copy(frame, hsize);
+      this.bytesOut += frame.length;
+      this.handler.write(frame);
+      return;
+    }
+    const header = encodeFrameHeader(fin, opcode, rsv1, len, null);
+    this.bytesOut += header.length + len;
+    this.handler.write(header);
+    this.handler.write(payload);
+  }
+
+  private nextMask(): Uint8Array {
+    if (this.maskPoolOffset >= MASK_POOL_SIZE || this.maskPool === null) {
+      // Refill a pooled random buffer instead of asking the RNG per frame.
+      this.maskPool ??= new Uint8Array(MASK_POOL_SIZE);
+      this.randomFill(this.maskPool);
+      this.maskPoolOffset = 0;
+    }
+    const m = this.maskPool.subarray(this.maskPoolOffset, this.maskPoolOffset + 4);
+    this.maskPoolOffset += 4;
+    return m;
+  }
+}
+
+/** Writes a frame header at the start of `buf` (which has room for it). */
+function writeHeaderInto(buf: Buffer, fin: boolean, opcode: number, rsv1: boolean, len: number, mask?: Uint8Array): void {
+  buf[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  let p = 2;
+  const maskBit = mask ? 0x80 : 0;
+  if (len < 126) {
+    buf[1] = maskBit | len;
+  } else if (len < 65536) {
+    buf[1] = maskBit | 126;
+    buf[2] = len >>> 8;
+    buf[3] = len & 0xff;
+    p = 4;
+  } else {
+    buf[1] = maskBit | 127;
+    buf.writeUInt32BE(Math.floor(len / 0x100000000), 2);
+    buf.writeUInt32BE(len >>> 0, 6);
+    p = 10;
+  }
+  if (mask) {
+    buf[p] = mask[0]!;
+    buf[p + 1] = mask[1]!;
+    buf[p + 2] = mask[2]!;
+    buf[p + 3] = mask[3]!;
+  }
+}
+
+function checkSize(name: string, value: number | undefined, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a non-negative integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function defaultRandomFill(buf: Uint8Array): void {
+  // getRandomValues fills at most 65536 bytes per call; the pool is smaller.
+  globalThis.crypto.getRandomValues(buf);
+}

@@ -1,0 +1,150 @@
+/**
+ * RFC 6455 section 5 building blocks: opcodes, close codes, frame header
+ * encoding and payload masking. Pure functions, no state.
+ */
+
+export const Opcode = {
+  Continuation: 0x0,
+  Text: 0x1,
+  Binary: 0x2,
+  Close: 0x8,
+  Ping: 0x9,
+  Pong: 0xa,
+} as const;
+export type Opcode = (typeof Opcode)[keyof typeof Opcode];
+
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  UnsupportedData: 1003,
+  /** Reserved: MUST NOT be sent in a close frame (RFC 6455 7.4.1). */
+  NoStatus: 1005,
+  /** Reserved: MUST NOT be sent in a close frame (RFC 6455 7.4.1). */
+  Abnormal: 1006,
+  InvalidPayload: 1007,
+  PolicyViolation: 1008,
+  MessageTooBig: 1009,
+  MandatoryExtension: 1010,
+  InternalError: 1011,
+  ServiceRestart: 1012,
+  TryAgainLater: 1013,
+  BadGateway: 1014,
+  /** Reserved: MUST NOT be sent in a close frame (RFC 6455 7.4.1). */
+  TlsHandshake: 1015,
+} as const;
+
+/** RFC 6455 5.5: control frames carry at most 125 bytes of payload. */
+export const MAX_CONTROL_PAYLOAD = 125;
+
+export function isControlOpcode(op: number): boolean {
+  return (op & 0x8) !== 0;
+}
+
+/**
+ * Whether `code` may appear in a close frame on the wire (RFC 6455 7.4.1/7.4.2
+ * and the IANA registry): 1000-1003, 1007-1014 are defined; 1004, 1005, 1006
+ * and 1015 are reserved and never sent; 3000-4999 belong to libraries and apps.
+ */
+export function isValidWireCloseCode(code: number): boolean {
+  if (code >= 1000 && code <= 1014) {
+    return code !== 1004 && code !== 1005 && code !== 1006;
+  }
+  return code >= 3000 && code <= 4999;
+}
+
+/**
+ * Encodes a frame header. Returns a fresh buffer of 2-14 bytes.
+ * When `mask` is given (4 bytes), the mask key is written and the MASK bit set;
+ * the caller masks the payload separately.
+ */
+export function encodeFrameHeader(
+  fin: boolean,
+  opcode: number,
+  rsv1: boolean,
+  payloadLength: number,
+  mask: Uint8Array | null,
+): Buffer {
+  let offset = 2;
+  let len7 = payloadLength;
+  if (payloadLength >= 65536) {
+    offset += 8;
+    len7 = 127;
+  } else if (payloadLength > 125) {
+    offset += 2;
+    len7 = 126;
+  }
+  const header = Buffer.allocUnsafe(mask ? offset + 4 : offset);
+  header[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  header[1] = (mask ? 0x80 : 0) | len7;
+  if (len7 === 126) {
+    header.writeUInt16BE(payloadLength, 2);
+  } else if (len7 === 127) {
+    // RFC 6455 5.2: the most significant bit MUST be 0. JS numbers stay below 2^53.
+    header.writeUInt32BE(Math.floor(payloadLength / 0x100000000), 2);
+    header.writeUInt32BE(payloadLength >>> 0, 6);
+  }
+  if (mask) {
+    header[offset] = mask[0]!;
+    header[offset + 1] = mask[1]!;
+    header[offset + 2] = mask[2]!;
+    header[offset + 3] = mask[3]!;
+  }
+  return header;
+}
+
+/** Size of the header encodeFrameHeader would produce. */
+export function frameHeaderSize(payloadLength: number, masked: boolean): number {
+  const base = payloadLength >= 65536 ? 10 : payloadLength > 125 ? 4 : 2;
+  return masked ? base + 4 : base;
+}
+
+/**
+ * XORs `buf[start..end)` in place with the 4-byte `mask`, where `maskOffset`
+ * is the index into the payload of `buf[start]` (so a payload that arrives in
+ * several chunks can be unmasked chunk by chunk).
+ */
+export function unmaskInPlace(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  mask: Uint8Array,
+  maskOffset: number,
+): void {
+  let i = start;
+  let m = maskOffset & 3;
+  // Align to the mask phase, then do four bytes at a time.
+  while (i < end && m !== 0) {
+    buf[i] = buf[i]! ^ mask[m]!;
+    i++;
+    m = (m + 1) & 3;
+  }
+  const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
+  const stop4 = end - 3;
+  for (; i < stop4; i += 4) {
+    buf[i] = buf[i]! ^ m0;
+    buf[i + 1] = buf[i + 1]! ^ m1;
+    buf[i + 2] = buf[i + 2]! ^ m2;
+    buf[i + 3] = buf[i + 3]! ^ m3;
+  }
+  for (m = 0; i < end; i++, m++) {
+    buf[i] = buf[i]! ^ mask[m]!;
+  }
+}
+
+/** Writes `src` XOR mask into `dst` at `dstOffset` (masking while copying: one pass). */
+export function maskInto(src: Uint8Array, dst: Uint8Array, dstOffset: number, mask: Uint8Array): void {
+  const n = src.length;
+  const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
+  let i = 0;
+  const stop4 = n - 3;
+  for (; i < stop4; i += 4) {
+    dst[dstOffset + i] = src[i]! ^ m0;
+    dst[dstOffset + i + 1] = src[i + 1]! ^ m1;
+    dst[dstOffset + i + 2] = src[i + 2]! ^ m2;
+    dst[dstOffset + i + 3] = src[i + 3]! ^ m3;
+  }
+  for (let m = 0; i < n; i++, m++) {
+    dst[dstOffset + i] = src[i]! ^ mask[m]!;
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Incremental frame parser (RFC 6455 5.2): bytes in, frame headers and
+ * unmasked payload slices out. It knows the wire format only; which frames are
+ * allowed when (fragmentation, control rules, limits) is the FrameSink's call.
+ *
+ * Hot-path choices: numeric states, a 14-byte spill buffer for headers split
+ * across reads, payload handed out as views of the input (unmasked in place),
+ * one sink object set at construction instead of closures per frame.
+ */
+import { ProtocolError } from './errors.js';
+import { unmaskInPlace } from './frame.js';
+
+export interface FrameSink {
+  /**
+   * A complete frame header. Return false to stop parsing (the sink failed
+   * the connection). `length` is exact: the parser rejects lengths >= 2^53.
+   */
+  onFrameHeader(fin: boolean, rsv: number, opcode: number, masked: boolean, length: number): boolean;
+  /**
+   * A slice of the current frame's payload, already unmasked. `last` is true on
+   * the slice that completes the frame (an empty frame gets one empty slice).
+   * Return false to stop parsing, or 'pause' to hold the remaining input until
+   * resume() (used while a compressed message is being inflated).
+   */
+  onFramePayload(data: Buffer, last: boolean): boolean | 'pause';
+  /** A framing error the sink did not see coming (e.g. an oversized 64-bit length). */
+  onParseError(err: ProtocolError): void;
+}
+
+const S_HEADER = 0;
+const S_PAYLOAD = 1;
+const S_STOPPED = 2;
+
+const EMPTY = Buffer.alloc(0);
+
+export class FrameParser {
+  private state = S_HEADER;
+  private readonly spill = Buffer.alloc(14);
+  private spillLen = 0;
+  private readonly mask = new Uint8Array(4);
+  private masked = false;
+  private remaining = 0;
+  private maskOffset = 0;
+  private paused = false;
+  private pending: Buffer[] = [];
+
+  constructor(private readonly sink: FrameSink) {}
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops parsing for good; later input is ignored. */
+  stop(): void {
+    this.state = S_STOPPED;
+    this.pending = [];
+  }
+
+  /** Continues after the sink returned 'pause', replaying held input. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    while (this.pending.length > 0 && !this.paused && this.state !== S_STOPPED) {
+      const next = this.pending.shift()!;
+      this.parse(next);
+    }
+  }
+
+  push(chunk: Buffer): void {
+    if (this.state === S_STOPPED || chunk.length === 0) return;
+    if (this.paused) {
+      this.pending.push(chunk);
+      return;
+    }
+    this.parse(chunk);
+  }
+
+  private parse(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      if (this.state === S_HEADER) {
+        let src: Buffer;
+        let at: number;
+        if (this.spillLen === 0 && len - pos >= 2 && len - pos >= headerLength(chunk[pos + 1]!)) {
+          src = chunk;
+          at = pos;
+          pos += headerLength(chunk[pos + 1]!);
+        } else {
+          // Header split across reads: gather it in the spill buffer.
+          if (this.spillLen < 2) {
+            const take = Math.min(2 - this.spillLen, len - pos);
+            chunk.copy(this.spill, this.spillLen, pos, pos + take);
+            this.spillLen += take;
+            pos += take;
+            if (this.spillLen < 2) return;
+          }
+          const need = headerLength(this.spill[1]!);
+          const take = Math.min(need - this.spillLen, len - pos);
+          chunk.copy(this.spill, this.spillLen, pos, pos + take);
+          this.spillLen += take;
+          pos += take;
+          if (this.spillLen < need) return;
+          src = this.spill;
+          at = 0;
+          this.spillLen = 0;
+        }
+        if (!this.readHeader(src, at)) {
+          this.state = S_STOPPED;
+          return;
+        }
+        if (this.remaining === 0) {
+          const r = this.sink.onFramePayload(EMPTY, true);
+          if (r === false) {
+            this.state = S_STOPPED;
+            return;
+          }
+          if (r === 'pause') {
+            this.pauseWith(chunk, pos);
+            return;
+          }
+        } else {
+          this.state = S_PAYLOAD;
+        }
+      } else if (this.state === S_PAYLOAD) {
+        const avail = len - pos;
+        const take = avail < this.remaining ? avail : this.remaining;
+        const end = pos + take;
+        if (this.masked) unmaskInPlace(chunk, pos, end, this.mask, this.maskOffset);
+        this.maskOffset += take;
+        this.remaining -= take;
+        const last = this.remaining === 0;
+        if (last) this.state = S_HEADER;
+        const r = this.sink.onFramePayload(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), last);
+        pos = end;
+        if (r === false) {
+          this.state = S_STOPPED;
+          return;
+        }
+        if (r === 'pause') {
+          this.pauseWith(chunk, pos);
+          return;
+        }
+      } else {
+        return;
+      }
+    }
+  }
+
+  private pauseWith(chunk: Buffer, pos: number): void {
+    this.paused = true;
+    if (pos < chunk.length) this.pending.unshift(chunk.subarray(pos));
+  }
+
+  private readHeader(b: Buffer, at: number): boolean {
+    const b0 = b[at]!;
+    const b1 = b[at + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv = (b0 >> 4) & 0x7;
+    const opcode = b0 & 0x0f;
+    this.masked = (b1 & 0x80) !== 0;
+    let length = b1 & 0x7f;
+    let p = at + 2;
+    if (length === 126) {
+      length = (b[p]! << 8) | b[p + 1]!;
+      p += 2;
+      // RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the length".
+      if (length < 126) return this.nonMinimal(length);
+    } else if (length === 127) {
+      const hi = b.readUInt32BE(p);
+      const lo = b.readUInt32BE(p + 4);
+      p += 8;
+      // RFC 6455 5.2: "the most significant bit MUST be 0".
+      if (hi & 0x80000000) {
+        this.sink.onParseError(new ProtocolError('WS_ERR_INVALID_LENGTH', 'Payload length has the most significant bit set'));
+        return false;
+      }
+      if (hi > 0x1fffff) {
+        this.sink.onParseError(new ProtocolError('WS_ERR_UNSUPPORTED_LENGTH', 'Payload length above 2^53 - 1 bytes', 1009));
+        return false;
+      }
+      length = hi * 0x100000000 + lo;
+      if (length < 65536) return this.nonMinimal(length);
+    }
+    if (this.masked) {
+      this.mask[0] = b[p]!;
+      this.mask[1] = b[p + 1]!;
+      this.mask[2] = b[p + 2]!;
+      this.mask[3] = b[p + 3]!;
+    }
+    this.remaining = length;
+    this.maskOffset = 0;
+    return this.sink.onFrameHeader(fin, rsv, opcode, this.masked, length);
+  }
+
+  private nonMinimal(length: number): false {
+    this.sink.onParseError(new ProtocolError('WS_ERR_NON_MINIMAL_LENGTH', `Payload length ${length} not encoded in the minimal number of bytes`));
+    return false;
+  }
+}
+
+/** Header size implied by the second header byte. */
+function headerLength(b1: number): number {
+  const len7 = b1 & 0x7f;
+  const base = len7 === 127 ? 10 : len7 === 126 ? 4 : 2;
+  return b1 & 0x80 ? base + 4 : base;
+}
