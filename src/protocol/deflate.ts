@@ -662,8 +662,6 @@ class Compressor extends Lane<DeflateRaw> {
 class Decompressor extends Lane<InflateRaw> {
   /** Compressed bytes of the current message fed to zlib (excluding our trailer). */
   private messageIn = 0;
-  /** Inflated bytes of the current message. */
-  private messageOut = 0;
   /** Bytes written to the current stream, to detect a stream that stopped consuming. */
   private fed = 0;
   /** Window to carry into the next stream after a BFINAL block (context takeover). */
@@ -705,8 +703,9 @@ class Decompressor extends Lane<InflateRaw> {
   }
 
   protected override onChunk(): void {
-    this.messageOut = this.length;
-    if (this.maxPayload > 0 && this.messageOut > this.maxPayload) {
+    // Output accumulates over all frames of the message, so `length` is the
+    // inflated size of the message so far.
+    if (this.maxPayload > 0 && this.length > this.maxPayload) {
       // Stop inflating now: do not buffer the rest of a decompression bomb.
       this.die(
         new MessageTooBigError(
@@ -734,7 +733,6 @@ class Decompressor extends Lane<InflateRaw> {
     }
     const out = this.takeOutput();
     this.messageIn = 0;
-    this.messageOut = 0;
     if (ended) {
       // The deflate stream is finished; the next message gets a new one.
       // With context takeover the peer may still refer to what it sent
@@ -762,7 +760,6 @@ class Decompressor extends Lane<InflateRaw> {
 
   override die(err: Error): void {
     this.messageIn = 0;
-    this.messageOut = 0;
     super.die(err);
   }
 }

@@ -21,7 +21,6 @@ import {
   type UpgradeRequestInfo,
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, serverAccept, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
-import { formatExtensionHeader } from '../../protocol/extensions.js';
 import { WebSocket, type SocketOptions } from './websocket.js';
 
 /** What the upgrade hook decides: accept (optionally attaching context), or reject with an HTTP status. */
@@ -36,7 +35,7 @@ export interface ServerOptions extends SocketOptions {
   server?: HttpServer | HttpsServer;
   /** Port for a standalone server (0 = any free port). */
   port?: number;
-  /** Host for a standalone server. Default '127.0.0.1'? No: Node's default (all interfaces). */
+  /** Host for a standalone server. Default: Node's default (all interfaces); the CLI defaults to 127.0.0.1. */
   host?: string;
   /** Only upgrade requests for this path (query ignored) are handled. Default: all paths. */
   path?: string;
@@ -263,7 +262,8 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     ws._attach({
       role: 'server',
       socket,
-      head,
+      // Bytes that came with the upgrade are fed after 'connection' listeners exist.
+      head: EMPTY,
       protocol: protocol ?? '',
       extensions: extHeader ? extHeader.slice(extHeader.indexOf(':') + 1).trim() : '',
       codec,
@@ -273,6 +273,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     ws.once('close', () => this.clients.delete(ws));
     if (cb) cb(ws, req);
     this.emit('connection', ws, req);
+    ws._receive(head);
   }
 
   private reject(req: IncomingMessage, socket: Duplex, status: number, err: Error, headers: Record<string, string> = {}, message?: string): void {
@@ -321,6 +322,8 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     this.emit('close');
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function onEarlyError(): void {
   // A socket that fails during the handshake is simply dropped.

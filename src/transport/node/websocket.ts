@@ -145,6 +145,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     if (init.head.length > 0) this.conn.receiveData(init.head);
   }
 
+  /** @internal Feeds bytes that arrived with the upgrade request (after 'connection' listeners are attached). */
+  _receive(data: Buffer): void {
+    if (data.length > 0 && this.conn) this.conn.receiveData(data);
+  }
+
   private get highWaterMark(): number {
     return this.options.highWaterMark ?? 1024 * 1024;
   }
