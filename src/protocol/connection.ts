@@ -126,6 +126,8 @@ export class Connection implements FrameSink {
 
   // Close handshake.
   private closeSent = false;
+  /** The close frame is on the wire (closeSent can precede it while compression jobs drain). */
+  private closeWritten = false;
   private closeReceived = false;
   private receivedCode: number = CloseCode.NoStatus;
   private receivedReason = '';
@@ -373,7 +375,8 @@ export class Connection implements FrameSink {
     this.parser.stop();
     if (this._state === 'open') this._state = 'closing';
     this.handler.onCloseFrame(code, reason);
-    if (!this.closeSent) {
+    // The handler may have finished the connection from inside onCloseFrame.
+    if (!this.closeSent && !this.isClosed()) {
       // RFC 6455 5.5.1: reply with a Close frame, "typically echoing the status code it received".
       this.sendClose(code === CloseCode.NoStatus ? -1 : code, '', true);
     }
@@ -563,6 +566,10 @@ export class Connection implements FrameSink {
 
   /** Encodes and writes one frame. Clients mask with a fresh key (RFC 6455 5.3). */
   private sendFrame(opcode: number, payload: Buffer, rsv1: boolean, fin: boolean): void {
+    // RFC 6455 5.5.1: after sending a Close frame, the endpoint MUST NOT send any
+    // more data frames. Compression jobs that finish after it are dropped here.
+    if (this.closeWritten) return;
+    if (opcode === Opcode.Close) this.closeWritten = true;
     const len = payload.length;
     if (this.role === 'client') {
       const mask = this.nextMask();

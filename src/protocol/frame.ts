@@ -47,6 +47,7 @@ export function isControlOpcode(op: number): boolean {
  * and 1015 are reserved and never sent; 3000-4999 belong to libraries and apps.
  */
 export function isValidWireCloseCode(code: number): boolean {
+  if (!Number.isInteger(code)) return false;
   if (code >= 1000 && code <= 1014) {
     return code !== 1004 && code !== 1005 && code !== 1006;
   }
