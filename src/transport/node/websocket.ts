@@ -14,6 +14,17 @@ import { ConnectionLostError, type LifelineError, UsageError } from '../../proto
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
+/**
+ * Why a connection ended, as a code applications can switch on:
+ * - 'peer-closed': the peer started the closing handshake;
+ * - 'local-closed': we did (close());
+ * - 'protocol-error': a side broke the protocol or a limit (see the 'error' event);
+ * - 'heartbeat-timeout': the peer went silent beyond the liveness window;
+ * - 'terminated': terminate() was called;
+ * - 'connection-lost': TCP ended without a closing handshake.
+ */
+export type CloseCause = 'peer-closed' | 'local-closed' | 'protocol-error' | 'heartbeat-timeout' | 'terminated' | 'connection-lost';
+
 /** Limits and behaviour shared by server- and client-side sockets. */
 export interface SocketOptions {
   /** Largest message accepted, bytes after decompression (close 1009 beyond). Default 64 MiB. 0 = no limit. */
@@ -73,6 +84,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   private closeCode = 1006;
   private closeReason = '';
   private closeTimer: NodeJS.Timeout | null = null;
+  private cause: CloseCause | null = null;
+  private readonly openedAt = Date.now();
+
+  /**
+   * Called with the byte count of every read, before it is parsed: liveness
+   * drivers use it, so that a large frame still arriving counts as life.
+   */
+  onActivity: ((bytes: number) => void) | null = null;
 
   // Write batching: frames queued during a tick go out in one socket write.
   private pending: Buffer[] = [];
@@ -98,6 +117,26 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** The underlying TCP/TLS socket (null before the handshake finished). */
   get rawSocket(): Socket | null {
     return this.socket;
+  }
+
+  /** Why the connection ended (null while it is open). */
+  get closeCause(): CloseCause | null {
+    return this._readyState === ReadyState.CLOSED ? this.cause ?? 'connection-lost' : null;
+  }
+
+  /** When this socket was created (ms since the epoch). */
+  get connectedSince(): number {
+    return this.openedAt;
+  }
+
+  /**
+   * Bytes handed to the kernel so far. While bufferedAmount > 0 this grows
+   * only as the peer's TCP stack acknowledges data: proof that it is alive.
+   */
+  get bytesFlushed(): number {
+    const c = this.conn;
+    if (!c) return 0;
+    return c.bytesOut - this.pendingBytes - (this.socket ? this.socket.writableLength : 0);
   }
 
   /** Counters: bytes and messages each way. */
@@ -127,7 +166,10 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this._readyState = ReadyState.OPEN;
     socket.setNoDelay(true);
     socket.setTimeout(0);
-    socket.on('data', (chunk: Buffer) => this.conn!.receiveData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      if (this.onActivity !== null) this.onActivity(chunk.length);
+      this.conn!.receiveData(chunk);
+    });
     socket.on('close', () => this.onSocketClose());
     socket.on('error', () => {
       // ECONNRESET and friends: the 'close' that follows reports 1006.
@@ -199,13 +241,18 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const conn = this.conn!;
     if (conn.isCloseSent) return;
     conn.close(code, reason);
+    this.cause ??= 'local-closed';
     this._readyState = ReadyState.CLOSING;
     this.armCloseTimer();
   }
 
-  /** Destroys the connection at once, without a closing handshake. */
-  terminate(): void {
+  /**
+   * Destroys the connection at once, without a closing handshake. `cause`
+   * (default 'terminated') is what closeCause reports.
+   */
+  terminate(cause: CloseCause = 'terminated'): void {
     if (this._readyState === ReadyState.CLOSED) return;
+    this.cause ??= cause;
     if (this._readyState === ReadyState.CONNECTING) {
       this.abortConnecting();
       return;
@@ -255,6 +302,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   onCloseFrame(code: number, reason: string): void {
     this._readyState = ReadyState.CLOSING;
+    this.cause ??= 'peer-closed';
     this.closeCode = code;
     this.closeReason = reason;
     // Client: the server closes TCP first (RFC 6455 7.1.1); give it closeTimeout.
@@ -263,6 +311,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   onError(err: LifelineError): void {
     this._readyState = ReadyState.CLOSING;
+    this.cause ??= 'protocol-error';
     // An 'error' without listeners would throw and crash the process on peer
     // input; the 'close' event that follows always reports what happened.
     if (this.listenerCount('error') > 0) this.emit('error', err);

@@ -1,0 +1,290 @@
+/**
+ * Liveness of one connection: decides when to ping and when the peer is dead.
+ *
+ * Rules (../shared/DESIGN.md, session contract):
+ *  - any inbound byte proves the peer alive (the transport calls onInbound for
+ *    every read, so a large frame still arriving counts);
+ *  - outbound progress while we have a send backlog proves it too (a peer whose
+ *    TCP stack keeps acking a big message is alive even though our ping sits
+ *    behind that message and cannot be answered yet);
+ *  - when the line has been quiet for `interval`, ping; when nothing arrived
+ *    for `timeout` after that, the peer is dead ('heartbeat-timeout');
+ *  - the timeout adapts to the measured RTT: clamp(srtt + k*rttvar, floor, ceiling);
+ *  - a check that runs late (throttled timer, frozen page, sleeping laptop)
+ *    sends a fresh probe and waits one more timeout before declaring death.
+ *
+ * The monitor reads no clock and arms no timer: check(now, plannedAt) is called
+ * by a driver (HeartbeatWheel on servers, HeartbeatTimer on clients).
+ */
+import { UsageError } from '../protocol/errors.js';
+import { RttEstimator } from './rtt.js';
+
+export interface HeartbeatConfig {
+  /** Quiet time before a ping is sent, ms. */
+  interval: number;
+  /** Smallest wait for an answer to a ping, ms. */
+  timeoutFloor: number;
+  /** Largest wait for an answer to a ping, ms. */
+  timeoutCeiling: number;
+  /** Wait used before any RTT sample exists, ms (clamped to floor..ceiling). */
+  timeoutInitial: number;
+  /** Weight of the RTT variation in the timeout (RFC 6298 uses 4). */
+  k: number;
+  /** A check running this much later than planned is "late": probe before declaring death, ms. */
+  lateSlack: number;
+}
+
+export type HeartbeatPreset = 'normal' | 'aggressive';
+
+/**
+ * normal: ping after 25 s of quiet (below nginx's 60 s proxy_read_timeout and
+ * most NAT idle timers), dead after 30-40 s of silence.
+ * aggressive: ping after 5 s, dead after 6-9 s.
+ */
+export const HEARTBEAT_PRESETS: Readonly<Record<HeartbeatPreset, Readonly<HeartbeatConfig>>> = Object.freeze({
+  normal: Object.freeze({ interval: 25_000, timeoutFloor: 5_000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2_000 }),
+  aggressive: Object.freeze({ interval: 5_000, timeoutFloor: 1_000, timeoutCeiling: 4_000, timeoutInitial: 4_000, k: 4, lateSlack: 1_000 }),
+});
+
+export type HeartbeatOption = HeartbeatPreset | 'off' | false | Partial<HeartbeatConfig> & { preset?: HeartbeatPreset };
+
+/**
+ * Validates a heartbeat option. Returns null for 'off'. Partial configs fill
+ * in from their preset (default 'normal'); a bare {interval, timeout...} that
+ * sets only timeoutFloor/Ceiling keeps the rest.
+ */
+export function resolveHeartbeat(option: HeartbeatOption | undefined): HeartbeatConfig | null {
+  if (option === undefined) return { ...HEARTBEAT_PRESETS.normal };
+  if (option === 'off' || option === false) return null;
+  if (option === 'normal' || option === 'aggressive') return { ...HEARTBEAT_PRESETS[option] };
+  if (typeof option !== 'object' || option === null) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat must be 'normal', 'aggressive', 'off' or a config object, got ${String(option)}`);
+  }
+  const { preset, ...rest } = option;
+  if (preset !== undefined && preset !== 'normal' && preset !== 'aggressive') {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat.preset must be 'normal' or 'aggressive', got ${String(preset)}`);
+  }
+  const cfg: HeartbeatConfig = { ...HEARTBEAT_PRESETS[preset ?? 'normal'], ...stripUndefined(rest) };
+  // A config that only narrows the ceiling below the preset's initial keeps initial in range.
+  if (rest.timeoutInitial === undefined) cfg.timeoutInitial = Math.min(Math.max(cfg.timeoutInitial, cfg.timeoutFloor), cfg.timeoutCeiling);
+  validate(cfg);
+  return cfg;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+function validate(c: HeartbeatConfig): void {
+  const positive = (name: keyof HeartbeatConfig, min: number) => {
+    const v = c[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat.${name} must be a number >= ${min}, got ${String(v)}`);
+    }
+  };
+  positive('interval', 1);
+  positive('timeoutFloor', 1);
+  positive('timeoutCeiling', 1);
+  positive('timeoutInitial', 1);
+  positive('k', 0);
+  positive('lateSlack', 1);
+  if (c.timeoutCeiling < c.timeoutFloor) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat.timeoutCeiling (${c.timeoutCeiling}) is below timeoutFloor (${c.timeoutFloor})`);
+  }
+  if (c.timeoutInitial < c.timeoutFloor || c.timeoutInitial > c.timeoutCeiling) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat.timeoutInitial (${c.timeoutInitial}) must lie between timeoutFloor and timeoutCeiling`);
+  }
+}
+
+/**
+ * Parses the CLI form: 'normal' | 'aggressive' | 'off' | 'INTERVAL_MS:TIMEOUT_MS'
+ * (a fixed timeout: floor = ceiling = initial = TIMEOUT_MS).
+ */
+export function parseHeartbeatSpec(spec: string): HeartbeatConfig | null {
+  if (spec === 'off' || spec === 'normal' || spec === 'aggressive') return resolveHeartbeat(spec);
+  const m = /^(\d+):(\d+)$/.exec(spec);
+  if (!m) throw new UsageError('WS_ERR_INVALID_OPTION', `heartbeat must be normal, aggressive, off or INTERVAL_MS:TIMEOUT_MS, got ${JSON.stringify(spec)}`);
+  const interval = Number(m[1]);
+  const timeout = Number(m[2]);
+  return resolveHeartbeat({ interval, timeoutFloor: timeout, timeoutCeiling: timeout, timeoutInitial: timeout, lateSlack: Math.max(1, Math.min(timeout, 2000)) });
+}
+
+/** Liveness states: 'alive' (nothing outstanding), 'probing' (a ping awaits its answer), 'dead'. */
+export type LivenessState = 'alive' | 'probing' | 'dead';
+
+export interface HeartbeatHost {
+  /** Send a ping carrying `ts` (protocol ping or app-level, the host decides). */
+  sendPing(ts: number): void;
+  /** The peer is dead: close the connection and free its resources. */
+  onDead(reason: 'heartbeat-timeout'): void;
+  /**
+   * Bytes handed to the network so far, and whether more are waiting to go
+   * out. Optional: lets a peer that keeps draining our backlog count as alive.
+   */
+  outbound?(): { written: number; backlog: number };
+  /** Optional: every liveness state change. */
+  onStateChange?(state: LivenessState): void;
+}
+
+export interface HeartbeatStats {
+  pingsSent: number;
+  pongsReceived: number;
+  /** Pings whose answer never came (the connection died, or a new probe superseded them). */
+  pingsMissed: number;
+  lossRate: number;
+  rtt: ReturnType<RttEstimator['snapshot']>;
+  /** Current answer timeout, ms. */
+  timeout: number;
+  state: LivenessState;
+}
+
+export class HeartbeatMonitor {
+  readonly config: HeartbeatConfig;
+  readonly rtt = new RttEstimator();
+  private readonly host: HeartbeatHost;
+  private _state: LivenessState = 'alive';
+  /** Time of the last inbound byte (or outbound progress). */
+  lastInbound: number;
+  /** When the outstanding ping was sent (meaningful in 'probing'). */
+  private pingSentAt = 0;
+  /** Whether the outstanding ping has already been renewed by a late check. */
+  private lateProbeUsed = false;
+  private lastWritten = -1;
+  /** Next time check() wants to run. */
+  nextCheck: number;
+  pingsSent = 0;
+  pongsReceived = 0;
+  pingsMissed = 0;
+  /** Set by drivers that drop monitors lazily. */
+  detached = false;
+
+  constructor(config: HeartbeatConfig, host: HeartbeatHost, now: number) {
+    this.config = config;
+    this.host = host;
+    this.lastInbound = now;
+    this.nextCheck = now + config.interval;
+  }
+
+  get state(): LivenessState {
+    return this._state;
+  }
+
+  /** The answer timeout in force: clamp(srtt + k*rttvar, floor, ceiling). */
+  get timeout(): number {
+    const c = this.config;
+    return this.rtt.timeout(c.k, c.timeoutFloor, c.timeoutCeiling, c.timeoutInitial);
+  }
+
+  /** Any inbound data: the peer is alive. Cheap on purpose (called per read). */
+  onInbound(now: number): void {
+    this.lastInbound = now;
+  }
+
+  /** A pong (or app-level pong) carrying the timestamp of our ping. */
+  onPong(ts: number, now: number): void {
+    this.lastInbound = now;
+    if (this._state === 'dead') return;
+    // Only answers to pings we sent count for RTT (ts within the outstanding window).
+    if (ts > 0 && ts <= now && now - ts < this.config.timeoutCeiling + this.config.interval + this.config.lateSlack) {
+      this.pongsReceived++;
+      this.rtt.sample(now - ts);
+    }
+    if (this._state === 'probing') this.setState('alive');
+  }
+
+  /**
+   * Runs the liveness rules at `now`. `plannedAt` is when the driver meant to
+   * run it; a large gap means timers were throttled or the process was frozen.
+   * Returns the next time to check, or -1 when the peer was declared dead.
+   */
+  check(now: number, plannedAt: number = now): number {
+    if (this._state === 'dead') return -1;
+    const c = this.config;
+    this.noteOutboundProgress(now);
+    if (this._state === 'probing') {
+      // >=: drivers with a coarse clock stamp a read in the ping's own tick with the ping's time.
+      if (this.lastInbound >= this.pingSentAt) {
+        // Something arrived after the ping: alive, even if the pong is still on its way.
+        this.setState('alive');
+      } else {
+        const deadline = this.pingSentAt + this.timeout;
+        if (now < deadline) return (this.nextCheck = deadline);
+        if (now - plannedAt > c.lateSlack && !this.lateProbeUsed) {
+          // We ran late: the silence may be ours, not the peer's. Probe again first.
+          this.lateProbeUsed = true;
+          this.pingsMissed++;
+          this.ping(now);
+          return (this.nextCheck = now + this.timeout);
+        }
+        this.pingsMissed++;
+        this.setState('dead');
+        this.host.onDead('heartbeat-timeout');
+        return -1;
+      }
+    }
+    const quietUntil = this.lastInbound + c.interval;
+    if (now < quietUntil) return (this.nextCheck = quietUntil);
+    this.lateProbeUsed = false;
+    this.ping(now);
+    return (this.nextCheck = now + this.timeout);
+  }
+
+  /**
+   * Probe now (the network came back online, the tab became visible): send a
+   * ping unless one is outstanding, and expect an answer within the timeout.
+   * Returns the next time to check.
+   */
+  probeNow(now: number): number {
+    if (this._state === 'dead') return -1;
+    if (this._state !== 'probing') {
+      this.lateProbeUsed = true;
+      this.ping(now);
+    }
+    return (this.nextCheck = Math.min(this.nextCheck, this.pingSentAt + this.timeout));
+  }
+
+  /** Stop for good (connection closed). */
+  stop(): void {
+    this.detached = true;
+    if (this._state === 'probing') this.pingsMissed++;
+    this._state = 'dead';
+  }
+
+  stats(): HeartbeatStats {
+    const sent = this.pingsSent;
+    return {
+      pingsSent: sent,
+      pongsReceived: this.pongsReceived,
+      pingsMissed: this.pingsMissed,
+      lossRate: sent === 0 ? 0 : this.pingsMissed / sent,
+      rtt: this.rtt.snapshot(),
+      timeout: Math.round(this.timeout),
+      state: this._state,
+    };
+  }
+
+  private ping(now: number): void {
+    this.pingSentAt = now;
+    this.pingsSent++;
+    this.setState('probing');
+    this.host.sendPing(now);
+  }
+
+  private noteOutboundProgress(now: number): void {
+    const out = this.host.outbound?.();
+    if (!out) return;
+    if (this.lastWritten >= 0 && out.written > this.lastWritten) {
+      // Our backlog is draining: the peer's TCP stack is acknowledging data.
+      this.lastInbound = Math.max(this.lastInbound, now);
+    }
+    this.lastWritten = out.backlog > 0 ? out.written : -1;
+  }
+
+  private setState(s: LivenessState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.host.onStateChange?.(s);
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Drivers that run HeartbeatMonitor.check() on time.
+ *
+ * HeartbeatWheel (servers): one timer per server, not per connection. Monitors
+ * sit in the slot of their next check on a hashed timing wheel; each tick
+ * handles only the slot that fell due, so the cost per tick is the number of
+ * connections due, and the cost per message is zero (inbound traffic only
+ * writes a number, see `now`). Slots are arrays, removal is lazy.
+ *
+ * HeartbeatTimer (clients): one timer per connection, re-armed only when it
+ * fires (never per message).
+ */
+import type { Clock, TimerHandle } from './clock.js';
+import type { HeartbeatMonitor } from './heartbeat.js';
+
+export class HeartbeatWheel {
+  /** Coarse current time, refreshed every tick: read it instead of the clock on hot paths. */
+  now: number;
+  readonly tickMs: number;
+  private readonly clock: Clock;
+  private readonly slots: HeartbeatMonitor[][];
+  /** Absolute tick number of the next slot to process. */
+  private cursor: number;
+  private timer: TimerHandle | null = null;
+  private plannedAt = 0;
+  private count = 0;
+
+  constructor(clock: Clock, tickMs: number, slotCount = 1024) {
+    this.clock = clock;
+    this.tickMs = tickMs;
+    this.slots = Array.from({ length: slotCount }, () => []);
+    this.now = clock.now();
+    this.cursor = Math.floor(this.now / tickMs) + 1;
+  }
+
+  /** Monitors currently scheduled (including lazily removed ones not yet swept). */
+  get size(): number {
+    return this.count;
+  }
+
+  add(m: HeartbeatMonitor): void {
+    this.place(m, m.nextCheck);
+    if (this.timer === null) this.arm();
+  }
+
+  /** Lazy removal: the monitor is skipped and dropped when its slot comes up. */
+  remove(m: HeartbeatMonitor): void {
+    m.detached = true;
+  }
+
+  /** Refreshes `now` from the clock (e.g. when a connection opens between ticks). */
+  refresh(): number {
+    return (this.now = this.clock.now());
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    for (const s of this.slots) s.length = 0;
+    this.count = 0;
+  }
+
+  private place(m: HeartbeatMonitor, at: number): void {
+    // Never schedule into the past or beyond the wheel's horizon: such monitors
+    // are simply checked again at the slot we put them in.
+    let tick = Math.ceil(at / this.tickMs);
+    if (tick < this.cursor) tick = this.cursor;
+    const horizon = this.cursor + this.slots.length - 1;
+    if (tick > horizon) tick = horizon;
+    this.slots[tick % this.slots.length]!.push(m);
+    this.count++;
+  }
+
+  private arm(): void {
+    const due = this.cursor * this.tickMs;
+    this.plannedAt = due;
+    this.timer = this.clock.setTimeout(() => this.onTick(), Math.max(0, due - this.clock.now()));
+  }
+
+  private onTick(): void {
+    this.timer = null;
+    const now = (this.now = this.clock.now());
+    const planned = this.plannedAt;
+    const lastTick = Math.floor(now / this.tickMs);
+    // Process every slot that fell due (after a freeze, possibly many; capped at one lap).
+    let steps = 0;
+    while (this.cursor <= lastTick && steps < this.slots.length) {
+      const idx = this.cursor % this.slots.length;
+      const slot = this.slots[idx]!;
+      this.slots[idx] = [];
+      this.count -= slot.length;
+      this.cursor++;
+      steps++;
+      for (let i = 0; i < slot.length; i++) {
+        const m = slot[i]!;
+        if (m.detached) continue;
+        if (m.nextCheck > now) {
+          this.place(m, m.nextCheck);
+          continue;
+        }
+        const next = m.check(now, planned);
+        if (next >= 0 && !m.detached) this.place(m, next);
+      }
+    }
+    if (this.cursor <= lastTick) this.cursor = lastTick + 1;
+    if (this.count > 0) this.arm();
+  }
+}
+
+export class HeartbeatTimer {
+  private readonly clock: Clock;
+  private readonly monitor: HeartbeatMonitor;
+  private timer: TimerHandle | null = null;
+  private plannedAt = 0;
+
+  constructor(clock: Clock, monitor: HeartbeatMonitor) {
+    this.clock = clock;
+    this.monitor = monitor;
+  }
+
+  start(): void {
+    this.schedule(this.monitor.nextCheck);
+  }
+
+  /** Probe at once (online / visible events) and reschedule. */
+  probeNow(): void {
+    const next = this.monitor.probeNow(this.clock.now());
+    if (next >= 0) this.schedule(next);
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(at: number): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.plannedAt = at;
+    this.timer = this.clock.setTimeout(() => this.fire(), Math.max(0, at - this.clock.now()));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    const next = this.monitor.check(this.clock.now(), this.plannedAt);
+    if (next >= 0) this.schedule(next);
+  }
+}
