@@ -310,6 +310,11 @@ function ensureBuild() {
     fail('the TypeScript build failed (errors above); fix them and run again');
   }
   removeOrphans(state.files);
+  const bundle = run(process.execPath, [path.join(ROOT, 'scripts', 'build-browser.mjs')]);
+  if (!bundle.ok) {
+    fs.rmSync(BUILD_STAMP, { force: true });
+    fail('the browser bundle failed to build (errors above)');
+  }
   fs.writeFileSync(BUILD_STAMP, JSON.stringify({ startedAt, files: state.files }) + '\n');
   log('build done in ' + ((Date.now() - startedAt) / 1000).toFixed(1) + ' s');
 }

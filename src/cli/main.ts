@@ -4,12 +4,16 @@
  */
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
-import { WebSocketServer } from '../transport/node/server.js';
 import { ClientWebSocket } from '../transport/node/client.js';
+import { LifelineServer } from '../server/lifeline-server.js';
+import { parseHeartbeatSpec } from '../session/heartbeat.js';
 
 const USAGE = `Usage:
   lifeline echo [--port N] [--host H] [--path P] [--deflate] [--max-message BYTES]
-      Echo server: every message goes back as received (text stays text).
+                [--heartbeat normal|aggressive|off|INTERVAL_MS:TIMEOUT_MS]
+      Echo server: every message goes back as received (text stays text), to
+      plain WebSocket peers and lifeline.v1 clients alike. Dead peers are closed
+      per the heartbeat (default normal: 30-40 s of silence; aggressive: 6-9 s).
       Prints "listening ws://HOST:PORT" when ready. Defaults: port 8080, host 127.0.0.1.
   lifeline connect URL [--protocol P]... [--deflate] [--origin O]
       Interactive client: stdin lines are sent as text, messages are printed.
@@ -55,21 +59,24 @@ async function echo(args: string[]): Promise<number> {
       path: { type: 'string' },
       deflate: { type: 'boolean' },
       'max-message': { type: 'string' },
+      heartbeat: { type: 'string' },
     },
     strict: true,
   });
   const port = parseIntArg('port', values.port, 8080);
   const host = values.host ?? '127.0.0.1';
-  const wss = new WebSocketServer({
+  const heartbeat = parseHeartbeatSpec(values.heartbeat ?? 'normal');
+  const wss = new LifelineServer({
     port,
     host,
     path: values.path,
     deflate: values.deflate ?? false,
     maxMessageSize: parseIntArg('max-message', values['max-message'], 64 * 1024 * 1024),
+    heartbeat: heartbeat ?? 'off',
   });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data, isBinary) => {
-      if (ws.readyState === ws.OPEN_STATE) ws.send(data, { binary: isBinary });
+  wss.on('connection', (session) => {
+    session.on('message', (data, isBinary) => {
+      if (session.state === 'open') session.send(data, { binary: isBinary });
     });
   });
   await new Promise<void>((resolve, reject) => {
