@@ -174,8 +174,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     socket.on('error', () => {
       // ECONNRESET and friends: the 'close' that follows reports 1006.
     });
+    // Sockets handed over by http.Server's 'upgrade' have allowHalfOpen = true:
+    // a peer's FIN would leave us half-open forever. A WebSocket peer that sends
+    // FIN is done (RFC 6455 7.1.5: without a close frame that is 1006), so end
+    // our side too, after whatever is queued.
+    socket.allowHalfOpen = false;
     socket.on('end', () => {
-      // Peer half-closed. allowHalfOpen is false, so Node ends our side too.
+      this.flush();
+      if (!socket.destroyed) socket.end();
     });
     socket.on('drain', () => {
       if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
