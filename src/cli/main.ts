@@ -79,6 +79,13 @@ async function echo(args: string[]): Promise<number> {
       if (session.state === 'open') session.send(data, { binary: isBinary });
     });
   });
+  // Signal handlers go in before "listening" is printed: a supervisor may
+  // send SIGTERM the moment it reads that line.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);
     wss.once('error', reject);
@@ -87,11 +94,7 @@ async function echo(args: string[]): Promise<number> {
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const shownPort = addr && typeof addr === 'object' ? addr.port : port;
   process.stdout.write(`listening ws://${shownHost}:${shownPort}${values.path ?? ''}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopped;
   await wss.close({ timeout: 2000 });
   return 0;
 }

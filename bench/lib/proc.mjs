@@ -1,0 +1,73 @@
+// CPU accounting from /proc (Linux): per process and for the whole machine.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+
+let clkTck;
+
+/** Clock ticks per second for /proc times (`getconf CLK_TCK`, almost always 100). */
+export function clockTicks() {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    } catch {
+      clkTck = NaN;
+    }
+    if (!Number.isFinite(clkTck) || clkTck <= 0) clkTck = 100;
+  }
+  return clkTck;
+}
+
+/** Whether /proc CPU accounting is available (Linux). */
+export function hasProc() {
+  return fs.existsSync('/proc/stat') && fs.existsSync(`/proc/${process.pid}/stat`);
+}
+
+/**
+ * CPU time a process has used, in ticks: utime + stime from /proc/PID/stat
+ * (fields 14 and 15; all threads, so GC and libuv threads count too).
+ * Null when the process is gone.
+ */
+export function processTicks(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+/**
+ * Machine-wide CPU ticks from the first line of /proc/stat, summed over all
+ * CPUs: busy (user+nice+system+irq+softirq), idle (idle+iowait), steal.
+ */
+export function machineTicks() {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+}
+
+export function cpuCount() {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/**
+ * Read and write system calls a process has made (syscr/syscw in
+ * /proc/PID/io; socket reads and writes count). Null when unavailable.
+ */
+export function processSyscalls(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+  } catch {
+    return null;
+  }
+  const r = /^syscr:\s*(\d+)/m.exec(text);
+  const w = /^syscw:\s*(\d+)/m.exec(text);
+  return r && w ? { reads: Number(r[1]), writes: Number(w[1]) } : null;
+}

@@ -1,0 +1,448 @@
+#!/usr/bin/env node
+// The bench suite: `npm run bench` (full) or `npm run bench -- --quick`.
+//
+// For every scenario (scenarios.mjs) and every repetition, each server runs in
+// turn (lifeline, ws, lifeline, ws, ...), each in a fresh process of its own,
+// driven by bench/loadgen.mjs in another process. Around the measured part of
+// each run (after connect and warm-up) the server's CPU time is read from
+// /proc/PID/stat, so results come both as messages per second and as messages
+// per server-CPU-second (the second is steadier on a busy or small machine).
+// Medians over the repetitions are printed with ratios to ws, and everything is
+// written as JSON to bench/results/<timestamp>.json (and latest.json for a
+// full run, latest-quick.json for a quick one).
+//
+// Options:
+//   --quick               100k round trips, 1 repetition (seconds)
+//   --reps N              repetitions (default: 3 full, 1 quick)
+//   --messages N          round trips per run (marks the run "custom", as do
+//                         all options below but --no-write/--no-wait/--retries)
+//   --connections N, --size BYTES, --window N
+//                         override the scenario's load
+//   --scenario a[,b]      scenarios to run (default: all)
+//   --servers x[,y]       servers to run (default: all; ws is the baseline)
+//   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset)
+//   --cpu-prof            run the servers under `node --cpu-prof` and print the
+//                         top self-time functions (numbers then include profiler
+//                         overhead and are not written to latest*.json)
+//   --no-write            don't write bench/results/
+//   --retries N           redo a run flagged for other load up to N times (default 2)
+//   --no-wait             start each run at once, even if the machine is busy
+//                         (by default a run waits up to 60 s for other load to
+//                         fall below a third of a CPU)
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Child } from './lib/child.mjs';
+import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processTicks } from './lib/proc.mjs';
+import { max, median, min } from './lib/stats.mjs';
+import { BASELINE, SCENARIOS, SERVERS } from './scenarios.mjs';
+import { formatProfile, summarizeProfile } from './profile.mjs';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH, '..');
+const RESULTS = path.join(BENCH, 'results');
+
+/** A run is flagged when more than this share of one CPU went to steal or to other processes. */
+const STEAL_FLAG = 0.02;
+const OTHER_FLAG = 0.1;
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  // The header comment is the manual.
+  const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const head = src.slice(src.indexOf('\n') + 1).split('\n\n')[0];
+  console.log(head.replace(/^\/\/ ?/gm, ''));
+  process.exit(0);
+}
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    messages: { type: 'string' },
+    connections: { type: 'string' },
+    size: { type: 'string' },
+    window: { type: 'string' },
+    scenario: { type: 'string' },
+    servers: { type: 'string' },
+    pin: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    'no-wait': { type: 'boolean', default: false },
+    retries: { type: 'string', default: '2' },
+  },
+  strict: true,
+});
+
+function positiveInt(name, v) {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`bench: --${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function nonNegativeInt(name, v) {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`bench: --${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function listArg(name, v, known) {
+  const list = v ? v.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(known);
+  for (const x of list) {
+    if (!(x in known)) {
+      console.error(`bench: unknown ${name} ${JSON.stringify(x)} (known: ${Object.keys(known).join(', ')})`);
+      process.exit(2);
+    }
+  }
+  return list;
+}
+
+const mode = opt.quick ? 'quick' : 'full';
+const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'];
+const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS);
+const serverIds = listArg('server', opt.servers, SERVERS);
+const PROFILE_DIR = path.join(RESULTS, 'profiles');
+
+if (!hasProc()) {
+  console.error('bench: /proc is not available; server CPU cannot be measured (Linux only)');
+  process.exit(2);
+}
+if (!fs.existsSync(path.join(ROOT, 'dist', 'server', 'index.js'))) {
+  console.error('bench: dist/ is missing; run `npm run bench` (its prebench hook builds) or `npm run build`');
+  process.exit(2);
+}
+if (opt.pin && cpuCount() < 2) {
+  console.error('bench: --pin needs at least 2 CPUs');
+  process.exit(2);
+}
+
+const TICK = clockTicks();
+const retries = Number.isSafeInteger(Number(opt.retries)) && Number(opt.retries) >= 0 ? Number(opt.retries) : positiveInt('retries', opt.retries);
+
+function nodeCmd(args, cpu) {
+  return opt.pin ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args];
+}
+
+const QUIET_BUSY = 0.33;
+const QUIET_MAX_WAIT_MS = 60_000;
+
+/**
+ * Waits until the machine is quiet (busy below a third of one CPU over a
+ * 500 ms sample) or the wait limit passes. Returns how long it waited and the
+ * last busy share seen. Other agents and test runs share small machines.
+ */
+async function waitQuiet() {
+  const start = Date.now();
+  let busy = NaN;
+  for (;;) {
+    const a = machineTicks();
+    await new Promise((r) => setTimeout(r, 500));
+    const b = machineTicks();
+    busy = (b.busy - a.busy) / TICK / 0.5;
+    if (busy < QUIET_BUSY || opt['no-wait'] || Date.now() - start > QUIET_MAX_WAIT_MS) break;
+  }
+  return { waitedMs: Date.now() - start, busyBefore: busy };
+}
+
+/** One server on one scenario: a fresh server process and a fresh loadgen process. */
+async function runOnce(scenarioId, sc, params, serverId, rep) {
+  const serverArgs = [];
+  let profileFile = null;
+  if (opt['cpu-prof']) {
+    fs.mkdirSync(PROFILE_DIR, { recursive: true });
+    profileFile = path.join(PROFILE_DIR, `${scenarioId}-${serverId}-rep${rep}.cpuprofile`);
+    fs.rmSync(profileFile, { force: true });
+    serverArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${path.basename(profileFile)}`);
+  }
+  serverArgs.push(path.join(BENCH, SERVERS[serverId].script));
+  const quiet = await waitQuiet();
+  const [scmd, sargs] = nodeCmd(serverArgs, 0);
+  const server = new Child(scmd, sargs, { cwd: ROOT, name: `${serverId} server` });
+  let loadgen = null;
+  try {
+    const listening = await server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
+    const port = Number(listening.split(' ')[1]);
+    const lg = sc.loadgen;
+    const [lcmd, largs] = nodeCmd(
+      [
+        path.join(BENCH, 'loadgen.mjs'),
+        '--port', String(port),
+        '--connections', String(lg.connections),
+        '--size', String(lg.size),
+        '--window', String(lg.window),
+        '--messages', String(params.messages),
+        '--warmup', String(params.warmup),
+        '--control',
+      ],
+      1,
+    );
+    loadgen = new Child(lcmd, largs, { cwd: ROOT, stdin: true, name: 'loadgen' });
+    const first = await loadgen.waitLine((l) => l === 'ready' || l.startsWith('result '), '"ready"', 120000);
+    let before = null;
+    let t0 = 0n;
+    if (first === 'ready') {
+      before = { server: processTicks(server.pid), loadgen: processTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+      t0 = process.hrtime.bigint();
+      loadgen.write('go\n');
+    }
+    // Generous: ws at its slowest here does ~50k msgs/s on a busy 2-CPU box.
+    const timeoutMs = 60000 + params.messages / 5;
+    const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', timeoutMs);
+    const wallSec = before ? Number(process.hrtime.bigint() - t0) / 1e9 : NaN;
+    const after = { server: processTicks(server.pid), loadgen: processTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+    const r = JSON.parse(resultLine.slice('result '.length));
+    await loadgen.exited;
+    if (before === null || after.server === null || after.loadgen === null) {
+      return { server: serverId, rep, ok: false, lost: r.lost ?? NaN, flags: [`FAILED: ${(r.errors ?? ['no measurement'])[0]}`], errors: r.errors ?? ['no measurement'] };
+    }
+
+    const serverCpuSec = (after.server - before.server) / TICK;
+    const loadgenCpuSec = (after.loadgen - before.loadgen) / TICK;
+    const busySec = (after.machine.busy - before.machine.busy) / TICK;
+    const stealSec = (after.machine.steal - before.machine.steal) / TICK;
+    const otherSec = Math.max(0, busySec - serverCpuSec - loadgenCpuSec);
+    const stealShare = stealSec / wallSec;
+    const otherShare = otherSec / wallSec;
+    // System calls per message say how well the server batches its socket I/O.
+    const io = before.io && after.io ? { reads: after.io.reads - before.io.reads, writes: after.io.writes - before.io.writes } : null;
+    const lgio = before.lgio && after.lgio ? { reads: after.lgio.reads - before.lgio.reads, writes: after.lgio.writes - before.lgio.writes } : null;
+    const flags = [];
+    if (stealShare > STEAL_FLAG) flags.push(`steal ${(100 * stealShare).toFixed(0)}% of a CPU`);
+    if (otherShare > OTHER_FLAG) flags.push(`other load ${(100 * otherShare).toFixed(0)}% of a CPU`);
+    if (quiet.busyBefore >= QUIET_BUSY) flags.push(`machine busy before the run (${(100 * quiet.busyBefore).toFixed(0)}% of a CPU)`);
+    if (!r.ok) flags.push(`FAILED: ${r.outcome}, lost ${r.lost}${r.errors.length ? `: ${r.errors[0]}` : ''}`);
+    return {
+      server: serverId,
+      rep,
+      ok: r.ok,
+      sent: r.sent,
+      received: r.received,
+      lost: r.lost,
+      verified: r.verified,
+      elapsedMs: r.elapsedMs,
+      msgsPerSec: r.msgsPerSec,
+      serverCpuSec,
+      msgsPerServerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : NaN,
+      serverCpuShare: serverCpuSec / wallSec,
+      loadgenCpuSec,
+      loadgenCpuShare: loadgenCpuSec / wallSec,
+      stealShare,
+      otherShare,
+      serverReadsPerMsg: io && r.received > 0 ? io.reads / r.received : NaN,
+      serverWritesPerMsg: io && r.received > 0 ? io.writes / r.received : NaN,
+      loadgenReadsPerMsg: lgio && r.received > 0 ? lgio.reads / r.received : NaN,
+      loadgenWritesPerMsg: lgio && r.received > 0 ? lgio.writes / r.received : NaN,
+      quiet,
+      flags,
+      errors: r.errors,
+      profile: profileFile ? path.relative(ROOT, profileFile) : undefined,
+    };
+  } finally {
+    if (loadgen) await loadgen.stop();
+    const { code, signal } = await server.stop();
+    if (code !== 0 && code !== null) console.error(`  (${serverId} server exited ${code}${server.stderrTail()})`);
+    if (signal) console.error(`  (${serverId} server killed by ${signal})`);
+  }
+}
+
+function fmtInt(n) {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
+function fmtPct(x) {
+  return Number.isFinite(x) ? `${Math.round(100 * x)}%` : '-';
+}
+
+function fmtFixed(x) {
+  return Number.isFinite(x) ? x.toFixed(3) : '-';
+}
+
+function fmtRatio(x) {
+  return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
+}
+
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function summarize(runs) {
+  const by = {};
+  for (const id of serverIds) {
+    const rs = runs.filter((r) => r.server === id);
+    const good = rs.filter((r) => r.ok);
+    by[id] = {
+      runs: rs.length,
+      failed: rs.length - good.length,
+      lost: rs.reduce((a, r) => a + (Number.isFinite(r.lost) ? r.lost : 0), 0),
+      msgsPerSec: median(good.map((r) => r.msgsPerSec)),
+      msgsPerSecMin: good.length ? min(good.map((r) => r.msgsPerSec)) : NaN,
+      msgsPerSecMax: good.length ? max(good.map((r) => r.msgsPerSec)) : NaN,
+      msgsPerServerCpuSec: median(good.map((r) => r.msgsPerServerCpuSec)),
+      serverCpuShare: median(good.map((r) => r.serverCpuShare)),
+      loadgenCpuShare: median(good.map((r) => r.loadgenCpuShare)),
+      serverReadsPerMsg: median(good.map((r) => r.serverReadsPerMsg)),
+      serverWritesPerMsg: median(good.map((r) => r.serverWritesPerMsg)),
+      flagged: rs.filter((r) => r.flags.length > 0).length,
+    };
+  }
+  if (by[BASELINE]) {
+    for (const id of serverIds) {
+      by[id].vsBaselineMsgsPerSec = by[id].msgsPerSec / by[BASELINE].msgsPerSec;
+      by[id].vsBaselinePerCpuSec = by[id].msgsPerServerCpuSec / by[BASELINE].msgsPerServerCpuSec;
+    }
+  }
+  return by;
+}
+
+function printSummary(sc, params, summary) {
+  const header = ['server', 'msgs/s', 'min..max', 'msgs/server-CPU-s', 'server CPU', 'loadgen CPU', 'syscalls/msg r+w', 'lost', `vs ${BASELINE} msgs/s`, `vs ${BASELINE} per CPU-s`];
+  const rows = serverIds.map((id) => {
+    const s = summary[id];
+    return [
+      id,
+      fmtInt(s.msgsPerSec),
+      `${fmtInt(s.msgsPerSecMin)}..${fmtInt(s.msgsPerSecMax)}`,
+      fmtInt(s.msgsPerServerCpuSec),
+      fmtPct(s.serverCpuShare),
+      fmtPct(s.loadgenCpuShare),
+      `${fmtFixed(s.serverReadsPerMsg)}+${fmtFixed(s.serverWritesPerMsg)}`,
+      String(s.lost) + (s.failed ? ` (${s.failed} failed)` : ''),
+      fmtRatio(s.vsBaselineMsgsPerSec),
+      fmtRatio(s.vsBaselinePerCpuSec),
+    ];
+  });
+  console.log(table(header, rows));
+  console.log(
+    `medians of ${params.reps} rep(s); CPU columns are shares of one CPU during the measured part; syscalls/msg are the server's read and write calls per round trip (/proc/PID/io).` +
+      (serverIds.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : ''),
+  );
+}
+
+function writeResults(doc) {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const stamp = doc.startedAt.replace(/[:.]/g, '-');
+  const files = [`${stamp}.json`];
+  if (!custom) files.push(mode === 'full' ? 'latest.json' : 'latest-quick.json');
+  const text = JSON.stringify(doc, null, 2) + '\n';
+  for (const f of files) {
+    const tmp = path.join(RESULTS, `${f}.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, path.join(RESULTS, f));
+  }
+  return files.map((f) => path.relative(ROOT, path.join(RESULTS, f)));
+}
+
+function gitRev() {
+  try {
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${rev}+dirty-src` : rev;
+  } catch {
+    return null;
+  }
+}
+
+async function main() {
+  const startedAt = new Date().toISOString();
+  const cpus = os.cpus();
+  const env = {
+    node: process.version,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cpus: cpuCount(),
+    clockTicks: TICK,
+    platform: `${os.platform()} ${os.release()}`,
+    loadavgAtStart: os.loadavg(),
+    pinned: opt.pin,
+    cpuProfile: opt['cpu-prof'],
+    git: gitRev(),
+    wsVersion: JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'ws', 'package.json'), 'utf8')).version,
+  };
+  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+  console.log(`lifeline bench (${mode}${custom ? ', custom' : ''}): ${command}`);
+  console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}`);
+  if (env.cpus < 3) console.log(`note: ${env.cpus} CPUs: server and loadgen each need about one; other load on this machine skews msgs/s (msgs per server-CPU-s less so).`);
+
+  const doc = { startedAt, mode, custom, command, env, scenarios: {} };
+  let failures = 0;
+  for (const scenarioId of scenarioIds) {
+    const sc = { ...SCENARIOS[scenarioId], loadgen: { ...SCENARIOS[scenarioId].loadgen } };
+    for (const k of ['connections', 'size', 'window']) {
+      if (opt[k] !== undefined) sc.loadgen[k] = k === 'size' ? nonNegativeInt(k, opt[k]) : positiveInt(k, opt[k]);
+    }
+    if (opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined) {
+      sc.title = `echo round trip, ${sc.loadgen.connections} connections x ${sc.loadgen.size} B text, window ${sc.loadgen.window} (custom)`;
+    }
+    const base = sc[mode];
+    const params = {
+      messages: opt.messages !== undefined ? positiveInt('messages', opt.messages) : base.messages,
+      warmup: base.warmup,
+      reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : base.reps,
+    };
+    console.log(`\nscenario ${scenarioId}: ${sc.title}; ${fmtInt(params.messages)} round trips per run (+${fmtInt(params.warmup)} warm-up), ${params.reps} rep(s)`);
+    const runs = [];
+    const discarded = [];
+    for (let rep = 1; rep <= params.reps; rep++) {
+      for (const serverId of serverIds) {
+        let r;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            r = await runOnce(scenarioId, sc, params, serverId, rep);
+          } catch (err) {
+            r = { server: serverId, rep, ok: false, lost: NaN, flags: [`FAILED: ${err.message}`], errors: [err.message] };
+          }
+          r.attempt = attempt;
+          const disturbed = r.ok && r.flags.length > 0;
+          console.log(
+            `  rep ${rep} ${serverId.padEnd(8)} ${fmtInt(r.msgsPerSec).padStart(9)} msgs/s  ${fmtInt(r.msgsPerServerCpuSec).padStart(9)} msgs/server-CPU-s  ` +
+              `server ${fmtPct(r.serverCpuShare).padStart(4)}  loadgen ${fmtPct(r.loadgenCpuShare).padStart(4)}  lost ${r.lost}` +
+              (r.flags.length ? `  [${r.flags.join('; ')}]` : '') +
+              (disturbed && attempt <= retries ? '  -> discarded, again' : ''),
+          );
+          // A run disturbed by other load is done again (up to --retries times);
+          // the discarded ones stay in the JSON.
+          if (!disturbed || attempt > retries) break;
+          discarded.push(r);
+        }
+        runs.push(r);
+        if (!r.ok) failures++;
+      }
+    }
+    const summary = summarize(runs);
+    console.log('');
+    printSummary(sc, params, summary);
+    const profiles = {};
+    if (opt['cpu-prof']) {
+      for (const r of runs) {
+        if (!r.profile || !fs.existsSync(path.join(ROOT, r.profile))) continue;
+        const s = summarizeProfile(path.join(ROOT, r.profile), 10);
+        profiles[r.profile] = s;
+        console.log(`\nprofile ${r.profile} (${r.server}, rep ${r.rep}):\n${formatProfile(s)}`);
+      }
+    }
+    doc.scenarios[scenarioId] = { title: sc.title, loadgen: sc.loadgen, params, runs, discarded, summary, ...(opt['cpu-prof'] ? { profiles } : {}) };
+  }
+  if (!opt['no-write']) {
+    const files = writeResults(doc);
+    console.log(`\nwrote ${files.join(', ')}`);
+  }
+  if (failures > 0) {
+    console.error(`\nbench: ${failures} run(s) failed or lost messages`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.stack ?? err}`);
+  process.exit(1);
+});
