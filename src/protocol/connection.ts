@@ -128,6 +128,8 @@ export class Connection implements FrameSink {
   private closeSent = false;
   /** The close frame is on the wire (closeSent can precede it while compression jobs drain). */
   private closeWritten = false;
+  /** The server owes closeTransport() once the send queue has drained. */
+  private closeTransportPending = false;
   private closeReceived = false;
   private receivedCode: number = CloseCode.NoStatus;
   private receivedReason = '';
@@ -378,9 +380,12 @@ export class Connection implements FrameSink {
     // The handler may have finished the connection from inside onCloseFrame.
     if (!this.closeSent && !this.isClosed()) {
       // RFC 6455 5.5.1: reply with a Close frame, "typically echoing the status code it received".
-      this.sendClose(code === CloseCode.NoStatus ? -1 : code, '', true);
+      // Queued behind compression jobs already under way: a message the
+      // application sent before this close arrived is not dropped (RFC 6455
+      // 5.5.1 allows delaying the Close "until its current message is sent").
+      this.sendClose(code === CloseCode.NoStatus ? -1 : code, '', false);
     }
-    if (this.role === 'server' && this._state !== 'closed') this.handler.closeTransport();
+    if (this.role === 'server') this.closeTransportAfterQueue();
     return false;
   }
 
@@ -479,7 +484,18 @@ export class Connection implements FrameSink {
     }
     if (this.closeSent || this._state === 'closed') return;
     this.sendClose(code ?? -1, reason, false);
-    if (this.closeReceived && this.role === 'server') this.handler.closeTransport();
+    if (this.closeReceived && this.role === 'server') this.closeTransportAfterQueue();
+  }
+
+  /** Server side: close TCP once queued frames (and the close frame among them) are out. */
+  private closeTransportAfterQueue(): void {
+    if (this.isClosed()) return;
+    if (this.compressing > 0 || this.sendQueue.length > 0) {
+      this.closeTransportPending = true;
+      return;
+    }
+    this.closeTransportPending = false;
+    this.handler.closeTransport();
   }
 
   private sendClose(code: number, reason: string, immediate: boolean): void {
@@ -536,6 +552,7 @@ export class Connection implements FrameSink {
       else if (next.compress) this.compressAndSend(next.opcode, next.data);
       else this.sendData(next.opcode, next.data, false);
     }
+    if (this.closeTransportPending && this.compressing === 0 && this.sendQueue.length === 0) this.closeTransportAfterQueue();
   }
 
   private sendData(opcode: number, payload: Buffer, compressed: boolean): void {
