@@ -39,6 +39,11 @@ export class HeartbeatWheel {
   }
 
   add(m: HeartbeatMonitor): void {
+    if (this.timer === null) {
+      // The wheel was idle: its cursor stood still while time moved on.
+      this.now = this.clock.now();
+      this.cursor = Math.floor(this.now / this.tickMs) + 1;
+    }
     this.place(m, m.nextCheck);
     if (this.timer === null) this.arm();
   }
@@ -82,15 +87,19 @@ export class HeartbeatWheel {
     const now = (this.now = this.clock.now());
     const planned = this.plannedAt;
     const lastTick = Math.floor(now / this.tickMs);
-    // Process every slot that fell due (after a freeze, possibly many; capped at one lap).
-    let steps = 0;
-    while (this.cursor <= lastTick && steps < this.slots.length) {
-      const idx = this.cursor % this.slots.length;
-      const slot = this.slots[idx]!;
+    // Take every slot that fell due. After a freeze longer than one lap, that is all of them.
+    const due: HeartbeatMonitor[][] = [];
+    const n = this.slots.length;
+    const steps = Math.min(lastTick - this.cursor + 1, n);
+    for (let k = 0; k < steps; k++) {
+      const idx = (this.cursor + k) % n;
+      due.push(this.slots[idx]!);
       this.slots[idx] = [];
+    }
+    // Move the cursor before re-placing, so nothing lands in a slot already passed.
+    if (this.cursor <= lastTick) this.cursor = lastTick + 1;
+    for (const slot of due) {
       this.count -= slot.length;
-      this.cursor++;
-      steps++;
       for (let i = 0; i < slot.length; i++) {
         const m = slot[i]!;
         if (m.detached) continue;
@@ -102,7 +111,6 @@ export class HeartbeatWheel {
         if (next >= 0 && !m.detached) this.place(m, next);
       }
     }
-    if (this.cursor <= lastTick) this.cursor = lastTick + 1;
     if (this.count > 0) this.arm();
   }
 }
