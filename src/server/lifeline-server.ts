@@ -1,54 +1,115 @@
 /**
- * The Lifeline server: a WebSocketServer plus the session layer. Every
- * connection gets a heartbeat (driven by one timing wheel per server) and is
- * wrapped in a ServerSession that speaks lifeline.v1 to Lifeline clients
- * (app-level pings, which browsers can see) and plain WebSocket with protocol
- * pings to everyone else. The application sees the same session API for both.
+ * The Lifeline server: a WebSocketServer plus the session layer.
+ *
+ * Lifeline clients (subprotocol lifeline.v1) get sessions that outlive their
+ * sockets: every application message carries a sequence number, both sides
+ * acknowledge cumulatively and keep what is unacknowledged in a bounded
+ * replay buffer, and a client that reconnects within the session TTL resumes
+ * with neither loss nor duplicates. Outside the window the client is told
+ * exactly what was lost (welcome.lost), never left with a silent gap.
+ *
+ * Every socket gets a heartbeat, driven by one timing wheel per server:
+ * app-level pings for lifeline.v1 peers (browsers cannot see protocol pings),
+ * protocol pings for plain WebSocket peers, who get a ServerSession too (no
+ * resume), so the application sees one API for both.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { WebSocket, type CloseCause } from '../transport/node/websocket.js';
 import { systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
-import { DATA_MARK, DATA_PREFIX, PROTOCOL_VERSION, SUBPROTOCOL, classify, encodeControl, type ControlMessage } from '../session/wire.js';
+import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
+import {
+  CONTROL_MARK,
+  DATA_MARK,
+  PROTOCOL_VERSION,
+  SUBPROTOCOL,
+  classify,
+  dataHeader,
+  encodeControl,
+  parseDataHeaderBytes,
+  type ControlMessage,
+  type DataHeader,
+  type SessionLostReason,
+} from '../session/wire.js';
+
+/** What authenticate() returns: false to refuse, or the identity and when the token expires. */
+export type AuthResult = false | { user?: unknown; expiresAt?: number };
 
 export interface LifelineServerOptions extends ServerOptions {
   /** Liveness: 'normal' (default; dead after 30-40 s of silence), 'aggressive' (6-9 s), 'off', or a config. */
   heartbeat?: HeartbeatOption;
-  /** Time source for heartbeats (tests pass a FakeClock). */
+  /** Time source for heartbeats, TTLs and auth expiry (tests pass a FakeClock). */
   clock?: Clock;
   /** Time a lifeline.v1 client has to send its hello, ms. Default 10000. Exceeded: close 1008. */
   helloTimeout?: number;
+  /** How long a disconnected session waits for its client to resume, ms. Default 120000. */
+  sessionTtl?: number;
+  /** Replay buffer bound per session: messages. Default 10000. */
+  replayMaxMessages?: number;
+  /** Replay buffer bound per session: bytes. Default 8 MiB. */
+  replayMaxBytes?: number;
+  /** Send a standalone ack after this many unacknowledged messages. Default 32. */
+  ackEvery?: number;
+  /** ...or after this long, ms, when no outgoing message could carry it. Default 100. */
+  ackDelay?: number;
+  /** Expired sessions remembered (to report exact losses to late clients). Default 10000. */
+  tombstones?: number;
+  /**
+   * Validates the token a client presents in its hello (and on every resume
+   * and refresh). Return false to refuse: the client gets a fatal error
+   * (close 4401) and does not reconnect. With `expiresAt`, the server asks for
+   * a fresh token before then (auth-refresh) and ends the session if none comes.
+   */
+  authenticate?: (token: string | undefined, req: IncomingMessage) => AuthResult | Promise<AuthResult>;
+  /** Ask for a fresh token this long before expiry, ms. Default: min(30000, half the remaining lifetime). */
+  authRefreshLead?: number;
 }
 
-/** Session lifecycle: 'handshaking' until a lifeline.v1 hello arrives (plain peers start 'open'). */
-export type SessionState = 'handshaking' | 'open' | 'closing' | 'closed';
+/** Session lifecycle: 'open' with a socket, 'detached' while its client is away (within the TTL). */
+export type SessionState = 'open' | 'detached' | 'closing' | 'closed';
+
+/** Why a session ended. Socket causes, plus the session layer's own. */
+export type SessionCloseCause = CloseCause | 'session-expired' | 'replay-overflow' | 'auth-failed' | 'auth-expired';
 
 export interface SessionCloseInfo {
   code: number;
   reason: string;
-  cause: CloseCause;
+  cause: SessionCloseCause;
 }
 
 export interface SessionStats {
   mode: 'lifeline' | 'plain';
   state: SessionState;
+  id: string | null;
   connectedSince: number;
   bytesIn: number;
   bytesOut: number;
   messagesIn: number;
   messagesOut: number;
+  /** Resumes so far. */
+  resumes: number;
+  /** Messages dropped as duplicates (replays of what we already had). */
+  duplicatesDropped: number;
+  /** Messages resent after resumes. */
+  replayed: number;
+  /** Unacknowledged outgoing messages held for replay. */
+  replayBuffered: number;
   heartbeat: HeartbeatStats | null;
 }
 
 export interface ServerStats {
   sessions: number;
   accepted: number;
+  resumed: number;
+  /** Resume attempts that ended in session-lost, by reason. */
+  lost: Partial<Record<SessionLostReason, number>>;
   /** Closed sessions by cause. */
-  closed: Partial<Record<CloseCause, number>>;
+  closed: Partial<Record<SessionCloseCause, number>>;
   pingsSent: number;
   pongsReceived: number;
   pingsMissed: number;
@@ -63,117 +124,188 @@ export interface ServerStats {
 export interface SessionEvents {
   message: [data: Buffer, isBinary: boolean];
   close: [info: SessionCloseInfo];
-  /** Liveness changed: 'alive' -> 'probing' (a ping awaits an answer) -> 'alive' | 'dead'. */
+  /** The socket went away; the session waits `sessionTtl` for its client to resume. */
+  detached: [cause: CloseCause];
+  /** The client came back; `replayed` messages were resent. */
+  resumed: [info: { replayed: number }];
+  /** Liveness of the current socket: 'alive' -> 'probing' -> 'alive' | 'dead'. */
   liveness: [state: LivenessState];
   error: [err: Error];
 }
 
 export interface LifelineServerEvents {
   connection: [session: ServerSession, req: IncomingMessage];
+  /** A client asked to resume a session that could not be resumed (it gets a new one). */
+  'session-lost': [info: { reason: SessionLostReason; toClient: number | null; session: ServerSession }];
   listening: [];
   error: [err: Error];
   close: [];
 }
 
-const DATA_PREFIX_BUF = Buffer.from([DATA_MARK]);
+interface Tombstone {
+  lastSent: number;
+  received: number;
+}
+
+/** Close codes in 4400-4499 are fatal for clients: they do not reconnect. */
+export const FatalClose = { AuthFailed: 4401, Forbidden: 4403 } as const;
+
+const EMPTY = Buffer.alloc(0);
+
+/** One socket's heartbeat: monitor + its wiring to the server's wheel. */
+function startHeartbeat(
+  ws: WebSocket,
+  hb: { config: HeartbeatConfig; wheel: HeartbeatWheel },
+  sendPing: (ts: number) => void,
+  onState: (s: LivenessState) => void,
+): HeartbeatMonitor {
+  const wheel = hb.wheel;
+  const monitor = new HeartbeatMonitor(
+    hb.config,
+    {
+      sendPing,
+      onDead: (reason) => ws.terminate(reason),
+      outbound: () => ({ written: ws.bytesFlushed, backlog: ws.bufferedAmount }),
+      onStateChange: onState,
+    },
+    wheel.refresh(),
+  );
+  // Per read: one store of a number. The wheel's coarse clock avoids a clock read per chunk.
+  ws.onActivity = () => {
+    monitor.lastInbound = wheel.now;
+  };
+  wheel.add(monitor);
+  return monitor;
+}
 
 export class ServerSession extends EventEmitter<SessionEvents> {
-  /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only). */
+  /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only, no resume). */
   readonly mode: 'lifeline' | 'plain';
-  readonly socket: WebSocket;
+  /** Session id (lifeline mode), null for plain peers. */
+  readonly id: string | null;
+  /** @internal resume token */
+  readonly token: string | null;
+  /** The request that opened the session. */
   readonly request: IncomingMessage;
-  private _state: SessionState;
-  private readonly monitor: HeartbeatMonitor | null;
+  /** What authenticate() returned for the current token. */
+  user: unknown = undefined;
+  private _socket: WebSocket;
+  private _state: SessionState = 'open';
+  private monitor: HeartbeatMonitor | null = null;
   private readonly server: LifelineServer;
-  private helloTimer: NodeJS.Timeout | null = null;
-  /** The reason the peer gave in its 'bye', if any. */
-  peerByeReason: string | null = null;
+  private readonly createdAt: number;
+  // Resume bookkeeping (lifeline mode).
+  private lastSent = 0;
+  private readonly replay: ReplayBuffer<string | Buffer>;
+  private readonly inbound: InboundSequencer;
+  private readonly header: DataHeader = { seq: 0, ack: -1, offset: 0 };
+  private ackTimer: NodeJS.Timeout | null = null;
+  private ttlTimer: NodeJS.Timeout | null = null;
+  private authTimer: NodeJS.Timeout | null = null;
+  private authExpiresAt = 0;
+  private counters = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 };
+  private closeInfo: SessionCloseInfo | null = null;
 
   /** @internal */
-  constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, hb: { config: HeartbeatConfig; wheel: HeartbeatWheel } | null, helloTimeout: number) {
+  constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
     super();
     this.server = server;
-    this.socket = ws;
     this.request = req;
-    this.mode = ws.protocol === SUBPROTOCOL ? 'lifeline' : 'plain';
-    this._state = this.mode === 'lifeline' ? 'handshaking' : 'open';
-
-    if (hb) {
-      const wheel = hb.wheel;
-      const monitor = new HeartbeatMonitor(
-        hb.config,
-        {
-          sendPing: (ts) => this.sendPing(ts),
-          onDead: (reason) => ws.terminate(reason),
-          outbound: () => ({ written: ws.bytesFlushed, backlog: ws.bufferedAmount }),
-          onStateChange: (s) => {
-            if (this.listenerCount('liveness') > 0) this.emit('liveness', s);
-          },
-        },
-        wheel.refresh(),
-      );
-      this.monitor = monitor;
-      // Per read: one store of a number. The wheel's coarse clock avoids a clock read per chunk.
-      ws.onActivity = () => {
-        monitor.lastInbound = wheel.now;
-      };
-      wheel.add(monitor);
+    this.mode = mode;
+    this.createdAt = server.now();
+    const o = server.sessionOptions;
+    this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
+    this.inbound = new InboundSequencer(o.ackEvery);
+    if (mode === 'lifeline') {
+      this.id = randomBytes(12).toString('base64url');
+      this.token = randomBytes(18).toString('base64url');
     } else {
-      this.monitor = null;
+      this.id = null;
+      this.token = null;
     }
-
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on('pong', (data) => {
-      // Plain peers answer our protocol pings; the payload is our timestamp.
-      if (this.monitor) this.monitor.onPong(Number(data.toString('latin1')), this.server.now());
-    });
-    ws.on('error', (err) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
-    ws.on('close', (code, reason) => this.onClose(code, reason));
-
-    if (this.mode === 'lifeline') {
-      this.helloTimer = setTimeout(() => {
-        if (this._state === 'handshaking') this.fail(new ProtocolError('LL_ERR_HELLO_TIMEOUT', `No hello within ${helloTimeout} ms`, 1008));
-      }, helloTimeout);
-      this.helloTimer.unref();
-    }
+    this._socket = ws;
+    this.attach(ws);
   }
 
   get state(): SessionState {
     return this._state;
   }
 
-  /** Liveness of the peer ('alive' | 'probing' | 'dead'); null with heartbeats off. */
+  /** The current socket (after a resume, a different one). */
+  get socket(): WebSocket {
+    return this._socket;
+  }
+
+  /** Liveness of the current socket ('alive' | 'probing' | 'dead'); null with heartbeats off. */
   get liveness(): LivenessState | null {
     return this.monitor ? this.monitor.state : null;
   }
 
-  /** Sends an application message (strings as text, buffers as binary). Returns false above the high-water mark. */
-  send(data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
-    if (this._state !== 'open') {
-      throw new UsageError(this._state === 'handshaking' ? 'WS_ERR_NOT_OPEN' : 'WS_ERR_SEND_AFTER_CLOSE', `Cannot send: the session is ${this._state}`);
-    }
-    if (this.mode === 'plain') return this.socket.send(data, options);
-    const binary = options?.binary ?? typeof data !== 'string';
-    if (typeof data === 'string' && !binary) return this.socket.send(DATA_PREFIX + data);
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    return this.socket.send(Buffer.concat([DATA_PREFIX_BUF, bytes]), { binary });
+  /** Highest sequence number sent / received (lifeline mode). */
+  get seq(): { sent: number; received: number; acked: number } {
+    return { sent: this.lastSent, received: this.inbound.received, acked: this.replay.length > 0 ? this.replay.firstSeq - 1 : this.lastSent };
   }
 
-  /** Ends the session: a lifeline.v1 'bye' with the reason, then the closing handshake. */
+  /**
+   * Sends an application message (strings as text, buffers as binary).
+   * Lifeline sessions accept sends while detached: the message waits in the
+   * replay buffer for the client to resume. Returns false above the socket's
+   * high-water mark (or while detached).
+   */
+  send(data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
+    const st = this._state;
+    if (st === 'closing' || st === 'closed') throw new UsageError('WS_ERR_SEND_AFTER_CLOSE', `Cannot send: the session is ${st}`);
+    if (this.mode === 'plain') return this._socket.send(data, options);
+    const binary = options?.binary ?? typeof data !== 'string';
+    const seq = ++this.lastSent;
+    const attached = st === 'open';
+    // Piggyback the cumulative ack when there is something to acknowledge.
+    const ack = attached && this.inbound.pending > 0 ? this.takeAck() : -1;
+    let wire: string | Buffer;
+    let bytes: number;
+    if (typeof data === 'string' && !binary) {
+      wire = dataHeader(seq, ack) + data;
+      bytes = Buffer.byteLength(wire);
+    } else {
+      const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      const head = dataHeader(seq, ack);
+      const b = Buffer.allocUnsafe(head.length + payload.length);
+      b.write(head, 0, 'latin1');
+      b.set(payload, head.length);
+      wire = b;
+      bytes = b.length;
+    }
+    if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
+    this.replay.push(seq, wire, bytes);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += bytes;
+    // While the socket is going away (not yet detached) the message just waits for the resume.
+    if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
+    return typeof wire === 'string' ? this._socket.send(wire) : this._socket.send(wire, { binary });
+  }
+
+  /** Ends the session: a lifeline.v1 'bye' (the client will not come back), then the closing handshake. */
   close(code = 1000, reason = ''): void {
     if (this._state === 'closing' || this._state === 'closed') return;
-    this._state = 'closing';
-    if (this.mode === 'lifeline' && this.socket.readyState === WebSocket.OPEN) {
-      this.socket.send(encodeControl({ t: 'bye', reason: reason || 'normal' }));
+    const ws = this._socket;
+    if (this._state === 'detached') {
+      this.finish({ code, reason, cause: 'local-closed' });
+      return;
     }
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(code, reason);
+    this._state = 'closing';
+    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws.send(encodeControl({ t: 'bye', reason: reason || 'normal' }));
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    else this.finish({ code, reason, cause: 'local-closed' });
   }
 
-  /** Drops the connection at once. */
+  /** Ends the session with a fatal error the client will not retry (auth revoked, banned...). */
+  revoke(reason = 'revoked', code: number = FatalClose.Forbidden): void {
+    this.fatal(code === FatalClose.AuthFailed ? 'auth-failed' : 'forbidden', reason, code, code === FatalClose.AuthFailed ? 'auth-failed' : 'local-closed');
+  }
+
+  /** Drops the socket at once (a lifeline client will try to resume). */
   terminate(): void {
-    this.socket.terminate();
+    this._socket.terminate();
   }
 
   /** Probe the peer now (send a ping unless one is outstanding). */
@@ -182,23 +314,155 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   }
 
   stats(): SessionStats {
-    const c = this.socket.counters;
+    const c = this.counters;
+    const plain = this.mode === 'plain' ? this._socket.counters : null;
     return {
       mode: this.mode,
       state: this._state,
-      connectedSince: this.socket.connectedSince,
-      ...c,
+      id: this.id,
+      connectedSince: this.createdAt,
+      bytesIn: plain ? plain.bytesIn : c.bytesIn,
+      bytesOut: plain ? plain.bytesOut : c.bytesOut,
+      messagesIn: plain ? plain.messagesIn : c.messagesIn,
+      messagesOut: plain ? plain.messagesOut : c.messagesOut,
+      resumes: c.resumes,
+      duplicatesDropped: this.inbound.duplicates,
+      replayed: c.replayed,
+      replayBuffered: this.replay.length,
       heartbeat: this.monitor ? this.monitor.stats() : null,
     };
   }
 
-  /** @internal */
-  get heartbeatMonitor(): HeartbeatMonitor | null {
-    return this.monitor;
+  // ------------------------------------------------------------ internals
+
+  /** @internal Wires a socket to this session (first connect or resume). */
+  attach(ws: WebSocket): void {
+    this._socket = ws;
+    this._state = 'open';
+    if (this.ttlTimer) {
+      clearTimeout(this.ttlTimer);
+      this.ttlTimer = null;
+    }
+    const hb = this.server.heartbeatDriver;
+    this.monitor = hb
+      ? startHeartbeat(ws, hb, (ts) => this.sendPing(ws, ts), (s) => {
+          if (ws === this._socket && this.listenerCount('liveness') > 0) this.emit('liveness', s);
+        })
+      : null;
+    const monitor = this.monitor;
+    // Every handler checks that `ws` is still this session's socket: after a
+    // resume, the old socket's late events must not touch the session.
+    ws.on('message', (data, isBinary) => {
+      if (ws === this._socket) this.onMessage(data, isBinary);
+    });
+    ws.on('pong', (data) => {
+      // Plain peers answer our protocol pings; the payload is our timestamp.
+      if (monitor) monitor.onPong(Number(data.toString('latin1')), this.server.now());
+    });
+    ws.on('error', (err) => {
+      if (ws === this._socket && this.listenerCount('error') > 0) this.emit('error', err);
+    });
+    ws.on('close', (code, reason) => {
+      monitor?.stop();
+      if (ws === this._socket) this.onSocketClose(code, reason);
+    });
   }
 
-  private sendPing(ts: number): void {
-    const ws = this.socket;
+  /** @internal Resume on a new socket: replays what the client has not acknowledged. */
+  resumeOn(ws: WebSocket, clientAck: number): number {
+    const old = this._socket;
+    this.counters.resumes++;
+    this.attach(ws);
+    if (old !== ws && old.readyState !== WebSocket.CLOSED) old.terminate('terminated');
+    this.replay.ack(clientAck);
+    this.sendWelcome(ws, true);
+    let n = 0;
+    for (const e of this.replay.from(clientAck)) {
+      if (typeof e.wire === 'string') ws.send(e.wire);
+      else ws.send(e.wire, { binary: true });
+      n++;
+    }
+    this.counters.replayed += n;
+    this.emit('resumed', { replayed: n });
+    return n;
+  }
+
+  /** @internal Whether a client that has received up to `clientAck` can resume without a gap. */
+  canResumeFrom(clientAck: number): boolean {
+    return clientAck <= this.lastSent && clientAck >= this.replay.evictedThrough;
+  }
+
+  /** @internal */
+  tombstone(): Tombstone {
+    return { lastSent: this.lastSent, received: this.inbound.received };
+  }
+
+  /** @internal Sends the welcome for this session on `ws`. */
+  sendWelcome(ws: WebSocket, resumed: boolean, lost?: { reason: SessionLostReason; toClient: number | null; ack: number | null }): void {
+    const c = this.monitor?.config;
+    const msg: ControlMessage = {
+      t: 'welcome',
+      v: PROTOCOL_VERSION,
+      hb: c ? { interval: c.interval, timeoutFloor: c.timeoutFloor, timeoutCeiling: c.timeoutCeiling, timeoutInitial: c.timeoutInitial, k: c.k } : null,
+      session: this.id!,
+      token: this.token!,
+      ack: this.inbound.received,
+      resumed,
+      ttl: this.server.sessionOptions.sessionTtl,
+    };
+    if (lost) msg.lost = lost;
+    ws.send(encodeControl(msg));
+    this.inbound.acked = this.inbound.received;
+  }
+
+  /** @internal Arms the auth refresh / expiry timers for a token valid until `expiresAt`. */
+  setAuth(user: unknown, expiresAt: number | undefined): void {
+    this.user = user;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    if (expiresAt === undefined) return;
+    this.authExpiresAt = expiresAt;
+    const now = this.server.now();
+    const remaining = expiresAt - now;
+    const lead = this.server.sessionOptions.authRefreshLead ?? Math.min(30_000, remaining / 2);
+    const askAt = Math.max(0, remaining - lead);
+    this.authTimer = setTimeout(() => {
+      this.authTimer = null;
+      if (this._state !== 'open') return;
+      this._socket.send(encodeControl({ t: 'auth-refresh' }));
+      // No fresh token by expiry: the session ends, fatally.
+      this.authTimer = setTimeout(() => {
+        this.authTimer = null;
+        if (this.server.now() >= this.authExpiresAt) this.fatal('auth-expired', 'token expired', FatalClose.AuthFailed, 'auth-expired');
+      }, Math.max(0, this.authExpiresAt - this.server.now()));
+      this.authTimer.unref();
+    }, askAt);
+    this.authTimer.unref();
+  }
+
+  private fatal(code: string, message: string, closeCode: number, cause: SessionCloseCause): void {
+    const ws = this._socket;
+    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws.send(encodeControl({ t: 'error', code, message, fatal: true }));
+    this.closeInfo = { code: closeCode, reason: message, cause };
+    this._state = 'closing';
+    if (ws.readyState === WebSocket.OPEN) ws.close(closeCode, message.slice(0, 120));
+    else this.finish(this.closeInfo);
+  }
+
+  private takeAck(): number {
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
+    return this.inbound.takeAck();
+  }
+
+  private sendAckNow(): void {
+    if (this._state !== 'open' || this.inbound.pending === 0) return;
+    this._socket.send(encodeControl({ t: 'ack', seq: this.takeAck() }));
+  }
+
+  private sendPing(ws: WebSocket, ts: number): void {
     if (ws.readyState !== WebSocket.OPEN) return;
     if (this.mode === 'lifeline') ws.send(encodeControl({ t: 'ping', ts }));
     else ws.ping(String(ts));
@@ -210,91 +474,139 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       return;
     }
     const first = data.length > 0 ? data[0]! : -1;
-    if (first === DATA_MARK && this._state === 'open') {
-      this.emit('message', data.subarray(1), isBinary);
+    if (first === DATA_MARK) {
+      const h = this.header;
+      if (!parseDataHeaderBytes(data, h)) return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', 'Malformed data header'));
+      if (h.ack >= 0) this.onPeerAck(h.ack);
+      const verdict = this.inbound.accept(h.seq);
+      if (verdict === 'gap') return this.fail(new ProtocolError('LL_ERR_SEQUENCE_GAP', `Expected seq ${this.inbound.received + 1}, got ${h.seq}`));
+      if (verdict === 'duplicate') return;
+      this.counters.messagesIn++;
+      this.counters.bytesIn += data.length;
+      if (this.inbound.ackDue) this.sendAckNow();
+      else if (this.ackTimer === null) {
+        this.ackTimer = setTimeout(() => {
+          this.ackTimer = null;
+          this.sendAckNow();
+        }, this.server.sessionOptions.ackDelay);
+        this.ackTimer.unref();
+      }
+      this.emit('message', h.offset === data.length ? EMPTY : data.subarray(h.offset), isBinary);
       return;
+    }
+    if (first !== CONTROL_MARK) {
+      const d = classify(first, !isBinary, () => '');
+      return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.kind === 'invalid' ? d.why : 'unexpected'}`));
     }
     const d = classify(first, !isBinary, () => data.toString('utf8'));
-    if (d.kind === 'invalid') {
-      this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.why}`));
-      return;
-    }
-    if (d.kind === 'data') {
-      // Data before the hello.
-      this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', 'Application message before hello'));
-      return;
-    }
-    this.onControl(d.msg);
-  }
-
-  private onControl(msg: ControlMessage): void {
+    if (d.kind !== 'control') return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.kind === 'invalid' ? d.why : 'unexpected'}`));
+    const msg = d.msg;
     switch (msg.t) {
       case 'ping':
-        if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encodeControl({ t: 'pong', ts: msg.ts }));
+        this._socket.send(encodeControl({ t: 'pong', ts: msg.ts }));
         return;
       case 'pong':
-        if (this.monitor) this.monitor.onPong(msg.ts, this.server.now());
+        this.monitor?.onPong(msg.ts, this.server.now());
         return;
-      case 'hello': {
-        if (this._state !== 'handshaking') {
-          this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', 'Second hello'));
-          return;
-        }
-        if (msg.v !== PROTOCOL_VERSION) {
-          this.fail(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
-          return;
-        }
-        if (this.helloTimer) clearTimeout(this.helloTimer);
-        this.helloTimer = null;
-        const c = this.monitor?.config;
-        this.socket.send(
-          encodeControl({
-            t: 'welcome',
-            v: PROTOCOL_VERSION,
-            hb: c ? { interval: c.interval, timeoutFloor: c.timeoutFloor, timeoutCeiling: c.timeoutCeiling, timeoutInitial: c.timeoutInitial, k: c.k } : null,
-          }),
-        );
-        this._state = 'open';
-        this.server._sessionOpened(this);
+      case 'ack':
+        this.onPeerAck(msg.seq);
         return;
-      }
+      case 'auth':
+        this.server._reauthenticate(this, msg.token);
+        return;
       case 'bye':
-        this.peerByeReason = msg.reason;
         return;
-      case 'welcome':
-        this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', 'welcome sent by a client'));
-        return;
+      default:
+        this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Unexpected ${msg.t} from a client`));
     }
+  }
+
+  private onPeerAck(ack: number): void {
+    if (ack > this.lastSent) {
+      this.fail(new ProtocolError('LL_ERR_INVALID_ACK', `Ack ${ack} beyond the last message sent (${this.lastSent})`));
+      return;
+    }
+    this.replay.ack(ack);
   }
 
   private fail(err: LifelineError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    if (this.socket.readyState === WebSocket.OPEN) {
+    const ws = this._socket;
+    if (ws.readyState === WebSocket.OPEN) {
+      this.closeInfo = { code: err.closeCode || 1002, reason: err.message.slice(0, 120), cause: 'protocol-error' };
       this._state = 'closing';
-      this.socket.close(err.closeCode || 1002, err.message.slice(0, 120));
+      ws.close(err.closeCode || 1002, err.message.slice(0, 120));
     }
   }
 
-  private onClose(code: number, reason: string): void {
-    if (this.helloTimer) clearTimeout(this.helloTimer);
-    this.helloTimer = null;
-    const wasOpen = this._state !== 'handshaking';
+  private onSocketClose(code: number, reason: string): void {
+    const cause = this._socket.closeCause ?? 'connection-lost';
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    // A lifeline session survives an unplanned loss of its socket: wait for the client.
+    const unplanned = cause === 'connection-lost' || cause === 'heartbeat-timeout' || cause === 'terminated';
+    if (this.mode === 'lifeline' && this._state === 'open' && unplanned && this.closeInfo === null) {
+      this._state = 'detached';
+      const ttl = this.server.sessionOptions.sessionTtl;
+      this.ttlTimer = setTimeout(() => {
+        this.ttlTimer = null;
+        if (this._state === 'detached') this.finish({ code, reason, cause: 'session-expired' });
+      }, ttl);
+      this.ttlTimer.unref();
+      this.emit('detached', cause);
+      return;
+    }
+    this.finish(this.closeInfo ?? { code, reason, cause });
+  }
+
+  /** @internal Ends the session for good. */
+  finish(info: SessionCloseInfo): void {
+    if (this._state === 'closed') return;
     this._state = 'closed';
-    if (this.monitor) this.monitor.stop();
-    const info: SessionCloseInfo = { code, reason, cause: this.socket.closeCause ?? 'connection-lost' };
-    this.server._sessionClosed(this, info, wasOpen);
+    for (const t of [this.ttlTimer, this.ackTimer, this.authTimer]) if (t) clearTimeout(t);
+    this.ttlTimer = this.ackTimer = this.authTimer = null;
+    this.monitor?.stop();
+    if (this._socket.readyState !== WebSocket.CLOSED) this._socket.terminate();
+    this.server._sessionClosed(this, info);
+    this.replay.clear();
     this.emit('close', info);
   }
 }
 
+/** Resolved session-layer options, shared by all sessions of a server. */
+interface SessionOptions {
+  sessionTtl: number;
+  replayMaxMessages: number;
+  replayMaxBytes: number;
+  ackEvery: number;
+  ackDelay: number;
+  tombstones: number;
+  authRefreshLead: number | undefined;
+}
+
+function positiveInt(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < 1) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
 export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   readonly transport: WebSocketServer;
+  /** Live sessions (open or detached), by id for lifeline ones. */
   readonly sessions = new Set<ServerSession>();
   readonly heartbeat: HeartbeatConfig | null;
+  /** @internal */
+  readonly sessionOptions: SessionOptions;
+  /** @internal */
+  readonly heartbeatDriver: { config: HeartbeatConfig; wheel: HeartbeatWheel } | null;
   private readonly clock: Clock;
-  private readonly wheel: HeartbeatWheel | null;
+  private readonly byId = new Map<string, ServerSession>();
+  private readonly graves = new Map<string, Tombstone>();
+  private readonly authenticate: LifelineServerOptions['authenticate'];
   private accepted = 0;
-  private readonly closedByCause: Partial<Record<CloseCause, number>> = {};
+  private resumedCount = 0;
+  private readonly lostByReason: Partial<Record<SessionLostReason, number>> = {};
+  private readonly closedByCause: Partial<Record<SessionCloseCause, number>> = {};
   /** Totals of sessions that have closed, so stats() covers the server's life. */
   private readonly retired = { pingsSent: 0, pongsReceived: 0, pingsMissed: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 };
 
@@ -304,7 +616,18 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     this.heartbeat = resolveHeartbeat(options.heartbeat);
     const hb = this.heartbeat;
     // Tick: fine enough to detect within a fraction of the smallest timeout, never finer than 10 ms.
-    this.wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(1000, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 4)))) : null;
+    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(1000, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 4)))) : null;
+    this.heartbeatDriver = hb && wheel ? { config: hb, wheel } : null;
+    this.sessionOptions = {
+      sessionTtl: positiveInt('sessionTtl', options.sessionTtl, 120_000),
+      replayMaxMessages: positiveInt('replayMaxMessages', options.replayMaxMessages, 10_000),
+      replayMaxBytes: positiveInt('replayMaxBytes', options.replayMaxBytes, 8 * 1024 * 1024),
+      ackEvery: positiveInt('ackEvery', options.ackEvery, 32),
+      ackDelay: positiveInt('ackDelay', options.ackDelay, 100),
+      tombstones: positiveInt('tombstones', options.tombstones, 10_000),
+      authRefreshLead: options.authRefreshLead,
+    };
+    this.authenticate = options.authenticate;
     const helloTimeout = options.helloTimeout ?? 10_000;
     const userProtocols = options.subprotocols;
     this.transport = new WebSocketServer(
@@ -322,26 +645,148 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     this.transport.on('listening', () => this.emit('listening'));
     this.transport.on('error', (err) => this.emit('error', err));
     this.transport.on('connection', (ws, req) => {
-      const s = new ServerSession(this, ws, req, this.wheel && hb ? { config: hb, wheel: this.wheel } : null, helloTimeout);
+      if (ws.protocol === SUBPROTOCOL) {
+        this.awaitHello(ws, req, helloTimeout);
+        return;
+      }
+      const s = new ServerSession(this, ws, req, 'plain');
       this.accepted++;
       this.sessions.add(s);
-      if (s.mode === 'plain') this.emit('connection', s, req);
+      this.emit('connection', s, req);
     });
   }
 
-  /** @internal Current time as the heartbeat sees it. */
+  /** @internal Current time as the session layer sees it. */
   now(): number {
     return this.clock.now();
   }
 
-  /** @internal */
-  _sessionOpened(s: ServerSession): void {
-    this.emit('connection', s, s.request);
+  /** Looks up a live lifeline session by id. */
+  session(id: string): ServerSession | undefined {
+    return this.byId.get(id);
+  }
+
+  /**
+   * Before the hello: only ping/pong and the hello itself are allowed. The
+   * hello decides between a new session and a resume.
+   */
+  private awaitHello(ws: WebSocket, req: IncomingMessage, helloTimeout: number): void {
+    let done = false;
+    const hb = this.heartbeatDriver;
+    const monitor = hb ? startHeartbeat(ws, hb, (ts) => ws.readyState === WebSocket.OPEN && ws.send(encodeControl({ t: 'ping', ts })), () => {}) : null;
+    const timer = setTimeout(() => {
+      if (!done) reject(new ProtocolError('LL_ERR_HELLO_TIMEOUT', `No hello within ${helloTimeout} ms`, 1008));
+    }, helloTimeout);
+    timer.unref();
+    const reject = (err: LifelineError) => {
+      done = true;
+      clearTimeout(timer);
+      if (ws.readyState === WebSocket.OPEN) ws.close(err.closeCode || 1002, err.message.slice(0, 120));
+    };
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (done) return;
+      const d = classify(data.length > 0 ? data[0]! : -1, !isBinary, () => data.toString('utf8'));
+      if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
+      const msg = d.msg;
+      if (msg.t === 'ping') return void ws.send(encodeControl({ t: 'pong', ts: msg.ts }));
+      if (msg.t === 'pong') return void monitor?.onPong(msg.ts, this.now());
+      if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
+      if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
+      done = true;
+      clearTimeout(timer);
+      ws.removeListener('message', onMessage);
+      ws.removeListener('close', onClose);
+      if (monitor) {
+        // The session starts the socket's own heartbeat.
+        monitor.stop();
+        ws.onActivity = null;
+      }
+      this.onHello(ws, req, msg);
+    };
+    const onClose = () => {
+      done = true;
+      clearTimeout(timer);
+      monitor?.stop();
+    };
+    ws.on('message', onMessage);
+    ws.on('close', onClose);
+  }
+
+  private onHello(ws: WebSocket, req: IncomingMessage, hello: Extract<ControlMessage, { t: 'hello' }>): void {
+    const proceed = (auth: AuthResult) => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (auth === false) {
+        ws.send(encodeControl({ t: 'error', code: 'auth-failed', message: 'authentication failed', fatal: true }));
+        ws.close(FatalClose.AuthFailed, 'auth-failed');
+        this.closedByCause['auth-failed'] = (this.closedByCause['auth-failed'] ?? 0) + 1;
+        return;
+      }
+      this.openOrResume(ws, req, hello, auth);
+    };
+    if (!this.authenticate) return proceed({});
+    Promise.resolve()
+      .then(() => this.authenticate!(hello.auth, req))
+      .then(proceed, () => proceed(false));
+  }
+
+  private openOrResume(ws: WebSocket, req: IncomingMessage, hello: Extract<ControlMessage, { t: 'hello' }>, auth: Exclude<AuthResult, false>): void {
+    let lost: { reason: SessionLostReason; toClient: number | null; ack: number | null } | undefined;
+    if (hello.session !== undefined) {
+      const clientAck = hello.ack ?? 0;
+      const existing = this.byId.get(hello.session);
+      if (existing && existing.token !== null && tokensEqual(existing.token, hello.token ?? '') && existing.state !== 'closing' && existing.state !== 'closed') {
+        if (existing.canResumeFrom(clientAck)) {
+          existing.setAuth(auth.user, auth.expiresAt);
+          this.resumedCount++;
+          existing.resumeOn(ws, clientAck);
+          return;
+        }
+        // The replay buffer dropped messages the client never got.
+        const t = existing.tombstone();
+        lost = { reason: 'replay-overflow', toClient: Math.max(0, t.lastSent - clientAck), ack: t.received };
+        existing.finish({ code: 1006, reason: 'replay buffer overflowed', cause: 'replay-overflow' });
+      } else {
+        const grave = existing ? undefined : this.graves.get(hello.session);
+        lost = grave
+          ? { reason: 'session-expired', toClient: Math.max(0, grave.lastSent - clientAck), ack: grave.received }
+          : { reason: 'unknown-session', toClient: null, ack: null };
+      }
+    }
+    const s = new ServerSession(this, ws, req, 'lifeline');
+    s.setAuth(auth.user, auth.expiresAt);
+    this.accepted++;
+    this.sessions.add(s);
+    this.byId.set(s.id!, s);
+    s.sendWelcome(ws, false, lost);
+    if (lost) {
+      this.lostByReason[lost.reason] = (this.lostByReason[lost.reason] ?? 0) + 1;
+      this.emit('session-lost', { reason: lost.reason, toClient: lost.toClient, session: s });
+    }
+    this.emit('connection', s, req);
+  }
+
+  /** @internal A client presented a fresh token (auth-refresh). */
+  _reauthenticate(s: ServerSession, token: string): void {
+    if (!this.authenticate) return;
+    Promise.resolve()
+      .then(() => this.authenticate!(token, s.request))
+      .then(
+        (r) => (r === false ? s.revoke('token refused', FatalClose.AuthFailed) : s.setAuth(r.user, r.expiresAt)),
+        () => s.revoke('token refused', FatalClose.AuthFailed),
+      );
   }
 
   /** @internal */
-  _sessionClosed(s: ServerSession, info: SessionCloseInfo, _wasOpen: boolean): void {
+  _sessionClosed(s: ServerSession, info: SessionCloseInfo): void {
     this.sessions.delete(s);
+    if (s.id !== null) {
+      this.byId.delete(s.id);
+      if (info.cause === 'session-expired') {
+        this.graves.set(s.id, s.tombstone());
+        // Bounded: forget the oldest (Map keeps insertion order).
+        if (this.graves.size > this.sessionOptions.tombstones) this.graves.delete(this.graves.keys().next().value!);
+      }
+    }
     this.closedByCause[info.cause] = (this.closedByCause[info.cause] ?? 0) + 1;
     const st = s.stats();
     const r = this.retired;
@@ -389,6 +834,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     return {
       sessions: this.sessions.size,
       accepted: this.accepted,
+      resumed: this.resumedCount,
+      lost: { ...this.lostByReason },
       closed: { ...this.closedByCause },
       ...t,
       lossRate: t.pingsSent === 0 ? 0 : t.pingsMissed / t.pingsSent,
@@ -396,11 +843,27 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     };
   }
 
-  /** Stops accepting, closes every session with 1001, resolves when all are gone (or after `timeout`). */
-  async close(options: { timeout?: number } = {}): Promise<void> {
-    for (const s of this.sessions) if (s.mode === 'lifeline' && s.socket.readyState === WebSocket.OPEN) s.socket.send(encodeControl({ t: 'bye', reason: 'server-shutdown' }));
+  /**
+   * Stops accepting and closes every session. Lifeline clients get a 'bye'
+   * with a retry hint spread over `retryWindow` ms (so they do not all come
+   * back at once), then close 1001. Resolves when all are gone (or after `timeout`).
+   */
+  async close(options: { timeout?: number; retryWindow?: number } = {}): Promise<void> {
+    const windowMs = options.retryWindow ?? 0;
+    for (const s of this.sessions) {
+      if (s.mode === 'lifeline' && s.state === 'open' && s.socket.readyState === WebSocket.OPEN) {
+        s.socket.send(encodeControl({ t: 'bye', reason: 'server-shutdown', retryAfter: Math.floor(Math.random() * windowMs) }));
+      }
+    }
     await this.transport.close({ timeout: options.timeout, code: 1001, reason: 'server shutting down' });
-    this.wheel?.stop();
+    for (const s of [...this.sessions]) s.finish({ code: 1001, reason: 'server shutting down', cause: 'local-closed' });
+    this.heartbeatDriver?.wheel.stop();
     this.emit('close');
   }
+}
+
+function tokensEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -3,11 +3,12 @@
  * WebSocket message is read as a control message or an application message.
  *
  *   text frame, first byte '{'   control message, a JSON object with a "t" type
- *   any frame,  first byte 'm'   application message; the payload follows the
- *                                'm' (text frame: text payload, binary frame: bytes)
+ *   any frame,  first byte 'd'   application message: 'd' SEQ [',' ACK] ':' PAYLOAD,
+ *                                SEQ and ACK in ASCII decimal (text frame: text
+ *                                payload, binary frame: bytes)
  *
- * Every other first byte is reserved (later versions add sequenced messages)
- * and fails the session with close code 1002 (protocol error).
+ * Every other first byte is reserved and fails the session with close code
+ * 1002 (protocol error).
  *
  * Pure and browser-safe: no Node APIs, strings and Uint8Arrays only.
  */
@@ -16,8 +17,12 @@ export const SUBPROTOCOL = 'lifeline.v1';
 export const PROTOCOL_VERSION = 1;
 
 /** First byte of an application message. */
-export const DATA_MARK = 0x6d; // 'm'
-export const DATA_PREFIX = 'm';
+export const DATA_MARK = 0x64; // 'd'
+export const DATA_PREFIX = 'd';
+const COLON = 0x3a;
+const COMMA = 0x2c;
+/** Largest sequence number on the wire (2^53 - 1: exact in a JS number). */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 /** First byte of a control message. */
 export const CONTROL_MARK = 0x7b; // '{'
 
@@ -31,19 +36,39 @@ export interface WireHeartbeat {
   k: number;
 }
 
+/** Why a session could not be resumed. */
+export type SessionLostReason = 'unknown-session' | 'session-expired' | 'replay-overflow';
+
 export type ControlMessage =
-  | { t: 'hello'; v: number }
-  | { t: 'welcome'; v: number; hb: WireHeartbeat | null }
+  | { t: 'hello'; v: number; session?: string; token?: string; ack?: number; auth?: string }
+  | {
+      t: 'welcome';
+      v: number;
+      hb: WireHeartbeat | null;
+      session?: string;
+      token?: string;
+      /** Highest client seq the server has received (resume: the client replays above it). */
+      ack?: number;
+      resumed?: boolean;
+      /** Present when the client asked to resume and could not. */
+      lost?: { reason: SessionLostReason; toClient: number | null; ack: number | null };
+      /** Server's session TTL, ms. */
+      ttl?: number;
+    }
   | { t: 'ping'; ts: number }
   | { t: 'pong'; ts: number }
-  | { t: 'bye'; reason: string };
+  | { t: 'ack'; seq: number }
+  | { t: 'bye'; reason: string; retryAfter?: number }
+  | { t: 'auth'; token: string }
+  | { t: 'auth-refresh' }
+  | { t: 'error'; code: string; message: string; fatal: boolean };
 
 export type Decoded =
   | { kind: 'control'; msg: ControlMessage }
-  | { kind: 'data'; offset: 1 }
+  | { kind: 'data' }
   | { kind: 'invalid'; why: string };
 
-const DATA: Decoded = { kind: 'data', offset: 1 };
+const DATA: Decoded = { kind: 'data' };
 
 /** Encodes a control message (always sent as a text frame). */
 export function encodeControl(msg: ControlMessage): string {
@@ -51,6 +76,7 @@ export function encodeControl(msg: ControlMessage): string {
 }
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isSeq = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
 /** Validates the shape of a parsed control message. Unknown fields are ignored (forward compatibility). */
 export function parseControl(text: string): ControlMessage | string {
@@ -63,26 +89,67 @@ export function parseControl(text: string): ControlMessage | string {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'control message is not a JSON object';
   const m = o as Record<string, unknown>;
   switch (m.t) {
-    case 'hello':
-      return isNum(m.v) ? { t: 'hello', v: m.v } : 'hello without a numeric v';
+    case 'hello': {
+      if (!isNum(m.v)) return 'hello without a numeric v';
+      const out: ControlMessage = { t: 'hello', v: m.v };
+      if (m.session !== undefined) {
+        if (typeof m.session !== 'string' || typeof m.token !== 'string') return 'hello with a session needs string session and token';
+        if (!isSeq(m.ack)) return 'hello with a session needs a seq ack';
+        out.session = m.session;
+        out.token = m.token;
+        out.ack = m.ack;
+      }
+      if (m.auth !== undefined) {
+        if (typeof m.auth !== 'string') return 'hello with a non-string auth';
+        out.auth = m.auth;
+      }
+      return out;
+    }
     case 'welcome': {
       if (!isNum(m.v)) return 'welcome without a numeric v';
-      if (m.hb === null || m.hb === undefined) return { t: 'welcome', v: m.v, hb: null };
-      const hb = m.hb as Record<string, unknown>;
-      if (typeof hb !== 'object' || ![hb.interval, hb.timeoutFloor, hb.timeoutCeiling, hb.timeoutInitial, hb.k].every(isNum)) {
-        return 'welcome with a malformed hb';
+      let hb: WireHeartbeat | null = null;
+      if (m.hb !== null && m.hb !== undefined) {
+        const h = m.hb as Record<string, unknown>;
+        if (typeof h !== 'object' || ![h.interval, h.timeoutFloor, h.timeoutCeiling, h.timeoutInitial, h.k].every(isNum)) {
+          return 'welcome with a malformed hb';
+        }
+        hb = { interval: h.interval as number, timeoutFloor: h.timeoutFloor as number, timeoutCeiling: h.timeoutCeiling as number, timeoutInitial: h.timeoutInitial as number, k: h.k as number };
       }
-      return {
-        t: 'welcome',
-        v: m.v,
-        hb: { interval: hb.interval as number, timeoutFloor: hb.timeoutFloor as number, timeoutCeiling: hb.timeoutCeiling as number, timeoutInitial: hb.timeoutInitial as number, k: hb.k as number },
-      };
+      const out: ControlMessage = { t: 'welcome', v: m.v, hb };
+      if (m.session !== undefined) {
+        if (typeof m.session !== 'string' || typeof m.token !== 'string' || !isSeq(m.ack)) return 'welcome with a malformed session';
+        out.session = m.session;
+        out.token = m.token;
+        out.ack = m.ack;
+        out.resumed = m.resumed === true;
+        if (isNum(m.ttl)) out.ttl = m.ttl;
+        if (m.lost !== undefined) {
+          const l = m.lost as Record<string, unknown>;
+          if (typeof l !== 'object' || l === null || (l.reason !== 'unknown-session' && l.reason !== 'session-expired' && l.reason !== 'replay-overflow')) {
+            return 'welcome with a malformed lost';
+          }
+          out.lost = { reason: l.reason, toClient: isSeq(l.toClient) ? l.toClient : null, ack: isSeq(l.ack) ? l.ack : null };
+        }
+      }
+      return out;
     }
     case 'ping':
     case 'pong':
       return isNum(m.ts) ? { t: m.t, ts: m.ts } : `${m.t} without a numeric ts`;
-    case 'bye':
-      return typeof m.reason === 'string' ? { t: 'bye', reason: m.reason } : 'bye without a reason';
+    case 'ack':
+      return isSeq(m.seq) ? { t: 'ack', seq: m.seq } : 'ack without a seq';
+    case 'bye': {
+      if (typeof m.reason !== 'string') return 'bye without a reason';
+      const out: ControlMessage = { t: 'bye', reason: m.reason };
+      if (isNum(m.retryAfter) && m.retryAfter >= 0) out.retryAfter = m.retryAfter;
+      return out;
+    }
+    case 'auth':
+      return typeof m.token === 'string' ? { t: 'auth', token: m.token } : 'auth without a token';
+    case 'auth-refresh':
+      return { t: 'auth-refresh' };
+    case 'error':
+      return typeof m.code === 'string' ? { t: 'error', code: m.code, message: typeof m.message === 'string' ? m.message : '', fatal: m.fatal === true } : 'error without a code';
     default:
       return `unknown control type ${JSON.stringify(m.t)}`;
   }
@@ -101,4 +168,67 @@ export function classify(first: number, isText: boolean, text: () => string): De
   }
   if (first === -1) return { kind: 'invalid', why: 'empty message' };
   return { kind: 'invalid', why: `reserved message type 0x${first.toString(16).padStart(2, '0')}` };
+}
+
+/**
+ * The parsed header of an application message. Parsers fill one reusable
+ * object instead of allocating per message.
+ */
+export interface DataHeader {
+  seq: number;
+  /** Piggybacked cumulative ack, or -1 when absent. */
+  ack: number;
+  /** Index of the first payload byte (or char). */
+  offset: number;
+}
+
+/**
+ * Parses 'd' SEQ [',' ACK] ':' from bytes. Returns false when malformed
+ * (no digits, a leading zero in a multi-digit number, a number above
+ * MAX_SEQ, a missing ':'), leaving `out` unspecified.
+ */
+export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader): boolean {
+  return parseHeader(b.length, (i) => b[i]!, out);
+}
+
+/** The same for a text message received as a string (browsers). */
+export function parseDataHeaderString(s: string, out: DataHeader): boolean {
+  return parseHeader(s.length, (i) => s.charCodeAt(i), out);
+}
+
+function parseHeader(len: number, at: (i: number) => number, out: DataHeader): boolean {
+  if (len < 3 || at(0) !== DATA_MARK) return false;
+  let i = 1;
+  let seq = 0;
+  const start = i;
+  while (i < len) {
+    const c = at(i);
+    if (c < 0x30 || c > 0x39) break;
+    seq = seq * 10 + (c - 0x30);
+    i++;
+  }
+  if (i === start || (at(start) === 0x30 && i - start > 1) || seq > MAX_SEQ || i >= len) return false;
+  let ack = -1;
+  if (at(i) === COMMA) {
+    i++;
+    const s2 = i;
+    ack = 0;
+    while (i < len) {
+      const c = at(i);
+      if (c < 0x30 || c > 0x39) break;
+      ack = ack * 10 + (c - 0x30);
+      i++;
+    }
+    if (i === s2 || (at(s2) === 0x30 && i - s2 > 1) || ack > MAX_SEQ || i >= len) return false;
+  }
+  if (at(i) !== COLON) return false;
+  out.seq = seq;
+  out.ack = ack;
+  out.offset = i + 1;
+  return true;
+}
+
+/** The header text 'd' SEQ [',' ACK] ':' (ack < 0: none). */
+export function dataHeader(seq: number, ack: number): string {
+  return ack >= 0 ? `d${seq},${ack}:` : `d${seq}:`;
 }
