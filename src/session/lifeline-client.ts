@@ -348,6 +348,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
     } else if (this._state === 'reconnecting' && this.retryTimer !== null) {
       // The network is back (or the tab is visible): try now instead of waiting out the backoff.
       this.counters.wakeProbes++;
+      this.counters.reconnects++;
       this.clock.clearTimeout(this.retryTimer);
       this.retryTimer = null;
       this.connect();
@@ -432,8 +433,9 @@ export class LifelineClient extends Emitter<ClientEvents> {
     if (this._state === 'closed') return;
     const wasOpenFor = this.connectedAt !== null && this.welcomed ? this.clock.now() - this.connectedAt : 0;
     this.dropSocket(info.cause === 'heartbeat-timeout' || info.cause === 'handshake-timeout');
-    this.closes[info.cause] = (this.closes[info.cause] ?? 0) + 1;
+    // With reconnect off this loss is the final close: stop() counts it.
     if (this.options.reconnect === false) return this.stop(info, false);
+    this.closes[info.cause] = (this.closes[info.cause] ?? 0) + 1;
     if (wasOpenFor >= (this.options.stableAfter ?? 5000)) this.backoff.reset();
     let delay: number;
     if (this.retryHint >= 0) {
@@ -472,7 +474,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
     if (terminate && s.terminate) s.terminate();
     else {
       try {
-        s.close(4000, 'reconnecting');
+        s.close(4000, 'connection abandoned');
       } catch {
         s.close();
       }
