@@ -57,6 +57,53 @@ export interface ServerOptions extends SocketOptions {
   verifyUpgrade?: (req: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>;
   /** Time allowed for verifyUpgrade, ms (answer 503 beyond it). Default 10000. */
   upgradeTimeout?: number;
+  /** Open connections (plus handshakes under way) beyond which upgrades get 503 + Retry-After. Default 100000. */
+  maxConnections?: number;
+  /**
+   * Upgrades per source address: a token bucket refilled at `perSecond` with
+   * room for `burst`; beyond it, 429 + Retry-After. Off by default: behind a
+   * reverse proxy every client shares the proxy's address (and a mass
+   * reconnect after a restart is legitimate). Suggested: { perSecond: 20, burst: 50 }.
+   */
+  upgradeRate?: { perSecond: number; burst: number } | false;
+  /**
+   * Standalone server only (an attached server is yours to configure): time to
+   * receive the whole upgrade request, ms (slowloris; Node answers 408). Default 10000.
+   */
+  handshakeTimeout?: number;
+  /** Standalone server only: largest request head, bytes (Node answers 431). Default 16384. */
+  maxHandshakeBytes?: number;
+}
+
+/** Per-address token buckets for upgradeRate, bounded in size. */
+class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly maxKeys = 100_000,
+  ) {}
+
+  /** 0 when allowed, else the ms until a token is available. */
+  take(key: string, now: number): number {
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b);
+    } else {
+      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+      b.at = now;
+      // Keep recently used keys at the end so the oldest are evicted first.
+      this.buckets.delete(key);
+      this.buckets.set(key, b);
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) / this.perSecond) * 1000);
+  }
 }
 
 export interface ServerEvents {
@@ -94,10 +141,22 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
   private readonly handshake: ServerHandshakeOptions;
   private readonly deflate: DeflateOptions | null;
   private closed = false;
+  private handshaking = 0;
+  private readonly maxConnections: number;
+  private readonly rate: RateLimiter | null;
 
   constructor(options: ServerOptions = {}, onListening?: () => void) {
     super();
     this.options = options;
+    this.maxConnections = options.maxConnections ?? 100_000;
+    if (!Number.isSafeInteger(this.maxConnections) || this.maxConnections < 1) {
+      throw new UsageError('WS_ERR_INVALID_OPTION', `maxConnections must be a positive integer, got ${String(options.maxConnections)}`);
+    }
+    const rate = options.upgradeRate ?? false;
+    if (rate && !(rate.perSecond > 0 && rate.burst >= 1)) {
+      throw new UsageError('WS_ERR_INVALID_OPTION', 'upgradeRate needs perSecond > 0 and burst >= 1');
+    }
+    this.rate = rate ? new RateLimiter(rate.perSecond, rate.burst) : null;
     if (options.path !== undefined && !options.path.startsWith('/')) {
       throw new UsageError('WS_ERR_INVALID_OPTION', `path must start with '/', got ${JSON.stringify(options.path)}`);
     }
@@ -131,7 +190,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
       this.ownsHttp = options.server === undefined;
       const http =
         options.server ??
-        createServer((_req, res) => {
+        createServer({ maxHeaderSize: options.maxHandshakeBytes ?? 16384, headersTimeout: options.handshakeTimeout ?? 10_000, requestTimeout: options.handshakeTimeout ?? 10_000 }, (_req, res) => {
           // RFC 6455 4.2.2 / RFC 7231 6.5.15: plain HTTP on a WebSocket endpoint.
           const body = 'This is a WebSocket endpoint; send an upgrade request.\n';
           res.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });
@@ -174,6 +233,30 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, cb?: (ws: WebSocket, req: IncomingMessage) => void): void {
     socket.on('error', onEarlyError);
+    if (this.clients.size + this.handshaking >= this.maxConnections) {
+      this.reject(req, socket, 503, new HandshakeError('WS_ERR_TOO_MANY_CONNECTIONS', 503, `Server is at maxConnections (${this.maxConnections})`), { 'Retry-After': '5' });
+      return;
+    }
+    if (this.rate) {
+      const wait = this.rate.take(req.socket.remoteAddress ?? '', Date.now());
+      if (wait > 0) {
+        this.reject(req, socket, 429, new HandshakeError('WS_ERR_UPGRADE_RATE', 429, 'Too many upgrade requests from this address'), { 'Retry-After': String(Math.ceil(wait / 1000)) });
+        return;
+      }
+    }
+    this.handshaking++;
+    let counted = true;
+    const done = () => {
+      if (counted) {
+        counted = false;
+        this.handshaking--;
+      }
+    };
+    socket.once('close', done);
+    this.runHandshake(req, socket, head, done, cb);
+  }
+
+  private runHandshake(req: IncomingMessage, socket: Duplex, head: Buffer, done: () => void, cb?: (ws: WebSocket, req: IncomingMessage) => void): void {
     const info: UpgradeRequestInfo = { method: req.method ?? '', httpVersion: req.httpVersion, url: req.url ?? '/', headers: req.headers };
     let result;
     try {
@@ -197,6 +280,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
         }
         context = decision.context;
       }
+      done();
       this.complete(req, socket as Socket, head, ok.key, ok.protocol, ok.extensions, ok.responseHeaders, context, cb);
     };
     const hook = this.options.verifyUpgrade;

@@ -14,6 +14,16 @@ import { ConnectionLostError, type LifelineError, UsageError } from '../../proto
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
+export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'wait';
+
+/** Frames held back while the socket is congested; one group per message. */
+interface HeldGroup {
+  bufs: Buffer[];
+  bytes: number;
+  /** Application messages may be dropped by policy; control frames never. */
+  droppable: boolean;
+}
+
 /**
  * Why a connection ended, as a code applications can switch on:
  * - 'peer-closed': the peer started the closing handshake;
@@ -21,9 +31,10 @@ export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as c
  * - 'protocol-error': a side broke the protocol or a limit (see the 'error' event);
  * - 'heartbeat-timeout': the peer went silent beyond the liveness window;
  * - 'terminated': terminate() was called;
- * - 'connection-lost': TCP ended without a closing handshake.
+ * - 'connection-lost': TCP ended without a closing handshake;
+ * - 'slow-consumer': the peer read too slowly and the 'disconnect' policy applied.
  */
-export type CloseCause = 'peer-closed' | 'local-closed' | 'protocol-error' | 'heartbeat-timeout' | 'terminated' | 'connection-lost';
+export type CloseCause = 'peer-closed' | 'local-closed' | 'protocol-error' | 'heartbeat-timeout' | 'terminated' | 'connection-lost' | 'slow-consumer';
 
 /** Limits and behaviour shared by server- and client-side sockets. */
 export interface SocketOptions {
@@ -33,8 +44,30 @@ export interface SocketOptions {
   maxFrameSize?: number;
   /** Split outgoing messages into frames of at most this many bytes. Default 0 (never). */
   fragmentSize?: number;
-  /** send() returns false once bufferedAmount exceeds this. Default 1 MiB. */
+  /**
+   * send() returns false once bufferedAmount exceeds this, and frames beyond
+   * it are held by us (not Node) so a slow-consumer policy can act on whole
+   * messages. Default 1 MiB.
+   */
   highWaterMark?: number;
+  /**
+   * Cap on bytes held for a peer that does not read fast enough (beyond
+   * highWaterMark). What happens at the cap is `slowConsumer`. Default 16 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * At maxBufferedBytes: 'disconnect' (default: close 1008 'slow consumer',
+   * held frames discarded), 'drop-newest' (the new message is not sent),
+   * 'drop-oldest' (the oldest held messages are discarded until it fits), or
+   * 'wait' (the application honours send()'s false / 'drain'; reaching the cap
+   * anyway disconnects). Dropped messages are counted (counters.dropped).
+   */
+  slowConsumer?: SlowConsumerPolicy;
+  /**
+   * Inbound messages per second per connection (a fixed one-second window);
+   * beyond it the connection is closed with 1008 'rate limit'. 0 (default) = no limit.
+   */
+  maxMessagesPerSecond?: number;
   /** How long to wait for the peer to close TCP after the close handshake, ms. Default 5000. */
   closeTimeout?: number;
 }
@@ -98,6 +131,15 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   private pendingBytes = 0;
   private flushScheduled = false;
   private needDrain = false;
+  /** The socket is congested: new frames go to `held` instead of Node's buffer. */
+  private holding = false;
+  private held: HeldGroup[] = [];
+  private heldBytes = 0;
+  /** The group being filled by the current send(), while holding. */
+  private group: HeldGroup | null = null;
+  private dropped = 0;
+  private rateWindowStart = 0;
+  private rateCount = 0;
   private readonly flushBound = () => this.flush();
 
   get readyState(): number {
@@ -111,7 +153,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   /** Bytes accepted by send() but not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.pendingBytes + (this.socket ? this.socket.writableLength : 0);
+    return this.pendingBytes + this.heldBytes + (this.socket ? this.socket.writableLength : 0);
   }
 
   /** The underlying TCP/TLS socket (null before the handshake finished). */
@@ -136,15 +178,15 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   get bytesFlushed(): number {
     const c = this.conn;
     if (!c) return 0;
-    return c.bytesOut - this.pendingBytes - (this.socket ? this.socket.writableLength : 0);
+    return c.bytesOut - this.pendingBytes - this.heldBytes - (this.socket ? this.socket.writableLength : 0);
   }
 
   /** Counters: bytes and messages each way. */
-  get counters(): { bytesIn: number; bytesOut: number; messagesIn: number; messagesOut: number } {
+  get counters(): { bytesIn: number; bytesOut: number; messagesIn: number; messagesOut: number; dropped: number } {
     const c = this.conn;
     return c
-      ? { bytesIn: c.bytesIn, bytesOut: c.bytesOut, messagesIn: c.messagesIn, messagesOut: c.messagesOut }
-      : { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 };
+      ? { bytesIn: c.bytesIn, bytesOut: c.bytesOut, messagesIn: c.messagesIn, messagesOut: c.messagesOut, dropped: this.dropped }
+      : { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, dropped: this.dropped };
   }
 
   /** @internal Wires an upgraded socket to a new protocol connection. */
@@ -184,6 +226,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       if (!socket.destroyed) socket.end();
     });
     socket.on('drain', () => {
+      this.releaseHeld();
       if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
         this.needDrain = false;
         this.emit('drain');
@@ -213,12 +256,69 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const conn = this.requireOpen('send');
     const payload = data instanceof ArrayBuffer ? Buffer.from(data) : data;
     const binary = options?.binary ?? typeof payload !== 'string';
-    conn.send(payload, binary);
+    if (!this.holding) {
+      conn.send(payload, binary);
+    } else {
+      // Congested: collect this message's frames as one group, then apply the policy.
+      const g: HeldGroup = { bufs: [], bytes: 0, droppable: true };
+      this.group = g;
+      try {
+        conn.send(payload, binary);
+      } finally {
+        this.group = null;
+      }
+      if (g.bufs.length > 0) this.enforceCap(g);
+    }
     if (this.bufferedAmount > this.highWaterMark) {
       this.needDrain = true;
       return false;
     }
     return true;
+  }
+
+  /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
+  private enforceCap(newest: HeldGroup): void {
+    const cap = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    if (this.heldBytes <= cap) return;
+    const policy = this.options.slowConsumer ?? 'disconnect';
+    if (policy === 'drop-oldest') {
+      for (let i = 0; i < this.held.length && this.heldBytes > cap; ) {
+        const g = this.held[i]!;
+        if (g.droppable && g !== newest) {
+          this.held.splice(i, 1);
+          this.heldBytes -= g.bytes;
+          this.dropped++;
+        } else i++;
+      }
+      if (this.heldBytes <= cap) return;
+    }
+    if (policy === 'drop-newest' || policy === 'drop-oldest') {
+      const i = this.held.lastIndexOf(newest);
+      if (i >= 0) {
+        this.held.splice(i, 1);
+        this.heldBytes -= newest.bytes;
+        this.dropped++;
+      }
+      return;
+    }
+    // 'disconnect', and 'wait' whose application ignored the backpressure.
+    this.dropSlowConsumer();
+  }
+
+  private dropSlowConsumer(): void {
+    this.cause ??= 'slow-consumer';
+    this.dropped += this.held.filter((g) => g.droppable).length;
+    this.held = [];
+    this.heldBytes = 0;
+    this.holding = false;
+    const conn = this.conn;
+    if (conn && !conn.isCloseSent) {
+      // RFC 6455 7.4.1: 1008 = policy violation. It queues behind what Node
+      // already holds; closeTimeout ends it if the peer never reads that far.
+      conn.close(1008, 'slow consumer');
+      this._readyState = ReadyState.CLOSING;
+    }
+    this.armCloseTimer();
   }
 
   /** Sends a message given as fragments, one frame each. */
@@ -286,8 +386,28 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   // ------------------------------------------------- ConnectionHandler
 
   write(data: Buffer): void {
+    if (this.holding) {
+      let g = this.group;
+      if (g === null) {
+        // Control frames and frames written outside send() (compression) are never dropped.
+        g = { bufs: [], bytes: 0, droppable: false };
+        this.held.push(g);
+      } else if (g.bufs.length === 0) {
+        this.held.push(g);
+      }
+      g.bufs.push(data);
+      g.bytes += data.length;
+      this.heldBytes += data.length;
+      return;
+    }
     this.pending.push(data);
     this.pendingBytes += data.length;
+    if (this.pendingBytes >= this.highWaterMark) {
+      // A burst larger than the high-water mark within one tick: write now, so
+      // congestion is noticed (and held frames bounded) before the tick ends.
+      this.flush();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushBound);
@@ -295,6 +415,24 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   }
 
   onMessage(data: Buffer, isBinary: boolean): void {
+    const limit = this.options.maxMessagesPerSecond;
+    if (limit) {
+      const now = Date.now();
+      if (now - this.rateWindowStart >= 1000) {
+        this.rateWindowStart = now;
+        this.rateCount = 0;
+      }
+      if (++this.rateCount > limit) {
+        if (this.rateCount === limit + 1 && this.conn && !this.conn.isCloseSent) {
+          this.cause ??= 'protocol-error';
+          // RFC 6455 7.4.1: 1008, a message that violates policy.
+          this.conn.close(1008, 'rate limit');
+          this._readyState = ReadyState.CLOSING;
+          this.armCloseTimer();
+        }
+        return;
+      }
+    }
     this.emit('message', data, isBinary);
   }
 
@@ -327,6 +465,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const s = this.socket;
     if (!s || s.destroyed) return;
     this.flush();
+    // Held frames (and the close frame among them) go out before FIN.
+    for (const g of this.held) for (const b of g.bufs) s.write(b);
+    this.held = [];
+    this.heldBytes = 0;
+    this.holding = false;
     s.end();
     this.armCloseTimer();
   }
@@ -358,6 +501,20 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       for (let i = 0; i < n; i++) s.write(list[i]!);
       s.uncork();
     }
+    // Past the high-water mark, further frames wait with us (see write()).
+    if (s.writableLength >= this.highWaterMark) this.holding = true;
+  }
+
+  /** Socket drained: hand held groups to it until it is congested again. */
+  private releaseHeld(): void {
+    const s = this.socket;
+    if (!s || s.destroyed) return;
+    while (this.held.length > 0 && s.writableLength < this.highWaterMark) {
+      const g = this.held.shift()!;
+      this.heldBytes -= g.bytes;
+      for (const b of g.bufs) s.write(b);
+    }
+    if (this.held.length === 0 && s.writableLength < this.highWaterMark) this.holding = false;
   }
 
   private armCloseTimer(): void {
@@ -374,6 +531,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     }
     this.pending = [];
     this.pendingBytes = 0;
+    this.held = [];
+    this.heldBytes = 0;
     this._readyState = ReadyState.CLOSED;
     this.conn?.transportClosed();
     this.emit('close', this.closeCode, this.closeReason);
