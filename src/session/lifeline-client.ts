@@ -272,23 +272,26 @@ export class LifelineClient extends Emitter<ClientEvents> {
     if (this._state === 'closed') throw new Error('Cannot send: the client is closed');
     const open = this._state === 'open' && this.welcomed;
     const seq = this.lastSent + 1;
-    const ack = open && this.inbound.pending > 0 ? this.takeAck() : -1;
+    const body = typeof data === 'string' ? data : data instanceof Uint8Array ? data : new Uint8Array(data);
+    // Piggyback the cumulative ack when there is something to acknowledge.
+    const ack = open && this.inbound.pending > 0 ? this.inbound.received : -1;
     const head = dataHeader(seq, ack);
+    // Check the bound before anything changes (a refused send must not swallow a pending ack).
+    if (this.outbox.wouldOverflow(body.length + head.length)) {
+      throw new OutboxFullError(`Outbox full (${this.outbox.length} messages, ${this.outbox.bytes} bytes): wait for acknowledgements`);
+    }
+    if (ack >= 0) this.takeAck();
     let wire: string | Uint8Array;
     let bytes: number;
-    if (typeof data === 'string') {
-      wire = head + data;
+    if (typeof body === 'string') {
+      wire = head + body;
       bytes = wire.length;
     } else {
-      const body = data instanceof Uint8Array ? data : new Uint8Array(data);
       const framed = new Uint8Array(head.length + body.length);
       for (let i = 0; i < head.length; i++) framed[i] = head.charCodeAt(i);
       framed.set(body, head.length);
       wire = framed;
       bytes = framed.length;
-    }
-    if (this.outbox.wouldOverflow(bytes)) {
-      throw new OutboxFullError(`Outbox full (${this.outbox.length} messages, ${this.outbox.bytes} bytes): wait for acknowledgements`);
     }
     this.lastSent = seq;
     this.outbox.push(seq, wire, bytes);
@@ -358,12 +361,18 @@ export class LifelineClient extends Emitter<ClientEvents> {
   private connect(): void {
     const gen = ++this.gen;
     this.welcomed = false;
+    this.fatal = null;
+    this.finalBye = false;
     let s: SocketLike;
     try {
       s = this.options.socketFactory(this.url, [SUBPROTOCOL]);
     } catch (err) {
-      this.emitError(err as Error);
-      this.stop({ code: 1006, reason: String((err as Error).message ?? err), cause: 'handshake-failed' }, false);
+      // Deferred: from the constructor, listeners are not attached yet.
+      queueMicrotask(() => {
+        if (gen !== this.gen) return;
+        this.emitError(err as Error);
+        this.stop({ code: 1006, reason: String((err as Error).message ?? err), cause: 'handshake-failed' }, false);
+      });
       return;
     }
     this.socket = s;
@@ -431,8 +440,11 @@ export class LifelineClient extends Emitter<ClientEvents> {
   /** Leaves the current socket; reconnects unless that is off or exhausted. */
   private lost(info: ClientCloseInfo): void {
     if (this._state === 'closed') return;
+    // The server said it is over (fatal error, or bye without a retry hint): however the socket ended, stop.
+    if (this.fatal) return this.stop(this.fatal, true);
+    if (this.finalBye) return this.stop({ code: info.code, reason: info.reason, cause: 'peer-closed' }, true);
     const wasOpenFor = this.connectedAt !== null && this.welcomed ? this.clock.now() - this.connectedAt : 0;
-    this.dropSocket(info.cause === 'heartbeat-timeout' || info.cause === 'handshake-timeout');
+    this.dropSocket(info.cause === 'heartbeat-timeout' || info.cause === 'handshake-timeout', info.cause === 'protocol-error' ? 4002 : 4000);
     // With reconnect off this loss is the final close: stop() counts it.
     if (this.options.reconnect === false) return this.stop(info, false);
     this.closes[info.cause] = (this.closes[info.cause] ?? 0) + 1;
@@ -456,7 +468,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
   }
 
   /** Detaches and closes the current socket; stops its timers. */
-  private dropSocket(terminate: boolean): void {
+  private dropSocket(terminate: boolean, code = 4000): void {
     this.gen++;
     for (const t of [this.handshakeTimer, this.ackTimer]) if (t !== null) this.clock.clearTimeout(t);
     this.handshakeTimer = this.ackTimer = null;
@@ -474,7 +486,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
     if (terminate && s.terminate) s.terminate();
     else {
       try {
-        s.close(4000, 'connection abandoned');
+        s.close(code, code === 4002 ? 'protocol error' : 'connection abandoned');
       } catch {
         s.close();
       }
@@ -563,7 +575,11 @@ export class LifelineClient extends Emitter<ClientEvents> {
 
   /** Sequencing for one inbound data message; true to deliver it. */
   private acceptData(h: DataHeader): boolean {
-    if (h.ack >= 0) this.onPeerAck(h.ack);
+    if (h.ack >= 0) {
+      this.onPeerAck(h.ack);
+      // A bad ack failed the connection: deliver nothing more from it.
+      if (!this.welcomed) return false;
+    }
     const verdict = this.inbound.accept(h.seq);
     if (verdict === 'duplicate') {
       this.counters.duplicatesDropped++;
@@ -633,7 +649,11 @@ export class LifelineClient extends Emitter<ClientEvents> {
 
   private onWelcome(msg: Extract<ControlMessage, { t: 'welcome' }>, now: number): void {
     if (this.welcomed) return this.protocolError('second welcome');
-    if (msg.v !== PROTOCOL_VERSION) return this.protocolError(`unsupported lifeline version ${msg.v}`);
+    if (msg.v !== PROTOCOL_VERSION) {
+      // Another version will not change on the next attempt: fatal.
+      this.emitError(new Error(`unsupported lifeline version ${msg.v}`));
+      return this.stop({ code: 1002, reason: `unsupported lifeline version ${msg.v}`, cause: 'protocol-error' }, true);
+    }
     if (msg.session === undefined || msg.token === undefined || msg.ack === undefined) return this.protocolError('welcome without a session');
     const local = this.options.heartbeat ?? 'server';
     let config: HeartbeatConfig | null;
@@ -650,6 +670,10 @@ export class LifelineClient extends Emitter<ClientEvents> {
     let lostInfo: SessionLostInfo | null = null;
     let replayed = 0;
     if (hadSession && msg.resumed && msg.session === this.sessionId) {
+      if (msg.ack > this.lastSent) {
+        this.welcomed = false;
+        return this.protocolError(`resume ack ${msg.ack} beyond the last message sent (${this.lastSent})`);
+      }
       // Resume: drop what the server has, resend the rest in order.
       this.counters.resumes++;
       this.onPeerAck(msg.ack);
@@ -662,8 +686,14 @@ export class LifelineClient extends Emitter<ClientEvents> {
     } else {
       if (hadSession || this.lastTransmitted > 0) {
         // The old session is gone: fail what it did not confirm, then start over.
-        const serverHad = msg.lost?.ack ?? null;
+        const rawHad = msg.lost?.ack ?? null;
+        const serverHad = rawHad === null ? null : Math.min(rawHad, this.lastSent);
         const unconfirmed = this.lastSent - this.peerAcked;
+        // What the old session received was delivered: only the rest fails.
+        if (serverHad !== null && serverHad > this.peerAcked) {
+          this.peerAcked = serverHad;
+          this.outbox.ack(serverHad);
+        }
         const failed = this.failOutbox();
         lostInfo = {
           reason: msg.lost?.reason ?? 'unknown-session',

@@ -99,6 +99,14 @@ export class CountingClock implements Clock {
 /** What the fake socket was asked to send, copied at the time of the call. */
 export type Sent = string | Uint8Array;
 
+/** One application message the client sent, as FakeSocket.dataSent() parses it. */
+export interface SentData {
+  seq: number;
+  ack: number;
+  payload: string | number[];
+  binary: boolean;
+}
+
 /**
  * A WebSocket-like object the test drives by hand: it records what the client
  * sends and how it closes it; serverOpen/serverSend/serverClose call the
@@ -164,6 +172,25 @@ export class FakeSocket implements SocketLike {
   /** Text messages sent so far, in order. */
   texts(): string[] {
     return this.sent.filter((x): x is string => typeof x === 'string');
+  }
+
+  /**
+   * Application messages sent so far, parsed independently of wire.ts:
+   * 'd' SEQ [',' ACK] ':' PAYLOAD; ack -1 when absent; text payloads as
+   * strings, binary ones as byte arrays.
+   */
+  dataSent(): SentData[] {
+    const out: SentData[] = [];
+    for (const x of this.sent) {
+      const text = typeof x === 'string' ? x : String.fromCharCode(...x.subarray(0, 40));
+      if (!text.startsWith('d')) continue;
+      const m = /^d(0|[1-9][0-9]*)(?:,(0|[1-9][0-9]*))?:/.exec(text);
+      if (!m) throw new Error(`client sent a malformed data message: ${JSON.stringify(text)}`);
+      const seq = Number(m[1]);
+      const ack = m[2] === undefined ? -1 : Number(m[2]);
+      out.push(typeof x === 'string' ? { seq, ack, payload: x.slice(m[0].length), binary: false } : { seq, ack, payload: [...x.subarray(m[0].length)], binary: true });
+    }
+    return out;
   }
 
   /** Control messages of type `t` sent so far, parsed. */
