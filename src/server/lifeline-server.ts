@@ -293,7 +293,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       return;
     }
     this._state = 'closing';
-    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws.send(encodeControl({ t: 'bye', reason: reason || 'normal' }));
+    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws._sendControlMessage(encodeControl({ t: 'bye', reason: reason || 'normal' }));
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
     else this.finish({ code, reason, cause: 'local-closed' });
   }
@@ -411,7 +411,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       ttl: this.server.sessionOptions.sessionTtl,
     };
     if (lost) msg.lost = lost;
-    ws.send(encodeControl(msg));
+    ws._sendControlMessage(encodeControl(msg));
     this.inbound.acked = this.inbound.received;
   }
 
@@ -428,8 +428,9 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     const askAt = Math.max(0, remaining - lead);
     this.authTimer = setTimeout(() => {
       this.authTimer = null;
-      if (this._state !== 'open') return;
-      this._socket.send(encodeControl({ t: 'auth-refresh' }));
+      // A closing handshake already under way decides how this session ends.
+      if (this._state !== 'open' || this._socket.readyState !== WebSocket.OPEN) return;
+      this._socket._sendControlMessage(encodeControl({ t: 'auth-refresh' }));
       // No fresh token by expiry: the session ends, fatally.
       this.authTimer = setTimeout(() => {
         this.authTimer = null;
@@ -442,7 +443,9 @@ export class ServerSession extends EventEmitter<SessionEvents> {
 
   private fatal(code: string, message: string, closeCode: number, cause: SessionCloseCause): void {
     const ws = this._socket;
-    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws.send(encodeControl({ t: 'error', code, message, fatal: true }));
+    // A closing handshake already under way decides how this session ends.
+    if (ws.readyState === WebSocket.CLOSING) return;
+    if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws._sendControlMessage(encodeControl({ t: 'error', code, message, fatal: true }));
     this.closeInfo = { code: closeCode, reason: message, cause };
     this._state = 'closing';
     if (ws.readyState === WebSocket.OPEN) ws.close(closeCode, message.slice(0, 120));
@@ -459,12 +462,12 @@ export class ServerSession extends EventEmitter<SessionEvents> {
 
   private sendAckNow(): void {
     if (this._state !== 'open' || this.inbound.pending === 0) return;
-    this._socket.send(encodeControl({ t: 'ack', seq: this.takeAck() }));
+    this._socket._sendControlMessage(encodeControl({ t: 'ack', seq: this.takeAck() }));
   }
 
   private sendPing(ws: WebSocket, ts: number): void {
     if (ws.readyState !== WebSocket.OPEN) return;
-    if (this.mode === 'lifeline') ws.send(encodeControl({ t: 'ping', ts }));
+    if (this.mode === 'lifeline') ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
     else ws.ping(String(ts));
   }
 
@@ -503,7 +506,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     const msg = d.msg;
     switch (msg.t) {
       case 'ping':
-        this._socket.send(encodeControl({ t: 'pong', ts: msg.ts }));
+        this._socket._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
         return;
       case 'pong':
         this.monitor?.onPong(msg.ts, this.server.now());
@@ -615,8 +618,9 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     this.clock = options.clock ?? systemClock;
     this.heartbeat = resolveHeartbeat(options.heartbeat);
     const hb = this.heartbeat;
-    // Tick: fine enough to detect within a fraction of the smallest timeout, never finer than 10 ms.
-    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(1000, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 4)))) : null;
+    // Tick: a tenth of the smallest interval or timeout, within 10..250 ms, so a
+    // check runs at most a quarter second late (normal: 250 ms, aggressive: 100 ms).
+    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10)))) : null;
     this.heartbeatDriver = hb && wheel ? { config: hb, wheel } : null;
     this.sessionOptions = {
       sessionTtl: positiveInt('sessionTtl', options.sessionTtl, 120_000),
@@ -673,7 +677,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   private awaitHello(ws: WebSocket, req: IncomingMessage, helloTimeout: number): void {
     let done = false;
     const hb = this.heartbeatDriver;
-    const monitor = hb ? startHeartbeat(ws, hb, (ts) => ws.readyState === WebSocket.OPEN && ws.send(encodeControl({ t: 'ping', ts })), () => {}) : null;
+    const monitor = hb ? startHeartbeat(ws, hb, (ts) => ws.readyState === WebSocket.OPEN && ws._sendControlMessage(encodeControl({ t: 'ping', ts })), () => {}) : null;
     const timer = setTimeout(() => {
       if (!done) reject(new ProtocolError('LL_ERR_HELLO_TIMEOUT', `No hello within ${helloTimeout} ms`, 1008));
     }, helloTimeout);
@@ -688,7 +692,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       const d = classify(data.length > 0 ? data[0]! : -1, !isBinary, () => data.toString('utf8'));
       if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
       const msg = d.msg;
-      if (msg.t === 'ping') return void ws.send(encodeControl({ t: 'pong', ts: msg.ts }));
+      if (msg.t === 'ping') return void ws._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
       if (msg.t === 'pong') return void monitor?.onPong(msg.ts, this.now());
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
@@ -716,7 +720,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const proceed = (auth: AuthResult) => {
       if (ws.readyState !== WebSocket.OPEN) return;
       if (auth === false) {
-        ws.send(encodeControl({ t: 'error', code: 'auth-failed', message: 'authentication failed', fatal: true }));
+        ws._sendControlMessage(encodeControl({ t: 'error', code: 'auth-failed', message: 'authentication failed', fatal: true }));
         ws.close(FatalClose.AuthFailed, 'auth-failed');
         this.closedByCause['auth-failed'] = (this.closedByCause['auth-failed'] ?? 0) + 1;
         return;
@@ -852,7 +856,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const windowMs = options.retryWindow ?? 0;
     for (const s of this.sessions) {
       if (s.mode === 'lifeline' && s.state === 'open' && s.socket.readyState === WebSocket.OPEN) {
-        s.socket.send(encodeControl({ t: 'bye', reason: 'server-shutdown', retryAfter: Math.floor(Math.random() * windowMs) }));
+        s.socket._sendControlMessage(encodeControl({ t: 'bye', reason: 'server-shutdown', retryAfter: Math.floor(Math.random() * windowMs) }));
       }
     }
     await this.transport.close({ timeout: options.timeout, code: 1001, reason: 'server shutting down' });

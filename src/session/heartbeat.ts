@@ -7,8 +7,11 @@
  *  - outbound progress while we have a send backlog proves it too (a peer whose
  *    TCP stack keeps acking a big message is alive even though our ping sits
  *    behind that message and cannot be answered yet);
- *  - when the line has been quiet for `interval`, ping; when nothing arrived
- *    for `timeout` after that, the peer is dead ('heartbeat-timeout');
+ *  - when nothing came in for `interval`, ping; when nothing arrived for
+ *    `timeout` after that, the peer is dead ('heartbeat-timeout');
+ *  - when nothing went out for `interval`, ping too: a peer busy sending us
+ *    one long message would otherwise hear nothing from us (its own ping
+ *    waits behind that message) and give up on us;
  *  - the timeout adapts to the measured RTT: clamp(srtt + k*rttvar, floor, ceiling);
  *  - a check that runs late (throttled timer, frozen page, sleeping laptop)
  *    sends a fresh probe and waits one more timeout before declaring death.
@@ -147,11 +150,17 @@ export class HeartbeatMonitor {
   private _state: LivenessState = 'alive';
   /** Time of the last inbound byte (or outbound progress). */
   lastInbound: number;
+  /** Time we last saw our own bytes go out (or sent a ping). */
+  private lastOutbound: number;
   /** When the outstanding ping was sent (meaningful in 'probing'). */
   private pingSentAt = 0;
   /** Whether the outstanding ping has already been renewed by a late check. */
   private lateProbeUsed = false;
+  private tracksOutbound: boolean;
+  /** The outstanding ping is a keepalive, not a liveness probe. */
+  private keepalive = false;
   private lastWritten = -1;
+  private lastSeenWritten = -1;
   /** Next time check() wants to run. */
   nextCheck: number;
   pingsSent = 0;
@@ -164,6 +173,8 @@ export class HeartbeatMonitor {
     this.config = config;
     this.host = host;
     this.lastInbound = now;
+    this.lastOutbound = now;
+    this.tracksOutbound = host.outbound !== undefined;
     this.nextCheck = now + config.interval;
   }
 
@@ -180,6 +191,12 @@ export class HeartbeatMonitor {
   /** Any inbound data: the peer is alive. Cheap on purpose (called per read). */
   onInbound(now: number): void {
     this.lastInbound = now;
+  }
+
+  /** We sent something (drivers that see every send call this; others report bytes via host.outbound). */
+  onOutbound(now: number): void {
+    this.lastOutbound = now;
+    this.tracksOutbound = true;
   }
 
   /** A pong (or app-level pong) carrying the timestamp of our ping. */
@@ -209,7 +226,10 @@ export class HeartbeatMonitor {
         // Something arrived after the ping: alive, even if the pong is still on its way.
         this.setState('alive');
       } else {
-        const deadline = this.pingSentAt + this.timeout;
+        // A keepalive (sent because nothing went out) does not shorten the
+        // silence the peer is allowed: dead only after interval + timeout of it.
+        const silentFrom = this.keepalive ? this.lastInbound + c.interval : 0;
+        const deadline = (this.pingSentAt > silentFrom ? this.pingSentAt : silentFrom) + this.timeout;
         if (now < deadline) return (this.nextCheck = deadline);
         if (now - plannedAt > c.lateSlack && !this.lateProbeUsed) {
           // We ran late: the silence may be ours, not the peer's. Probe again first.
@@ -224,10 +244,16 @@ export class HeartbeatMonitor {
         return -1;
       }
     }
-    const quietUntil = this.lastInbound + c.interval;
-    if (now < quietUntil) return (this.nextCheck = quietUntil);
+    // Ping when nothing came in for an interval (is the peer alive?), and also
+    // when nothing went out for one: a peer busy sending us one long message
+    // cannot hear from us otherwise, as its own ping waits behind that message.
+    const quietIn = this.lastInbound + c.interval;
+    // Only hosts that report their outbound traffic can tell "nothing went out".
+    const quietOut = this.tracksOutbound ? this.lastOutbound + c.interval : Infinity;
+    if (now < quietIn && now < quietOut) return (this.nextCheck = quietIn < quietOut ? quietIn : quietOut);
     this.lateProbeUsed = false;
     this.ping(now);
+    this.keepalive = now < quietIn;
     return (this.nextCheck = now + this.timeout);
   }
 
@@ -266,7 +292,9 @@ export class HeartbeatMonitor {
   }
 
   private ping(now: number): void {
+    this.keepalive = false;
     this.pingSentAt = now;
+    this.lastOutbound = now;
     this.pingsSent++;
     this.setState('probing');
     this.host.sendPing(now);
@@ -275,6 +303,11 @@ export class HeartbeatMonitor {
   private noteOutboundProgress(now: number): void {
     const out = this.host.outbound?.();
     if (!out) return;
+    if (out.written > this.lastSeenWritten) {
+      // Our bytes went out since the last check (approximately now).
+      if (this.lastSeenWritten >= 0) this.lastOutbound = Math.max(this.lastOutbound, now);
+      this.lastSeenWritten = out.written;
+    }
     if (this.lastWritten >= 0 && out.written > this.lastWritten) {
       // Our backlog is draining: the peer's TCP stack is acknowledging data.
       this.lastInbound = Math.max(this.lastInbound, now);

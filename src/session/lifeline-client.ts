@@ -397,7 +397,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
           hello.ack = this.inbound.received;
         }
         if (auth !== undefined) hello.auth = auth;
-        s.send(encodeControl(hello));
+        this.sendRaw(s, encodeControl(hello));
       });
     };
     s.onactivity = () => {
@@ -411,7 +411,12 @@ export class LifelineClient extends Emitter<ClientEvents> {
     };
     s.onclose = (ev) => {
       if (gen !== this.gen) return;
-      const fatal = this.fatal ?? (fatalCause(ev.code) ? { code: ev.code, reason: ev.reason, cause: fatalCause(ev.code)! } : null);
+      // A fatal 'error' message names the cause; the close frame has the real code.
+      const fatal = this.fatal
+        ? { code: ev.code, reason: ev.reason || this.fatal.reason, cause: this.fatal.cause }
+        : fatalCause(ev.code)
+          ? { code: ev.code, reason: ev.reason, cause: fatalCause(ev.code)! }
+          : null;
       if (fatal) return this.stop(fatal, false);
       if (this.finalBye) return this.stop({ code: ev.code, reason: ev.reason, cause: 'peer-closed' }, false);
       const cause: ClientCloseCause = !this.welcomed ? 'handshake-failed' : ev.code === 1006 ? 'connection-lost' : 'peer-closed';
@@ -526,8 +531,14 @@ export class LifelineClient extends Emitter<ClientEvents> {
   // -------------------------------------------------------------- messages
 
   private transmit(wire: string | Uint8Array, seq: number): void {
-    this.socket!.send(wire);
+    this.sendRaw(this.socket!, wire);
     if (seq > this.lastTransmitted) this.lastTransmitted = seq;
+  }
+
+  /** Every frame we send goes through here: outbound traffic counts for the heartbeat. */
+  private sendRaw(s: SocketLike, data: string | Uint8Array): void {
+    s.send(data);
+    if (this.monitor) this.monitor.onOutbound(this.clock.now());
   }
 
   private takeAck(): number {
@@ -540,7 +551,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
 
   private sendAckNow(): void {
     if (!this.welcomed || !this.socket || this.inbound.pending === 0) return;
-    this.socket.send(encodeControl({ t: 'ack', seq: this.takeAck() }));
+    this.sendRaw(this.socket, encodeControl({ t: 'ack', seq: this.takeAck() }));
   }
 
   private onMessage(data: unknown): void {
@@ -613,7 +624,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
     const s = this.socket!;
     switch (msg.t) {
       case 'ping':
-        s.send(encodeControl({ t: 'pong', ts: msg.ts }));
+        this.sendRaw(s, encodeControl({ t: 'pong', ts: msg.ts }));
         return;
       case 'pong':
         this.monitor?.onPong(msg.ts, now);
@@ -631,7 +642,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
       case 'auth-refresh': {
         const gen = this.gen;
         this.withToken(gen, (token) => {
-          if (token !== undefined) this.socket?.send(encodeControl({ t: 'auth', token }));
+          if (token !== undefined && this.socket) this.sendRaw(this.socket, encodeControl({ t: 'auth', token }));
         });
         return;
       }
@@ -716,6 +727,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
         {
           sendPing: (ts) => {
             if (this.socket && this.socket.readyState === 1) this.socket.send(encodeControl({ t: 'ping', ts }));
+            // (the monitor notes its own pings as outbound)
           },
           onDead: () => this.lost({ code: 1006, reason: 'heartbeat-timeout', cause: 'heartbeat-timeout' }),
           outbound: () => ({ written: this.counters.bytesOut - (this.socket ? this.socket.bufferedAmount : 0), backlog: this.socket ? this.socket.bufferedAmount : 0 }),

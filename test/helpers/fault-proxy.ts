@@ -444,9 +444,10 @@ class Pipe {
       if (s.kind === 'throttle') {
         this.tokens = Math.min(s.burstBytes, this.tokens + ((now - this.lastRefill) * s.bytesPerSecond) / 1000);
         this.lastRefill = now;
-        if (this.tokens < 1) {
-          // Wait until a reasonable quantum is available, not a single byte.
-          const quantum = Math.min(n, s.burstBytes, Math.max(1, s.bytesPerSecond / 100));
+        // Forward in quanta (1/100 s of rate), not in the few bytes that refill
+        // between two wakeups: that busy-looped at 100% CPU with tiny writes.
+        const quantum = Math.min(n, s.burstBytes, Math.max(1, s.bytesPerSecond / 100));
+        if (this.tokens < quantum) {
           this.schedule(((quantum - this.tokens) * 1000) / s.bytesPerSecond);
           break;
         }
@@ -789,7 +790,8 @@ export class FaultProxy extends FaultControls {
     }
     this.env = { now: opts.now ?? (() => performance.now()), random: opts.random ?? Math.random, highWaterMark };
     // allowHalfOpen: a FIN from one side is forwarded as a FIN, not a full close.
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    // noDelay on both legs: Nagle would add ~40 ms to small frames and skew RTT samples.
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (socket) => this.accept(socket));
   }
 
   /** Starts a proxy on opts.host (127.0.0.1):0 forwarding to `target`. */
@@ -932,7 +934,7 @@ export class FaultProxy extends FaultControls {
       this.poke();
       return;
     }
-    const server = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true });
+    const server = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true, noDelay: true });
     const conn = new FaultConnection(client, server, this, this.counters, this.env);
     this.live.add(conn);
     for (const d of DIRECTIONS) {

@@ -94,6 +94,14 @@ export interface AttachInit {
 }
 
 const FLUSH_CONCAT_LIMIT = 64 * 1024;
+const WRITE_SLICE = 64 * 1024;
+
+/** Views of buf[from..] of at most 64 KiB each (no copies). */
+function slices(buf: Buffer, from: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = from; off < buf.length; off += WRITE_SLICE) out.push(buf.subarray(off, Math.min(off + WRITE_SLICE, buf.length)));
+  return out;
+}
 
 export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionHandler {
   static readonly CONNECTING = 0;
@@ -135,6 +143,12 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   private holding = false;
   private held: HeldGroup[] = [];
   private heldBytes = 0;
+  /**
+   * Bytes of held messages not yet started: what the slow-consumer cap counts.
+   * A message partly on the wire is excluded: its held part is a view of the
+   * application's own payload (no extra memory), and it cannot be dropped.
+   */
+  private queuedBytes = 0;
   /** The group being filled by the current send(), while holding. */
   private group: HeldGroup | null = null;
   private dropped = 0;
@@ -279,24 +293,26 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
   private enforceCap(newest: HeldGroup): void {
     const cap = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
-    if (this.heldBytes <= cap) return;
+    if (this.queuedBytes <= cap) return;
     const policy = this.options.slowConsumer ?? 'disconnect';
     if (policy === 'drop-oldest') {
-      for (let i = 0; i < this.held.length && this.heldBytes > cap; ) {
+      for (let i = 0; i < this.held.length && this.queuedBytes > cap; ) {
         const g = this.held[i]!;
         if (g.droppable && g !== newest) {
           this.held.splice(i, 1);
           this.heldBytes -= g.bytes;
+          this.queuedBytes -= g.bytes;
           this.dropped++;
         } else i++;
       }
-      if (this.heldBytes <= cap) return;
+      if (this.queuedBytes <= cap) return;
     }
     if (policy === 'drop-newest' || policy === 'drop-oldest') {
       const i = this.held.lastIndexOf(newest);
       if (i >= 0) {
         this.held.splice(i, 1);
         this.heldBytes -= newest.bytes;
+        this.queuedBytes -= newest.bytes;
         this.dropped++;
       }
       return;
@@ -310,6 +326,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.dropped += this.held.filter((g) => g.droppable).length;
     this.held = [];
     this.heldBytes = 0;
+    this.queuedBytes = 0;
     this.holding = false;
     const conn = this.conn;
     if (conn && !conn.isCloseSent) {
@@ -319,6 +336,15 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       this._readyState = ReadyState.CLOSING;
     }
     this.armCloseTimer();
+  }
+
+  /**
+   * @internal Sends a message that a slow-consumer policy must never drop
+   * (session-layer control: pings, pongs, acks). Same framing as send().
+   */
+  _sendControlMessage(text: string): void {
+    if (this._readyState !== ReadyState.OPEN || this.conn === null) return;
+    this.conn.send(text, false);
   }
 
   /** Sends a message given as fragments, one frame each. */
@@ -395,9 +421,12 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       } else if (g.bufs.length === 0) {
         this.held.push(g);
       }
-      g.bufs.push(data);
+      // Held bytes are stored in slices, so releasing them can be paced (see writeOut).
+      if (data.length <= WRITE_SLICE) g.bufs.push(data);
+      else for (const v of slices(data, 0)) g.bufs.push(v);
       g.bytes += data.length;
       this.heldBytes += data.length;
+      if (g.droppable) this.queuedBytes += data.length;
       return;
     }
     this.pending.push(data);
@@ -469,6 +498,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     for (const g of this.held) for (const b of g.bufs) s.write(b);
     this.held = [];
     this.heldBytes = 0;
+    this.queuedBytes = 0;
     this.holding = false;
     s.end();
     this.armCloseTimer();
@@ -492,27 +522,73 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.pendingBytes = 0;
     if (!s || s.destroyed || !s.writable) return;
     if (n === 1) {
-      s.write(list[0]!);
+      this.writeOut(s, list[0]!);
     } else if (bytes <= FLUSH_CONCAT_LIMIT) {
       // Many small frames: one copy is cheaper than one write per frame.
-      s.write(Buffer.concat(list, bytes));
+      this.writeOut(s, Buffer.concat(list, bytes));
     } else {
-      s.cork();
-      for (let i = 0; i < n; i++) s.write(list[i]!);
-      s.uncork();
+      for (let i = 0; i < n; i++) this.writeOut(s, list[i]!);
+    }
+  }
+
+  /**
+   * Hands bytes to Node in slices of at most 64 KiB while its buffer is below
+   * the high-water mark; the rest waits in `held` (released on 'drain').
+   * Why pace it: Node batches everything queued into one writev and lowers
+   * writableLength only when that completes, so one 48 MiB message would show
+   * no progress for its whole transfer; paced slices let bufferedAmount (and
+   * the heartbeat's "our backlog is draining" rule) follow the peer's reading.
+   */
+  private writeOut(s: Socket, buf: Buffer): void {
+    if (this.holding) {
+      this.holdTail(buf.length <= WRITE_SLICE ? [buf] : slices(buf, 0));
+      return;
+    }
+    if (buf.length <= WRITE_SLICE) {
+      s.write(buf);
+    } else {
+      let off = 0;
+      while (off < buf.length && s.writableLength < this.highWaterMark) {
+        const end = Math.min(off + WRITE_SLICE, buf.length);
+        s.write(buf.subarray(off, end));
+        off = end;
+      }
+      if (off < buf.length) {
+        this.holding = true;
+        this.holdTail(slices(buf, off));
+        return;
+      }
     }
     // Past the high-water mark, further frames wait with us (see write()).
     if (s.writableLength >= this.highWaterMark) this.holding = true;
   }
 
-  /** Socket drained: hand held groups to it until it is congested again. */
+  /** Appends bytes that must follow everything held (never dropped: part of a frame may be out). */
+  private holdTail(bufs: Buffer[]): void {
+    let bytes = 0;
+    for (const b of bufs) bytes += b.length;
+    this.held.push({ bufs, bytes, droppable: false });
+    this.heldBytes += bytes;
+  }
+
+  /** Socket drained: hand held bytes to it, slice by slice, until it is congested again. */
   private releaseHeld(): void {
     const s = this.socket;
     if (!s || s.destroyed) return;
     while (this.held.length > 0 && s.writableLength < this.highWaterMark) {
-      const g = this.held.shift()!;
-      this.heldBytes -= g.bytes;
-      for (const b of g.bufs) s.write(b);
+      const g = this.held[0]!;
+      while (g.bufs.length > 0 && s.writableLength < this.highWaterMark) {
+        if (g.droppable) {
+          // A group partly on the wire can no longer be dropped.
+          g.droppable = false;
+          this.queuedBytes -= g.bytes;
+        }
+        const b = g.bufs.shift()!;
+        g.bytes -= b.length;
+        this.heldBytes -= b.length;
+        s.write(b);
+      }
+      if (g.bufs.length === 0) this.held.shift();
     }
     if (this.held.length === 0 && s.writableLength < this.highWaterMark) this.holding = false;
   }
@@ -533,6 +609,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.pendingBytes = 0;
     this.held = [];
     this.heldBytes = 0;
+    this.queuedBytes = 0;
     this._readyState = ReadyState.CLOSED;
     this.conn?.transportClosed();
     this.emit('close', this.closeCode, this.closeReason);

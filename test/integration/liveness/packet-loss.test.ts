@@ -1,0 +1,259 @@
+// Acceptance under real packet loss (root only: network namespace + nftables).
+//
+// A LifelineServer and its clients (one LifelineClient with reconnect off, one
+// plain `ws` client) run as child processes (netns-peer.ts) INSIDE a private
+// network namespace (LossyLink), talking over its own loopback; nftables
+// drops packets on the server's port on the way in, as a lossy network would
+// (no RST, no FIN, no EPERM). Heartbeat: aggressive/5 (interval 1000, timeout
+// 200..800).
+//
+// 1. dropAll(port) right after the server received a message on each
+//    session (so the silence starts at a known time, measured on the
+//    server's own clock): the server reports heartbeat-timeout for both
+//    sessions within interval + timeout + slack (helpers.ts detectionBound),
+//    not before interval; the LifelineClient reports heartbeat-timeout too.
+//    TCP alone would retransmit for ~15 minutes before giving up.
+// 2. dropShare(port, P) for 10 s with pings and sporadic messages: TCP
+//    retransmits hide the loss from the application, but each lost segment
+//    costs at least the 200 ms minimum RTO (Linux TCP_RTO_MIN), which does not
+//    scale with our presets. What holds is asserted and everything is printed
+//    (see the comments at each case).
+
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+
+import type { HeartbeatConfig } from '../../../src/session/heartbeat.js';
+import { LossyLink, netnsAvailable } from '../../helpers/netns.js';
+import { ms, skipUnless, withTimeout } from '../../helpers/peers.js';
+import { detectionBound, runFor, scaled, show } from './helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'netns-peer.ts');
+const available = await netnsAvailable();
+
+const FACTOR = 5;
+const HB = scaled('aggressive', FACTOR);
+
+interface Ev {
+  ev: string;
+  at: number;
+  name?: string;
+  [k: string]: unknown;
+}
+
+/** A netns-peer.ts child: JSON events from stdout, commands to stdin. */
+class Peer {
+  readonly events: Ev[] = [];
+  private stderr = '';
+  private readonly waiters = new Set<() => void>();
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly label: string, readonly child: ChildProcess) {
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      partial += d;
+      let i;
+      while ((i = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, i);
+        partial = partial.slice(i + 1);
+        try {
+          this.events.push(JSON.parse(line) as Ev);
+        } catch {
+          this.stderr += `(stdout) ${line}\n`;
+        }
+      }
+      for (const w of [...this.waiters]) w();
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** The first event (already seen or to come) matching `pred`. */
+  wait(pred: (e: Ev) => boolean, what: string, timeoutMs = ms(15_000)): Promise<Ev> {
+    let listener!: () => void;
+    return withTimeout(
+      new Promise<Ev>((resolve) => {
+        listener = () => {
+          const e = this.events.find(pred);
+          if (e) resolve(e);
+        };
+        this.waiters.add(listener);
+        listener();
+      }),
+      timeoutMs,
+      `${this.label}: ${what} (events ${JSON.stringify(this.events.slice(-8))}, stderr ${this.stderr.slice(-500)})`,
+    ).finally(() => this.waiters.delete(listener));
+  }
+
+  command(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  /** Asks for stats and returns the answer. */
+  async stats(): Promise<Ev> {
+    const n = this.events.filter((e) => e.ev === 'stats').length;
+    this.command('stats');
+    await this.wait(() => this.events.filter((e) => e.ev === 'stats').length > n, 'stats', ms(5000));
+    return this.events.filter((e) => e.ev === 'stats').at(-1)!;
+  }
+
+  ends(): Ev[] {
+    return this.events.filter((e) => e.ev === 'end');
+  }
+}
+
+function spawnPeer(link: LossyLink, label: string, args: string[]): Peer {
+  return new Peer(label, link.exec(process.execPath, ['--import', 'tsx', PEER, ...args], { cwd: ROOT }));
+}
+
+/** A server and a client process in the namespace, both sessions open. */
+async function pair(link: LossyLink, label: string, hb: HeartbeatConfig): Promise<{ server: Peer; client: Peer; port: number }> {
+  const server = spawnPeer(link, `${label} server`, ['server', JSON.stringify(hb)]);
+  const listening = await server.wait((e) => e.ev === 'listening', 'listening', ms(30_000));
+  const port = listening.port as number;
+  const client = spawnPeer(link, `${label} client`, ['client', `ws://127.0.0.1:${port}/`]);
+  await Promise.all([
+    server.wait((e) => e.ev === 'connection' && e.name === 'lifeline', 'lifeline session', ms(30_000)),
+    server.wait((e) => e.ev === 'connection' && e.name === 'ws', 'ws session', ms(30_000)),
+    client.wait((e) => e.ev === 'open' && e.name === 'lifeline', 'lifeline open', ms(30_000)),
+    client.wait((e) => e.ev === 'open' && e.name === 'ws', 'ws open', ms(30_000)),
+  ]);
+  return { server, client, port };
+}
+
+const results: string[] = [];
+function report(line: string): void {
+  results.push(line);
+  console.log(line);
+}
+
+describe(`packet loss in a network namespace (${show(HB)})`, skipUnless(available, 'netns + nftables (root)'), () => {
+  let link: LossyLink;
+  before(async () => {
+    link = await LossyLink.create();
+  });
+  after(async () => {
+    await link?.destroy();
+    console.log('\n=== packet loss ===');
+    for (const r of results) console.log(r);
+  });
+
+  test('dropAll(port): the server reports heartbeat-timeout for both sessions within interval + timeout + slack', async () => {
+    const { server, client, port } = await pair(link, 'dropAll', HB);
+    // A fresh inbound message on each session marks the start of the silence.
+    client.command('send');
+    const [llMsg, wsMsg] = await Promise.all([
+      server.wait((e) => e.ev === 'message' && e.name === 'lifeline', 'lifeline message', ms(5000)),
+      server.wait((e) => e.ev === 'message' && e.name === 'ws', 'ws message', ms(5000)),
+    ]);
+    const dropStart = Date.now();
+    await link.dropAll(port);
+    const dropApplied = Date.now();
+    const bound = detectionBound(HB, FACTOR, 'server');
+    const guard = ms(bound.max + 10_000);
+    const [llEnd, wsEnd, clEnd] = await Promise.all([
+      server.wait((e) => e.ev === 'end' && e.name === 'lifeline', 'lifeline session end', guard),
+      server.wait((e) => e.ev === 'end' && e.name === 'ws', 'ws session end', guard),
+      client.wait((e) => e.ev === 'end' && e.name === 'lifeline', 'LifelineClient end', guard),
+    ]);
+    const dropped = await link.dropped();
+    const llDet = llEnd.at - llMsg.at;
+    const wsDet = wsEnd.at - wsMsg.at;
+    report(
+      `dropAll: nft applied in ${dropApplied - dropStart} ms; server detected lifeline session in ${llDet} ms (${llEnd.via} ${llEnd.cause}), ` +
+        `ws session in ${wsDet} ms (${wsEnd.via} ${wsEnd.cause}) after its last message; LifelineClient ${clEnd.cause} ${clEnd.at - dropApplied} ms after the drop; ` +
+        `bound ${bound.min}..${bound.max.toFixed(0)} (${bound.describe}); nft dropped ${dropped.packets} packets / ${dropped.bytes} bytes`,
+    );
+    for (const [name, end, det] of [['lifeline', llEnd, llDet], ['ws', wsEnd, wsDet]] as const) {
+      assert.equal(end.cause, 'heartbeat-timeout', `${name} session: ${JSON.stringify(end)}`);
+      assert.ok(det >= bound.min, `${name}: detected ${det} ms after the last message: before the interval`);
+      assert.ok(det <= bound.max, `${name}: detected ${det} ms after the last message: later than ${bound.describe}`);
+    }
+    assert.equal(wsEnd.via, 'close', 'a plain session ends');
+    assert.equal(clEnd.cause, 'heartbeat-timeout', `LifelineClient: ${JSON.stringify(clEnd)}`);
+    assert.ok(dropped.packets > 0, 'nftables dropped packets');
+    await link.clear();
+  });
+
+  interface ShareCase {
+    percent: number;
+    hb: HeartbeatConfig;
+    hbName: string;
+    /** Assert that nobody dies (else: report only). */
+    strict: boolean;
+  }
+  const REAL_TIMEOUTS: HeartbeatConfig = { ...HB, timeoutFloor: 1000, timeoutCeiling: 4000, timeoutInitial: 4000, lateSlack: 1000 };
+  const SHARE_CASES: ShareCase[] = [
+    // Scaled aggressive (floor 200 ms) against 30 % loss: one lost segment
+    // already costs TCP's minimum RTO (200 ms), which does not scale: expect deaths.
+    { percent: 30, hb: HB, hbName: `aggressive/${FACTOR}`, strict: false },
+    // The real aggressive timeouts (1..4 s; interval 1 s to get many pings):
+    // a ping dies only if RTOs add up beyond the timeout (a segment lost
+    // 3 times in a row: 200 + 400 + 800 ms).
+    { percent: 30, hb: REAL_TIMEOUTS, hbName: 'interval 1000 + real aggressive timeouts', strict: false },
+    { percent: 10, hb: REAL_TIMEOUTS, hbName: 'interval 1000 + real aggressive timeouts', strict: true },
+  ];
+  const SHARE_MS = 10_000;
+
+  test(`dropShare for ${SHARE_MS / 1000} s, idle but for a message every 2.5 s: ${SHARE_CASES.map((c) => `${c.percent} % with ${c.hbName}${c.strict ? ' (nobody dies)' : ' (reported)'}`).join('; ')}`, async () => {
+    const pairs = await Promise.all(SHARE_CASES.map((c) => pair(link, `dropShare ${c.percent} ${c.hbName}`, c.hb)));
+    for (const [i, c] of SHARE_CASES.entries()) await link.dropShare(pairs[i]!.port, c.percent);
+    const t0 = Date.now();
+    let sends = 0;
+    const timer = setInterval(() => {
+      for (const p of pairs) p.client.command('send');
+      sends++;
+    }, 2500);
+    try {
+      await runFor(SHARE_MS);
+    } finally {
+      clearInterval(timer);
+    }
+    const dropped = await link.dropped();
+    await link.clear();
+    report(`dropShare: nft dropped ${dropped.packets} packets in ${SHARE_MS} ms over ${SHARE_CASES.length} ports`);
+    const failures: string[] = [];
+    for (const [i, c] of SHARE_CASES.entries()) {
+      const { server, client } = pairs[i]!;
+      const srvStats = await server.stats();
+      const cliStats = await client.stats();
+      const ends = [...server.ends(), ...client.ends()];
+      const deaths = ends.map((e) => `${e.name} ${e.via ?? ''} ${e.cause} at +${e.at - t0} ms`);
+      const msgs = server.events.filter((e) => e.ev === 'message');
+      type Hb = { pingsSent: number; pongsReceived: number; pingsMissed: number; timeout: number; rtt: { smoothed: number | null; max: number | null } };
+      const sessions = (srvStats.sessions as Array<{ name: string; state: string; heartbeat: Hb }>).map(
+        (s) => `${s.name} ${s.state}: ${s.heartbeat.pingsSent} pings/${s.heartbeat.pongsReceived} answered/${s.heartbeat.pingsMissed} missed, rtt ${s.heartbeat.rtt.smoothed} (max ${s.heartbeat.rtt.max}), timeout ${s.heartbeat.timeout}`,
+      );
+      const cl = cliStats.client as Hb | null;
+      report(
+        `dropShare ${c.percent} % for ${SHARE_MS / 1000} s, ${c.hbName} (${show(c.hb)}): ${msgs.length} of ${2 * sends} messages arrived; ` +
+          `server [${sessions.join('; ')}]; LifelineClient ${cl ? `${cl.pingsSent} pings/${cl.pongsReceived} answered/${cl.pingsMissed} missed, rtt ${cl.rtt.smoothed} (max ${cl.rtt.max}), timeout ${cl.timeout}` : cliStats.state}; ` +
+          `deaths: ${deaths.join(', ') || 'none'}`,
+      );
+      // Whatever died, died of the heartbeat: TCP itself never gave up in 10 s.
+      // The first end of each connection (server or client side, whichever
+      // gave up first; the other then sees the socket drop) is a heartbeat-timeout.
+      for (const name of ['lifeline', 'ws']) {
+        const mine = ends.filter((e) => e.name === name);
+        if (mine.length === 0) continue;
+        const first = Math.min(...mine.map((e) => e.at));
+        if (!mine.some((e) => e.at === first && e.cause === 'heartbeat-timeout')) failures.push(`${c.percent} %: ${name} did not end by heartbeat first: ${JSON.stringify(mine)}`);
+      }
+      // TCP hides loss: every message of a connection that stayed up arrived.
+      for (const name of ['lifeline', 'ws']) {
+        if (!ends.some((e) => e.name === name)) {
+          const got = msgs.filter((e) => e.name === name).length;
+          if (got !== sends) failures.push(`${c.percent} %: ${name} got ${got} of ${sends} messages`);
+        }
+      }
+      if (c.strict && deaths.length > 0) failures.push(`${c.percent} % with ${c.hbName}: false deaths ${deaths.join(', ')}`);
+    }
+    assert.ok(dropped.packets > 0, 'packets were dropped');
+    assert.deepEqual(failures, []);
+  });
+});
