@@ -15,4 +15,4 @@ export class LifelineClient extends Core {
   }
 }
 export type { ClientState, ClientCloseCause, ClientCloseInfo, ClientStats, ClientEvents } from '../session/lifeline-client.js';
-export { FakeClock, systemClock, type Clock } from '../session/clock.js';
+export type { Clock } from '../session/clock.js';

@@ -38,6 +38,9 @@ export class NodeSocket implements SocketLike {
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
   }
+  get bytesFlushed(): number {
+    return this.ws.bytesFlushed;
+  }
   send(data: string | ArrayBufferView | ArrayBuffer): void {
     if (typeof data === 'string') this.ws.send(data);
     else if (data instanceof ArrayBuffer) this.ws.send(Buffer.from(data));

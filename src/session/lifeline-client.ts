@@ -50,6 +50,8 @@ export interface SocketLike {
   onactivity?: ((bytes: number) => void) | null;
   /** Node adapter only: drop the connection at once. */
   terminate?(): void;
+  /** Node adapter only: bytes handed to the kernel so far. */
+  readonly bytesFlushed?: number;
 }
 
 export type SocketFactory = (url: string, protocols: string[]) => SocketLike;
@@ -730,7 +732,11 @@ export class LifelineClient extends Emitter<ClientEvents> {
             // (the monitor notes its own pings as outbound)
           },
           onDead: () => this.lost({ code: 1006, reason: 'heartbeat-timeout', cause: 'heartbeat-timeout' }),
-          outbound: () => ({ written: this.counters.bytesOut - (this.socket ? this.socket.bufferedAmount : 0), backlog: this.socket ? this.socket.bufferedAmount : 0 }),
+          // "Our backlog is draining" proves the peer alive only where the
+          // socket knows what reached the network (the Node adapter). A
+          // browser's bufferedAmount drops as soon as its own network stack
+          // takes the data, so there it would keep a dead peer alive.
+          outbound: this.socket && typeof this.socket.bytesFlushed === 'number' ? () => this.flushProgress() : undefined,
           onStateChange: (st) => this.emit('liveness', st),
         },
         now,
@@ -745,6 +751,11 @@ export class LifelineClient extends Emitter<ClientEvents> {
       this.everOpened = true;
       this.emit('open');
     }
+  }
+
+  private flushProgress(): { written: number; backlog: number } {
+    const s = this.socket;
+    return s ? { written: s.bytesFlushed ?? 0, backlog: s.bufferedAmount } : { written: 0, backlog: 0 };
   }
 
   /** Marks every message in the outbox failed; returns their id range. */
