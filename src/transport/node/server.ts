@@ -190,7 +190,15 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
       this.ownsHttp = options.server === undefined;
       const http =
         options.server ??
-        createServer({ maxHeaderSize: options.maxHandshakeBytes ?? 16384, headersTimeout: options.handshakeTimeout ?? 10_000, requestTimeout: options.handshakeTimeout ?? 10_000 }, (_req, res) => {
+        createServer(
+          {
+            maxHeaderSize: options.maxHandshakeBytes ?? 16384,
+            headersTimeout: options.handshakeTimeout ?? 10_000,
+            requestTimeout: options.handshakeTimeout ?? 10_000,
+            // Node enforces those timeouts only every connectionsCheckingInterval (30 s by default).
+            connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor((options.handshakeTimeout ?? 10_000) / 4))),
+          },
+          (_req, res) => {
           // RFC 6455 4.2.2 / RFC 7231 6.5.15: plain HTTP on a WebSocket endpoint.
           const body = 'This is a WebSocket endpoint; send an upgrade request.\n';
           res.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });

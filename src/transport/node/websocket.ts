@@ -323,11 +323,17 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   private dropSlowConsumer(): void {
     this.cause ??= 'slow-consumer';
-    this.dropped += this.held.filter((g) => g.droppable).length;
-    this.held = [];
-    this.heldBytes = 0;
+    // Drop the messages not yet started; keep what must follow bytes already
+    // on the wire (the rest of a half-sent frame, control frames), so the
+    // close frame lands after whole frames.
+    const kept = this.held.filter((g) => !g.droppable);
+    this.dropped += this.held.length - kept.length;
+    this.held = kept;
+    let bytes = 0;
+    for (const g of kept) bytes += g.bytes;
+    this.heldBytes = bytes;
     this.queuedBytes = 0;
-    this.holding = false;
+    this.holding = kept.length > 0;
     const conn = this.conn;
     if (conn && !conn.isCloseSent) {
       // RFC 6455 7.4.1: 1008 = policy violation. It queues behind what Node
