@@ -167,6 +167,7 @@ function startHeartbeat(
       onDead: (reason) => ws.terminate(reason),
       outbound: () => ({ written: ws.bytesFlushed, backlog: ws.bufferedAmount }),
       onStateChange: onState,
+      keepalive: true,
     },
     wheel.refresh(),
   );
@@ -255,7 +256,10 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   send(data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
     const st = this._state;
     if (st === 'closing' || st === 'closed') throw new UsageError('WS_ERR_SEND_AFTER_CLOSE', `Cannot send: the session is ${st}`);
-    if (this.mode === 'plain') return this._socket.send(data, options);
+    if (this.mode === 'plain') {
+      this.touchOut();
+      return this._socket.send(data, options);
+    }
     const binary = options?.binary ?? typeof data !== 'string';
     const seq = ++this.lastSent;
     const attached = st === 'open';
@@ -281,6 +285,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     this.counters.bytesOut += bytes;
     // While the socket is going away (not yet detached) the message just waits for the resume.
     if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
+    this.touchOut();
     return typeof wire === 'string' ? this._socket.send(wire) : this._socket.send(wire, { binary });
   }
 
@@ -452,6 +457,12 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     else this.finish(this.closeInfo);
   }
 
+  /** Outbound traffic for the heartbeat (coarse wheel time: one number store). */
+  private touchOut(): void {
+    const m = this.monitor;
+    if (m !== null) m.onOutbound(this.server.heartbeatDriver!.wheel.now);
+  }
+
   private takeAck(): number {
     if (this.ackTimer) {
       clearTimeout(this.ackTimer);
@@ -463,6 +474,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   private sendAckNow(): void {
     if (this._state !== 'open' || this.inbound.pending === 0) return;
     this._socket._sendControlMessage(encodeControl({ t: 'ack', seq: this.takeAck() }));
+    this.touchOut();
   }
 
   private sendPing(ws: WebSocket, ts: number): void {
@@ -507,6 +519,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     switch (msg.t) {
       case 'ping':
         this._socket._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
+        this.touchOut();
         return;
       case 'pong':
         this.monitor?.onPong(msg.ts, this.server.now());

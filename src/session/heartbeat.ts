@@ -129,6 +129,12 @@ export interface HeartbeatHost {
   outbound?(): { written: number; backlog: number };
   /** Optional: every liveness state change. */
   onStateChange?(state: LivenessState): void;
+  /**
+   * The driver reports every send through onOutbound(): the monitor then also
+   * pings when nothing went out for an interval (a keepalive for a peer busy
+   * sending us one long message, whose own pings wait behind it).
+   */
+  keepalive?: boolean;
 }
 
 export interface HeartbeatStats {
@@ -160,7 +166,6 @@ export class HeartbeatMonitor {
   /** The outstanding ping is a keepalive, not a liveness probe. */
   private keepalive = false;
   private lastWritten = -1;
-  private lastSeenWritten = -1;
   /** Next time check() wants to run. */
   nextCheck: number;
   pingsSent = 0;
@@ -174,7 +179,7 @@ export class HeartbeatMonitor {
     this.host = host;
     this.lastInbound = now;
     this.lastOutbound = now;
-    this.tracksOutbound = host.outbound !== undefined;
+    this.tracksOutbound = host.keepalive === true;
     this.nextCheck = now + config.interval;
   }
 
@@ -193,10 +198,9 @@ export class HeartbeatMonitor {
     this.lastInbound = now;
   }
 
-  /** We sent something (drivers that see every send call this; others report bytes via host.outbound). */
+  /** We sent something (drivers with host.keepalive call this for every send). */
   onOutbound(now: number): void {
     this.lastOutbound = now;
-    this.tracksOutbound = true;
   }
 
   /** A pong (or app-level pong) carrying the timestamp of our ping. */
@@ -303,11 +307,6 @@ export class HeartbeatMonitor {
   private noteOutboundProgress(now: number): void {
     const out = this.host.outbound?.();
     if (!out) return;
-    if (out.written > this.lastSeenWritten) {
-      // Our bytes went out since the last check (approximately now).
-      if (this.lastSeenWritten >= 0) this.lastOutbound = Math.max(this.lastOutbound, now);
-      this.lastSeenWritten = out.written;
-    }
     if (this.lastWritten >= 0 && out.written > this.lastWritten) {
       // Our backlog is draining: the peer's TCP stack is acknowledging data.
       this.lastInbound = Math.max(this.lastInbound, now);

@@ -738,6 +738,7 @@ export class LifelineClient extends Emitter<ClientEvents> {
           // takes the data, so there it would keep a dead peer alive.
           outbound: this.socket && typeof this.socket.bytesFlushed === 'number' ? () => this.flushProgress() : undefined,
           onStateChange: (st) => this.emit('liveness', st),
+          keepalive: true,
         },
         now,
       );
