@@ -42,6 +42,9 @@ export class NodeSocket implements SocketLike {
     return this.ws.bytesFlushed;
   }
   send(data: string | ArrayBufferView | ArrayBuffer): void {
+    // Like a browser's WebSocket: once closing, sends are discarded, not thrown.
+    // (The session layer keeps unacknowledged messages for replay anyway.)
+    if (this.ws.readyState !== 1) return;
     if (typeof data === 'string') this.ws.send(data);
     else if (data instanceof ArrayBuffer) this.ws.send(Buffer.from(data));
     else this.ws.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));

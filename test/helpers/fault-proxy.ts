@@ -481,6 +481,11 @@ class Pipe {
       this.add('queued', -n);
       if (this.dst.destroyed) {
         this.add('dropped', n);
+        // A cut whose budget is spent must still happen, or this loop spins on 0 bytes.
+        if (cutNow) {
+          this.conn.cutRst();
+          return;
+        }
         continue;
       }
       this.add('forwarded', n);
@@ -750,6 +755,13 @@ export class FaultConnection extends FaultControls {
 
 function resetSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
+  // On Node 20, resetAndDestroy() right after end() (our FIN still flushing)
+  // fails with EINVAL and never emits 'close', which hung proxy.close(): a
+  // plain destroy is the best we can do for a socket already half-closed.
+  if (socket.writableEnded && !socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
   // RST instead of FIN: SO_LINGER 0 then close (Node >= 16.17 / 18.3).
   socket.resetAndDestroy();
 }
