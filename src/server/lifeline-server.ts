@@ -206,6 +206,8 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   private authExpiresAt = 0;
   private counters = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 };
   private closeInfo: SessionCloseInfo | null = null;
+  /** The client said 'bye': its socket's end is the session's end. */
+  private peerBye = false;
 
   /** @internal */
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
@@ -531,6 +533,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
         this.server._reauthenticate(this, msg.token);
         return;
       case 'bye':
+        this.peerBye = true;
         return;
       default:
         this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Unexpected ${msg.t} from a client`));
@@ -559,9 +562,12 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     const cause = this._socket.closeCause ?? 'connection-lost';
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
-    // A lifeline session survives an unplanned loss of its socket: wait for the client.
-    const unplanned = cause === 'connection-lost' || cause === 'heartbeat-timeout' || cause === 'terminated';
-    if (this.mode === 'lifeline' && this._state === 'open' && unplanned && this.closeInfo === null) {
+    // A lifeline session ends only on purpose: a 'bye' from either side, a
+    // fatal error, close() or the TTL. Any other end of its socket (a cut, a
+    // heartbeat timeout, or a client abandoning a connection it believes dead
+    // with a close frame and no bye) detaches it: wait for the client.
+    const planned = this.peerBye || this.closeInfo !== null || this._state !== 'open';
+    if (this.mode === 'lifeline' && !planned) {
       this._state = 'detached';
       const ttl = this.server.sessionOptions.sessionTtl;
       this.ttlTimer = setTimeout(() => {
