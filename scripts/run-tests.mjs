@@ -72,25 +72,44 @@ console.log(
     `${filters.length ? ` (filter: ${filters.join(' ')})` : ''}, LIFELINE_TEST_UNIT=${env.LIFELINE_TEST_UNIT}`,
 );
 
-const child = spawn(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...nodeArgs, ...files],
-  { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] },
-);
+// Load tests (test/**/load/) measure memory and timing spreads: they run
+// after the rest, one file at a time, so other suites do not skew them.
+const serial = files.filter((f) => f.includes('/load/'));
+const parallel = files.filter((f) => !f.includes('/load/'));
 
+let current = null;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => child.kill(sig));
+  process.on(sig, () => current?.kill(sig));
 }
 
-child.on('error', (err) => {
-  console.error(`[run-tests] could not start node: ${err.message}`);
-  process.exit(1);
-});
+function runBatch(batch, concurrency) {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...nodeArgs, ...batch],
+      { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    current = child;
+    child.on('error', (err) => {
+      console.error(`[run-tests] could not start node: ${err.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => {
+      if (signal) {
+        console.error(`[run-tests] test runner killed by ${signal}`);
+        resolve(1);
+        return;
+      }
+      resolve(code ?? 1);
+    });
+  });
+}
 
-child.on('exit', (code, signal) => {
-  if (signal) {
-    console.error(`[run-tests] test runner killed by ${signal}`);
-    process.exit(1);
-  }
-  process.exit(code ?? 1);
-});
+let exitCode = 0;
+if (parallel.length > 0) exitCode = await runBatch(parallel, 2);
+if (serial.length > 0) {
+  console.log(`[run-tests] load tests, one file at a time: ${serial.join(' ')}`);
+  const code = await runBatch(serial, 1);
+  if (exitCode === 0) exitCode = code;
+}
+process.exit(exitCode);

@@ -473,6 +473,11 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     return this.inbound.takeAck();
   }
 
+  /** @internal Sends a pending ack now (before shutdown). */
+  _flushAck(): void {
+    this.sendAckNow();
+  }
+
   private sendAckNow(): void {
     if (this._state !== 'open' || this.inbound.pending === 0) return;
     this._socket._sendControlMessage(encodeControl({ t: 'ack', seq: this.takeAck() }));
@@ -492,6 +497,10 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     }
     const first = data.length > 0 ? data[0]! : -1;
     if (first === DATA_MARK) {
+      // Once the socket is closing we can neither acknowledge nor answer: leave
+      // the message unreceived (the client replays it on resume, or reports it
+      // failed on session-lost), never processed-but-reported-lost.
+      if (this._socket.readyState !== WebSocket.OPEN) return;
       const h = this.header;
       if (!parseDataHeaderBytes(data, h)) return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', 'Malformed data header'));
       if (h.ack >= 0) this.onPeerAck(h.ack);
@@ -875,6 +884,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const windowMs = options.retryWindow ?? 0;
     for (const s of this.sessions) {
       if (s.mode === 'lifeline' && s.state === 'open' && s.socket.readyState === WebSocket.OPEN) {
+        // Acknowledge what was processed first, so the client does not count it as lost.
+        s._flushAck();
         s.socket._sendControlMessage(encodeControl({ t: 'bye', reason: 'server-shutdown', retryAfter: Math.floor(Math.random() * windowMs) }));
       }
     }
