@@ -657,10 +657,11 @@ describe('LifelineServer: a close frame while an ack is pending', () => {
       const session = await opened;
       const closed = new Promise<{ cause: string }>((resolve) => session.once('close', resolve));
       const received = once<Buffer>(session, 'message', ms(5000));
-      // One application message (the server now owes an ack, due in ackDelay), then at once a close frame.
+      // One application message (the server now owes an ack, due in ackDelay), then at once a
+      // 'bye' and a close frame (with the bye the session ends; without it, it would detach).
       const closeBody = Buffer.alloc(2);
       closeBody.writeUInt16BE(1000);
-      raw.write(Buffer.concat([frame(0x1, 'd1:bye soon'), frame(0x8, closeBody)]));
+      raw.write(Buffer.concat([frame(0x1, 'd1:bye soon'), frame(0x1, '{"t":"bye","reason":"normal"}'), frame(0x8, closeBody)]));
       assert.equal(String(await received), 'bye soon');
       await withTimeout(
         new Promise<void>((resolve) => raw.once('end', () => resolve())),
