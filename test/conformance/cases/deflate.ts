@@ -35,19 +35,10 @@ import {
   type Step,
 } from '../harness.js';
 import { MiB, deflateCount } from './scale.js';
+import { seededRandom as prng } from '../../../src/session/backoff.js';
 
 // --- corpora
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CORPUS_SIZE = 200 * 1024;
 

@@ -34,6 +34,7 @@ import { HEARTBEAT_PRESETS, type HeartbeatConfig } from '../../../src/session/he
 import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 import { Cleanup, DeathWatch, nextSession, noDelay, now, portOf, runFor, scaled, sha256, show, startServer, throttleClock, until, WireTap } from './helpers.js';
+import { seededRandom as prng } from '../../../src/session/backoff.js';
 
 const results: string[] = [];
 after(() => {
@@ -45,17 +46,6 @@ function report(line: string): void {
   console.log(line);
 }
 
-/** Deterministic PRNG (mulberry32) so sporadic traffic is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ------------------------------------------------------------------ 1 + 2: latency soak
 
