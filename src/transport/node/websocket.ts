@@ -14,7 +14,7 @@ import { ConnectionLostError, type LifelineError, UsageError } from '../../proto
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
-export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'wait';
+export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'keep-latest' | 'wait';
 
 /** Frames held back while the socket is congested; one group per message. */
 interface HeldGroup {
@@ -22,6 +22,8 @@ interface HeldGroup {
   bytes: number;
   /** Application messages may be dropped by policy; control frames never. */
   droppable: boolean;
+  /** send()'s `key` (keep-latest): a newer message with the same key replaces this one. */
+  key?: string;
 }
 
 /**
@@ -58,9 +60,12 @@ export interface SocketOptions {
   /**
    * At maxBufferedBytes: 'disconnect' (default: close 1008 'slow consumer',
    * held frames discarded), 'drop-newest' (the new message is not sent),
-   * 'drop-oldest' (the oldest held messages are discarded until it fits), or
-   * 'wait' (the application honours send()'s false / 'drain'; reaching the cap
-   * anyway disconnects). Dropped messages are counted (counters.dropped).
+   * 'drop-oldest' (the oldest held messages are discarded until it fits),
+   * 'keep-latest' (while congested, a message sent with `key` replaces the held
+   * one with the same key: state updates where only the latest matters; at the
+   * cap, as drop-oldest), or 'wait' (the application honours send()'s false /
+   * 'drain'; reaching the cap anyway disconnects). Dropped messages are counted
+   * (counters.dropped).
    */
   slowConsumer?: SlowConsumerPolicy;
   /**
@@ -266,7 +271,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * `binary` says otherwise. Returns false when bufferedAmount is above the
    * high-water mark: wait for 'drain' before sending more.
    */
-  send(data: string | Buffer | Uint8Array | ArrayBuffer, options?: { binary?: boolean }): boolean {
+  send(data: string | Buffer | Uint8Array | ArrayBuffer, options?: { binary?: boolean; key?: string }): boolean {
     const conn = this.requireOpen('send');
     const payload = data instanceof ArrayBuffer ? Buffer.from(data) : data;
     const binary = options?.binary ?? typeof payload !== 'string';
@@ -281,7 +286,24 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       } finally {
         this.group = null;
       }
-      if (g.bufs.length > 0) this.enforceCap(g);
+      if (g.bufs.length > 0) {
+        const key = options?.key;
+        if (key !== undefined && this.options.slowConsumer === 'keep-latest') {
+          g.key = key;
+          // Only the latest message per key matters: drop the one still waiting.
+          for (let i = 0; i < this.held.length - 1; i++) {
+            const old = this.held[i]!;
+            if (old.droppable && old.key === key) {
+              this.held.splice(i, 1);
+              this.heldBytes -= old.bytes;
+              this.queuedBytes -= old.bytes;
+              this.dropped++;
+              break;
+            }
+          }
+        }
+        this.enforceCap(g);
+      }
     }
     if (this.bufferedAmount > this.highWaterMark) {
       this.needDrain = true;
@@ -295,7 +317,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const cap = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
     if (this.queuedBytes <= cap) return;
     const policy = this.options.slowConsumer ?? 'disconnect';
-    if (policy === 'drop-oldest') {
+    if (policy === 'drop-oldest' || policy === 'keep-latest') {
       for (let i = 0; i < this.held.length && this.queuedBytes > cap; ) {
         const g = this.held[i]!;
         if (g.droppable && g !== newest) {
@@ -307,7 +329,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       }
       if (this.queuedBytes <= cap) return;
     }
-    if (policy === 'drop-newest' || policy === 'drop-oldest') {
+    if (policy === 'drop-newest' || policy === 'drop-oldest' || policy === 'keep-latest') {
       const i = this.held.lastIndexOf(newest);
       if (i >= 0) {
         this.held.splice(i, 1);
