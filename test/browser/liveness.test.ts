@@ -37,8 +37,10 @@ const PAGE_HTML = readFileSync(new URL('./liveness.html', import.meta.url));
 const CALL_TIMEOUT = ms(10_000);
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
 
-// A scaled-down heartbeat so detection takes under a second.
-const HB = { interval: ms(400), timeoutFloor: ms(150), timeoutCeiling: ms(400), timeoutInitial: ms(400) };
+// A scaled-down heartbeat so detection takes about a second. The floor stays
+// at 300 ms: a loaded CI machine running Chromium beside another suite stalls
+// event loops for 150+ ms, and a 150 ms floor made a healthy line flap there.
+const HB = { interval: ms(400), timeoutFloor: ms(300), timeoutCeiling: ms(600), timeoutInitial: ms(600) };
 /** Silence after which a peer is dead at the latest: interval + the largest answer timeout. */
 const WINDOW = HB.interval + HB.timeoutCeiling;
 /** Allowance for timer granularity, the server's wheel tick and scheduling. */
