@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The bench suite: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-// For every scenario (scenarios.mjs) and every repetition, each server runs in
+// For every echo scenario (scenarios.mjs) and every repetition, each server runs in
 // turn (lifeline, ws, lifeline, ws, ...), each in a fresh process of its own,
 // driven by bench/loadgen.mjs in another process. Around the measured part of
 // each run (after connect and warm-up) the server's CPU time is read from
@@ -11,15 +11,30 @@
 // written as JSON to bench/results/<timestamp>.json (and latest.json for a
 // full run, latest-quick.json for a quick one).
 //
+// Scenario d (alias `idle`) is different: 10,000 idle connections per server
+// with heartbeats on, memory per connection after GC and idle CPU over a 30 s
+// window (quick: 2,000 connections, 6 s), lifeline next to ws with its README
+// heartbeat and a plain net server, all in one shared window; see
+// lib/idle.mjs. --pin, --cpu-prof and --retries apply to echo scenarios only.
+//
 // Options:
-//   --quick               100k round trips, 1 repetition (seconds)
+//   --quick               100k round trips, 1 repetition; idle: 2,000
+//                         connections, 6 s window (a smoke test, ~30 s in all)
 //   --reps N              repetitions (default: 3 full, 1 quick)
 //   --messages N          round trips per run (marks the run "custom", as do
 //                         all options below but --no-write/--no-wait/--retries)
 //   --connections N, --size BYTES, --window N
-//                         override the scenario's load
-//   --scenario a[,b]      scenarios to run (default: all)
-//   --servers x[,y]       servers to run (default: all; ws is the baseline)
+//                         override the scenario's load (--connections also sets
+//                         scenario d's idle connections per server)
+//   --idle-sec S          scenario d: length of the idle window, seconds
+//   --idle-sequential     scenario d: one idle window per server instead of one
+//                         shared by all (slower; same numbers, less crosstalk)
+//   --scenario a[,d]      scenarios to run, by id or alias (a = echo,
+//                         d = idle; default: all)
+//   --servers x[,y]       servers to run (default: all of each scenario's; ws is
+//                         the baseline). Echo: lifeline, ws. Idle: net, ws,
+//                         ws-5s, lifeline, lifeline-aggr, lifeline-v1,
+//                         lifeline-v1-aggr, lifeline-off
 //   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset)
 //   --cpu-prof            run the servers under `node --cpu-prof` and print the
 //                         top self-time functions (numbers then include profiler
@@ -37,9 +52,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
+import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processTicks } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
-import { BASELINE, SCENARIOS, SERVERS } from './scenarios.mjs';
+import { BASELINE, IDLE_SERVERS, SCENARIOS, SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -73,6 +89,8 @@ const { values: opt } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     'no-wait': { type: 'boolean', default: false },
     retries: { type: 'string', default: '2' },
+    'idle-sec': { type: 'string' },
+    'idle-sequential': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -95,21 +113,28 @@ function nonNegativeInt(name, v) {
   return n;
 }
 
-function listArg(name, v, known) {
-  const list = v ? v.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(known);
+function listArg(name, v, known, aliases = {}) {
+  const list = v ? v.split(',').map((s) => s.trim()).filter(Boolean).map((x) => aliases[x] ?? x) : Object.keys(known);
   for (const x of list) {
     if (!(x in known)) {
-      console.error(`bench: unknown ${name} ${JSON.stringify(x)} (known: ${Object.keys(known).join(', ')})`);
+      console.error(`bench: unknown ${name} ${JSON.stringify(x)} (known: ${[...Object.keys(known), ...Object.keys(aliases)].join(', ')})`);
       process.exit(2);
     }
   }
-  return list;
+  return [...new Set(list)];
 }
 
+const SCENARIO_ALIASES = Object.fromEntries(Object.entries(SCENARIOS).filter(([, sc]) => sc.alias).map(([id, sc]) => [sc.alias, id]));
+
 const mode = opt.quick ? 'quick' : 'full';
-const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'];
-const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS);
-const serverIds = listArg('server', opt.servers, SERVERS);
+const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'];
+const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS, SCENARIO_ALIASES);
+// Each scenario runs the requested servers it knows (echo: SERVERS, idle: its own).
+const requestedServers = opt.servers === undefined ? null : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS });
+const scenarioServers = (sc) => {
+  const known = sc.kind === 'idle' ? sc.servers : SERVERS;
+  return requestedServers === null ? Object.keys(known) : requestedServers.filter((id) => id in known);
+};
 const PROFILE_DIR = path.join(RESULTS, 'profiles');
 
 if (!hasProc()) {
@@ -276,7 +301,7 @@ function table(header, rows) {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-function summarize(runs) {
+function summarize(serverIds, runs) {
   const by = {};
   for (const id of serverIds) {
     const rs = runs.filter((r) => r.server === id);
@@ -305,7 +330,7 @@ function summarize(runs) {
   return by;
 }
 
-function printSummary(sc, params, summary) {
+function printSummary(serverIds, params, summary) {
   const header = ['server', 'msgs/s', 'min..max', 'msgs/server-CPU-s', 'server CPU', 'loadgen CPU', 'syscalls/msg r+w', 'lost', `vs ${BASELINE} msgs/s`, `vs ${BASELINE} per CPU-s`];
   const rows = serverIds.map((id) => {
     const s = summary[id];
@@ -376,6 +401,15 @@ async function main() {
   const doc = { startedAt, mode, custom, command, env, scenarios: {} };
   let failures = 0;
   for (const scenarioId of scenarioIds) {
+    const serverIds = scenarioServers(SCENARIOS[scenarioId]);
+    if (serverIds.length === 0) {
+      console.log(`\nscenario ${scenarioId}: none of the requested servers runs here, skipped`);
+      continue;
+    }
+    if (SCENARIOS[scenarioId].kind === 'idle') {
+      failures += await idleScenario(doc, scenarioId, serverIds);
+      continue;
+    }
     const sc = { ...SCENARIOS[scenarioId], loadgen: { ...SCENARIOS[scenarioId].loadgen } };
     for (const k of ['connections', 'size', 'window']) {
       if (opt[k] !== undefined) sc.loadgen[k] = k === 'size' ? nonNegativeInt(k, opt[k]) : positiveInt(k, opt[k]);
@@ -418,9 +452,9 @@ async function main() {
         if (!r.ok) failures++;
       }
     }
-    const summary = summarize(runs);
+    const summary = summarize(serverIds, runs);
     console.log('');
-    printSummary(sc, params, summary);
+    printSummary(serverIds, params, summary);
     const profiles = {};
     if (opt['cpu-prof']) {
       for (const r of runs) {
@@ -440,6 +474,37 @@ async function main() {
     console.error(`\nbench: ${failures} run(s) failed or lost messages`);
     process.exitCode = 1;
   }
+}
+
+/** Scenario d (idle connections): lib/idle.mjs does the work. Returns the number of failed runs. */
+async function idleScenario(doc, scenarioId, serverIds) {
+  const sc = SCENARIOS[scenarioId];
+  const base = sc[mode];
+  const params = {
+    connections: opt.connections !== undefined ? positiveInt('connections', opt.connections) : base.connections,
+    windowSec: opt['idle-sec'] !== undefined ? positiveInt('idle-sec', opt['idle-sec']) : base.windowSec,
+    reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : base.reps,
+    sequential: opt['idle-sequential'],
+  };
+  // The ws pairs and the net reference first: the ratios need them.
+  const order = [sc.reference, ...new Set(serverIds.map((id) => sc.servers[id].pair).filter(Boolean))];
+  const ids = [...order.filter((id) => serverIds.includes(id)), ...serverIds.filter((id) => !order.includes(id))];
+  console.log(`\nscenario ${scenarioId} (${sc.alias}): ${sc.title}; ${fmtInt(params.connections)} connections per server, ${params.windowSec} s idle window, ${params.reps} rep(s)`);
+  for (const id of ids) console.log(`  ${id.padEnd(17)} ${sc.servers[id].what}`);
+  if (opt.pin || opt['cpu-prof']) console.log('  (--pin and --cpu-prof do not apply to the idle scenario)');
+  const ctx = { ROOT, BENCH, TICK, waitQuiet, log: (l) => console.log(l), STEAL_FLAG, OTHER_FLAG };
+  let result;
+  try {
+    result = await runIdleScenario(ctx, sc, ids, params);
+  } catch (err) {
+    console.error(`bench: scenario ${scenarioId}: ${err.message}`);
+    doc.scenarios[scenarioId] = { kind: 'idle', title: sc.title, params, error: err.message };
+    return 1;
+  }
+  console.log('');
+  console.log(formatIdleSummary(sc, ids, params, result.summary, table));
+  doc.scenarios[scenarioId] = { kind: 'idle', title: sc.title, params, servers: Object.fromEntries(ids.map((id) => [id, sc.servers[id].what])), runs: result.runs, summary: result.summary };
+  return result.runs.filter((r) => !r.ok).length;
 }
 
 main().catch((err) => {

@@ -14,6 +14,9 @@ export class Child {
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     this.pid = this.proc.pid;
+    // A child that exits early must not take the orchestrator down with EPIPE.
+    if (opts.stdin) this.proc.stdin.on('error', () => {});
+    this.nextRequestId = 0;
     this.lines = [];
     this.stderr = '';
     this.waiters = [];
@@ -86,6 +89,19 @@ export class Child {
 
   write(text) {
     this.proc.stdin.write(text);
+  }
+
+  /**
+   * Sends `<cmd> <id>` on stdin and resolves with the JSON of the answer line
+   * `<cmd> <id> <json>` (the control protocol of servers/idle-common.mjs and
+   * idle-loadgen.mjs).
+   */
+  async request(cmd, timeoutMs = 30000) {
+    const id = ++this.nextRequestId;
+    const prefix = `${cmd} ${id} `;
+    const answer = this.waitLine((l) => l.startsWith(prefix), `answer to "${cmd}"`, timeoutMs);
+    this.write(`${cmd} ${id}\n`);
+    return JSON.parse((await answer).slice(prefix.length));
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */

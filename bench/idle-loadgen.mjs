@@ -1,0 +1,386 @@
+#!/usr/bin/env node
+// The idle-connection load (scenario d): opens N connections to a server and
+// keeps them open and quiet, answering only the server's heartbeats.
+//
+// - raw TCP sockets, the opening handshake written and checked by hand;
+// - --mode raw: TCP only (for the plain `net` reference server);
+//   --mode ws: a plain WebSocket peer (no subprotocol offered): every
+//   protocol ping is answered at once with a masked pong carrying the same
+//   payload (RFC 6455 5.5.3);
+//   --mode lifeline: offers `Sec-WebSocket-Protocol: lifeline.v1`, checks the
+//   server chose it, sends {"t":"hello","v":1}, waits for the welcome, and
+//   answers every app ping {"t":"ping","ts":N} with {"t":"pong","ts":N}
+//   (masked text frames); protocol pings get pongs as in --mode ws;
+// - at most --concurrency handshakes in flight (the listen backlog is 511);
+// - source addresses: by default the kernel picks (127.0.0.1); with
+//   --local-addresses a,b,... connections are spread round-robin over them
+//   (one address has about 28k ephemeral ports per server port; 127.0.0.2-9
+//   are all loopback on Linux).
+//
+// Anything else from the server (a close frame, data, a dropped connection)
+// counts as an error: idle connections with working heartbeats must stay open.
+//
+//   node bench/idle-loadgen.mjs --port P [--host 127.0.0.1] [--connections 10000]
+//        [--mode ws|lifeline|raw] [--local-addresses 127.0.0.2,127.0.0.3]
+//        [--concurrency 256] [--connect-timeout-ms 20000] [--ignore-pings]
+//
+// --ignore-pings answers nothing (a self-check: the server should then declare
+// the connections dead, and this process report the closes as errors).
+//
+// Prints `ready <json>` once every connection is open (lifeline: welcomed),
+// or `result <json>` with ok:false if that failed. Then answers `stats ID` on
+// stdin with `stats ID <json>` (counters). Exits on SIGTERM or when stdin ends.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const head = src.slice(src.indexOf('\n') + 1).split('\n\n')[0];
+  console.log(head.replace(/^\/\/ ?/gm, ''));
+  process.exit(0);
+}
+
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string' },
+    path: { type: 'string', default: '/' },
+    connections: { type: 'string', default: '10000' },
+    mode: { type: 'string', default: 'ws' },
+    'local-addresses': { type: 'string', default: '' },
+    concurrency: { type: 'string', default: '256' },
+    'connect-timeout-ms': { type: 'string', default: '20000' },
+    'ignore-pings': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+function die(msg) {
+  process.stderr.write(`idle-loadgen: ${msg}\n`);
+  process.exit(2);
+}
+
+function intArg(name, min) {
+  const n = Number(values[name]);
+  if (!Number.isSafeInteger(n) || n < min) die(`--${name} must be an integer >= ${min}, got ${JSON.stringify(values[name])}`);
+  return n;
+}
+
+if (values.port === undefined) die('--port is required');
+const HOST = values.host;
+const PORT = intArg('port', 1);
+const N = intArg('connections', 1);
+const CONCURRENCY = intArg('concurrency', 1);
+const CONNECT_TIMEOUT_MS = intArg('connect-timeout-ms', 100);
+const MODE = values.mode;
+const ANSWER = !values['ignore-pings'];
+if (!['raw', 'ws', 'lifeline'].includes(MODE)) die(`--mode must be raw, ws or lifeline, got ${JSON.stringify(MODE)}`);
+const LOCAL = values['local-addresses'].split(',').map((s) => s.trim()).filter(Boolean);
+for (const a of LOCAL) if (net.isIP(a) === 0) die(`--local-addresses: ${JSON.stringify(a)} is not an IP address`);
+
+// ------------------------------------------------------------ frames
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+// Masking keys come from a pool of random bytes, refilled when used up.
+const keyPool = Buffer.alloc(4096);
+let keyAt = keyPool.length;
+
+/** A masked client frame (RFC 6455 5.2, 5.3): FIN, `opcode`, MASK, length, key, masked payload. */
+function maskedFrame(opcode, payload) {
+  const len = payload.length;
+  if (len > 0xffff) throw new Error('frame too large');
+  const ext = len < 126 ? 0 : 2;
+  const f = Buffer.allocUnsafe(2 + ext + 4 + len);
+  f[0] = 0x80 | opcode;
+  if (ext === 0) f[1] = 0x80 | len;
+  else {
+    f[1] = 0x80 | 126;
+    f.writeUInt16BE(len, 2);
+  }
+  if (keyAt + 4 > keyPool.length) {
+    crypto.randomFillSync(keyPool);
+    keyAt = 0;
+  }
+  const k = 2 + ext;
+  keyPool.copy(f, k, keyAt, keyAt + 4);
+  keyAt += 4;
+  for (let j = 0; j < len; j++) f[k + 4 + j] = payload[j] ^ f[k + (j & 3)];
+  return f;
+}
+
+const HELLO = Buffer.from(JSON.stringify({ t: 'hello', v: 1 }));
+
+// ------------------------------------------------------------ counters
+
+const errors = [];
+function error(msg) {
+  if (errors.length < 20) errors.push(msg);
+}
+
+const counters = {
+  pingsReceived: 0, // protocol pings (opcode 0x9)
+  pongsSent: 0,
+  appPingsReceived: 0, // lifeline.v1 {"t":"ping"}
+  appPongsSent: 0,
+  welcomes: 0,
+  closeFrames: 0, // close frames from the server (none expected)
+  unexpectedFrames: 0,
+  closed: 0, // sockets closed while the run was on (none expected)
+  bytesIn: 0,
+};
+let shuttingDown = false;
+
+// ------------------------------------------------------------ connections
+
+class Conn {
+  constructor(id, localAddress) {
+    this.id = id;
+    this.localAddress = localAddress;
+    this.sock = null;
+    this.spill = null;
+    this.open = false;
+    this.failed = false;
+    this.onOpen = null;
+    this.rejectOpen = null;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: HOST, port: PORT, ...(this.localAddress ? { localAddress: this.localAddress } : {}) });
+      this.sock = sock;
+      sock.setNoDelay(true);
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`connection ${this.id}: not open within ${CONNECT_TIMEOUT_MS} ms`));
+      }, CONNECT_TIMEOUT_MS);
+      const onEarlyError = (err) => {
+        clearTimeout(timer);
+        this.rejectOpen = null;
+        reject(new Error(`connection ${this.id}${this.localAddress ? ` from ${this.localAddress}` : ''}: ${err.message}`));
+      };
+      // A failure before the connection counts as open (say, a close frame instead of the welcome).
+      this.rejectOpen = (msg) => onEarlyError(new Error(msg));
+      sock.on('error', onEarlyError);
+      const opened = () => {
+        clearTimeout(timer);
+        this.rejectOpen = null;
+        sock.off('error', onEarlyError);
+        sock.on('error', (err) => this.fail(`socket error: ${err.message}`));
+        this.open = true;
+        resolve();
+      };
+      sock.on('close', () => this.onClose());
+      if (MODE === 'raw') {
+        sock.once('connect', opened);
+        // Anything the reference server sends is unexpected, but count it.
+        sock.on('data', (c) => {
+          counters.bytesIn += c.length;
+        });
+        return;
+      }
+      const key = crypto.randomBytes(16).toString('base64');
+      const expectAccept = crypto.createHash('sha1').update(key + GUID).digest('base64');
+      let head = Buffer.alloc(0);
+      const onHead = (chunk) => {
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) {
+          if (head.length > 16384) onEarlyError(new Error('response head too large'));
+          return;
+        }
+        sock.off('data', onHead);
+        const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+        const header = (name) => {
+          const l = lines.find((x) => x.toLowerCase().startsWith(`${name}:`));
+          return l === undefined ? undefined : l.slice(l.indexOf(':') + 1).trim();
+        };
+        let problem = null;
+        if (!/^HTTP\/1\.1 101\b/.test(lines[0])) problem = `expected 101, got ${JSON.stringify(lines[0])}`;
+        else if (header('sec-websocket-accept') !== expectAccept) problem = `bad Sec-WebSocket-Accept (${header('sec-websocket-accept')})`;
+        else if (MODE === 'lifeline' && header('sec-websocket-protocol') !== 'lifeline.v1') problem = `server chose subprotocol ${JSON.stringify(header('sec-websocket-protocol'))}, not lifeline.v1`;
+        else if (MODE === 'ws' && header('sec-websocket-protocol') !== undefined) problem = `server chose subprotocol ${header('sec-websocket-protocol')} though none was offered`;
+        if (problem) {
+          sock.destroy();
+          onEarlyError(new Error(problem));
+          return;
+        }
+        sock.on('data', (c) => this.onData(c));
+        if (MODE === 'lifeline') {
+          this.onOpen = opened;
+          sock.write(maskedFrame(0x1, HELLO));
+        }
+        const rest = head.subarray(end + 4);
+        if (rest.length > 0) this.onData(rest);
+        if (MODE === 'ws') opened();
+      };
+      sock.on('data', onHead);
+      sock.write(
+        `GET ${values.path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (MODE === 'lifeline' ? 'Sec-WebSocket-Protocol: lifeline.v1\r\n' : '') +
+          '\r\n',
+      );
+    });
+  }
+
+  onData(chunk) {
+    counters.bytesIn += chunk.length;
+    if (this.failed) return;
+    let buf = chunk;
+    if (this.spill !== null) {
+      buf = Buffer.concat([this.spill, chunk]);
+      this.spill = null;
+    }
+    const end = buf.length;
+    let off = 0;
+    while (end - off >= 2) {
+      const b0 = buf[off];
+      const b1 = buf[off + 1];
+      let len = b1 & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (end - off < 4) break;
+        len = buf.readUInt16BE(off + 2);
+        hdr = 4;
+      } else if (len === 127) {
+        if (end - off < 10) break;
+        len = Number(buf.readBigUInt64BE(off + 2));
+        hdr = 10;
+      }
+      if (b1 & 0x80) return this.fail('server sent a masked frame (RFC 6455 5.1 forbids it)');
+      if (end - off < hdr + len) break;
+      const payload = buf.subarray(off + hdr, off + hdr + len);
+      off += hdr + len;
+      if ((b0 & 0x80) === 0) return this.fail(`fragmented frame (first byte 0x${b0.toString(16)}); not expected on an idle connection`);
+      const opcode = b0 & 0x0f;
+      if (opcode === 0x9) {
+        counters.pingsReceived++;
+        if (ANSWER) {
+          this.sock.write(maskedFrame(0xa, payload));
+          counters.pongsSent++;
+        }
+      } else if (opcode === 0x1 && MODE === 'lifeline') {
+        this.onControl(payload);
+        if (this.failed) return;
+      } else if (opcode === 0x8) {
+        counters.closeFrames++;
+        const code = len >= 2 ? payload.readUInt16BE(0) : 1005;
+        return this.fail(`server closed the connection with ${code} ${payload.subarray(2).toString()}`);
+      } else {
+        counters.unexpectedFrames++;
+        return this.fail(`unexpected frame, opcode 0x${opcode.toString(16)}, ${len} bytes`);
+      }
+    }
+    if (off < end) this.spill = Buffer.from(buf.subarray(off)); // a copy: don't pin the whole chunk
+  }
+
+  /** A lifeline.v1 message from the server: welcome, app ping; anything else is unexpected. */
+  onControl(payload) {
+    let msg;
+    try {
+      msg = JSON.parse(payload.toString('utf8'));
+    } catch {
+      counters.unexpectedFrames++;
+      return this.fail(`text frame that is not a lifeline.v1 control message: ${JSON.stringify(payload.toString('utf8').slice(0, 80))}`);
+    }
+    if (msg.t === 'ping' && typeof msg.ts === 'number') {
+      counters.appPingsReceived++;
+      if (ANSWER) {
+        this.sock.write(maskedFrame(0x1, Buffer.from(JSON.stringify({ t: 'pong', ts: msg.ts }))));
+        counters.appPongsSent++;
+      }
+    } else if (msg.t === 'welcome') {
+      counters.welcomes++;
+      const cb = this.onOpen;
+      this.onOpen = null;
+      if (cb) cb();
+    } else {
+      counters.unexpectedFrames++;
+      this.fail(`unexpected lifeline.v1 message ${JSON.stringify(msg).slice(0, 120)}`);
+    }
+  }
+
+  fail(msg) {
+    if (this.failed) return;
+    this.failed = true;
+    error(`connection ${this.id}: ${msg}`);
+    this.sock.destroy();
+    if (this.rejectOpen) this.rejectOpen(msg);
+  }
+
+  onClose() {
+    if (shuttingDown) return;
+    if (this.open) {
+      counters.closed++;
+      if (!this.failed) error(`connection ${this.id}: closed by the server (no close frame)`);
+    }
+    this.open = false;
+  }
+}
+
+function stats() {
+  let open = 0;
+  for (const c of conns) if (c.open && !c.failed) open++;
+  return { connections: N, open, ...counters, mem: process.memoryUsage().rss, errors: [...errors] };
+}
+
+// ------------------------------------------------------------ main
+
+const conns = Array.from({ length: N }, (_, i) => new Conn(i, LOCAL.length ? LOCAL[i % LOCAL.length] : null));
+
+async function openAll() {
+  let next = 0;
+  let firstError = null;
+  const worker = async () => {
+    while (next < N && firstError === null) {
+      const c = conns[next++];
+      try {
+        await c.connect();
+      } catch (err) {
+        firstError ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, N) }, worker));
+  if (firstError) throw firstError;
+}
+
+async function main() {
+  const t0 = process.hrtime.bigint();
+  try {
+    await openAll();
+  } catch (err) {
+    process.stdout.write(`result ${JSON.stringify({ ok: false, errors: [String(err.message), ...errors], ...stats() })}\n`);
+    process.exit(1);
+  }
+  const connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  process.stdout.write(`ready ${JSON.stringify({ connectMs, localAddresses: LOCAL, ...stats() })}\n`);
+
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    const [cmd, id] = line.trim().split(/\s+/);
+    if (cmd === 'stats') process.stdout.write(`stats ${id ?? '-'} ${JSON.stringify(stats())}\n`);
+  });
+  rl.on('close', () => {
+    shuttingDown = true;
+    process.exit(0);
+  });
+}
+
+const stop = () => {
+  shuttingDown = true;
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+
+main().catch((err) => {
+  process.stderr.write(`idle-loadgen: ${err.stack ?? err}\n`);
+  process.exit(2);
+});

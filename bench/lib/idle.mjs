@@ -1,0 +1,429 @@
+// Scenario d: N idle connections per server with heartbeats on.
+//
+// Every server variant (scenarios.mjs IDLE_SERVERS) runs in a process of its
+// own under `node --expose-gc`, with its own idle-loadgen.mjs process holding
+// N connections to it. For each variant in turn:
+//
+//   1. start the server; `mem` (full GC, process.memoryUsage()) = baseline;
+//   2. start its loadgen, wait until every connection is open on both ends
+//      (the server's own count), `mem` again = after connect; then both
+//      processes get nice -5 (IDLE_NICE below) so that later setups can't
+//      starve them;
+//
+// then, by default for all variants at once (a shared idle window: every
+// variant sees the same machine, and the scenario takes one window, not one
+// per server; --idle-sequential gives each variant a window of its own):
+//
+//   3. counters from every server and loadgen, server CPU ticks from
+//      /proc/PID/stat; idle for the window; CPU ticks and counters again;
+//   4. `mem` = after the window: per connection = (after - baseline) / N.
+//
+// A connection closed by anyone during the run (the server's count, or the
+// loadgen's: a close frame, a dropped socket) fails the variant.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Child } from './child.mjs';
+import { machineTicks, processTicks } from './proc.mjs';
+import { median } from './stats.mjs';
+
+/** 127.0.0.2..127.0.0.9: loopback source addresses for more connections than one address has ports. */
+export const SOURCE_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+
+/** Ephemeral ports left free for everything else on the machine, per source address. */
+const PORT_MARGIN = 2000;
+/** File descriptors a process needs beyond its connections (stdio, epoll, libuv, V8). */
+const FD_MARGIN = 512;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Nice value of a server and its loadgen once their connections are open. The
+ * next server's setup (a CPU-bound burst of handshakes) or other work on a
+ * small machine could otherwise starve an idle loadgen long enough that a 1 s
+ * heartbeat timeout fires on a live peer: an artefact of sharing one machine,
+ * not something the servers did. Every server gets the same treatment.
+ */
+const IDLE_NICE = -5;
+
+/**
+ * Sets the nice value of every thread of `pid` (on Linux it is per thread).
+ * Returns null, or why it could not (e.g. EACCES without CAP_SYS_NICE).
+ */
+function setNice(pid, nice) {
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice);
+    return null;
+  } catch (err) {
+    return err.code ?? err.message;
+  }
+}
+
+/** Ephemeral ports per source address (net.ipv4.ip_local_port_range), minus a margin. */
+export function portsPerAddress() {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi) && hi > lo) return hi - lo + 1 - PORT_MARGIN;
+  } catch {
+    // not Linux: assume the IANA range
+  }
+  return 16384 - PORT_MARGIN;
+}
+
+/** Soft and hard RLIMIT_NOFILE of this process (node raises the soft one to the hard one at start). */
+export function fileLimits() {
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const [soft, hard] = line.trim().split(/\s+/).slice(3, 5).map((x) => (x === 'unlimited' ? Infinity : Number(x)));
+    return { soft, hard };
+  } catch {
+    return { soft: NaN, hard: NaN };
+  }
+}
+
+/**
+ * How the server and loadgen processes get enough file descriptors for
+ * `connections`: returns a command prefix ([] when the hard limit suffices,
+ * ['prlimit', '--nofile=N:N', '--'] when prlimit may raise it), or throws
+ * with what to do.
+ */
+export function fdPlan(connections) {
+  const need = connections + FD_MARGIN;
+  const { hard } = fileLimits();
+  if (need <= hard) return { prefix: [], need, hard, via: 'hard limit' };
+  const probe = spawnSync('prlimit', [`--nofile=${need}:${need}`, '--', 'true'], { stdio: 'ignore' });
+  if (probe.status === 0) return { prefix: ['prlimit', `--nofile=${need}:${need}`, '--'], need, hard, via: 'prlimit' };
+  throw new Error(
+    `${connections} connections need ${need} open files per process, but the hard limit (ulimit -Hn) is ${hard} ` +
+      'and prlimit cannot raise it (that takes CAP_SYS_RESOURCE). Raise it before the run: as root `ulimit -Hn ' +
+      `${need}\` in the shell, LimitNOFILE= for a systemd unit, \`docker run --ulimit nofile=${need}:${need}\` for a container.`,
+  );
+}
+
+/**
+ * Source addresses for `variants` concurrent variants of `connections` each.
+ * Up to one address's worth of ports no address is bound (the kernel picks
+ * 127.0.0.1 and, since each server has its own port, reuses ephemeral ports
+ * across servers); beyond that each variant gets its own addresses from
+ * 127.0.0.2-9 (a bind() takes the port on that address for every server).
+ * Returns one list per variant, or null when 127.0.0.2-9 are not enough.
+ */
+export function addressPlan(connections, variants) {
+  const cap = portsPerAddress();
+  if (connections <= cap) return Array.from({ length: variants }, () => []);
+  const k = Math.ceil(connections / cap);
+  if (k * variants > SOURCE_ADDRESSES.length) return null;
+  return Array.from({ length: variants }, (_, i) => SOURCE_ADDRESSES.slice(i * k, (i + 1) * k));
+}
+
+const KB = 1024;
+
+function perConn(a, b, n) {
+  if (!a || !b) return null;
+  return {
+    rssKB: (b.rss - a.rss) / n / KB,
+    heapKB: (b.heapUsed - a.heapUsed) / n / KB,
+    externalKB: (b.external - a.external) / n / KB,
+  };
+}
+
+/**
+ * Runs one group of variants: set up one after the other, then one shared
+ * idle window. Returns one result per variant.
+ */
+async function runGroup(ctx, sc, ids, params, addresses, fd) {
+  const { BENCH, ROOT, TICK, log } = ctx;
+  const N = params.connections;
+  const entries = ids.map((id, i) => ({
+    id,
+    v: sc.servers[id],
+    addresses: addresses[i],
+    server: null,
+    loadgen: null,
+    r: { server: id, rep: params.rep, ok: false, connections: N, client: sc.servers[id].client, localAddresses: addresses[i], flags: [], errors: [] },
+  }));
+  const spawnNode = (args, name, opts) => {
+    const [cmd, ...rest] = [...fd.prefix, process.execPath, ...args];
+    return new Child(cmd, rest, { cwd: ROOT, stdin: true, name, ...opts });
+  };
+  const fail = (e, msg) => {
+    e.r.ok = false;
+    e.failed = true;
+    e.r.errors.push(msg);
+    e.r.flags.push(`FAILED: ${msg}`);
+  };
+
+  try {
+    // ---- setup, one variant at a time
+    for (const e of entries) {
+      try {
+        e.server = spawnNode(['--expose-gc', path.join(BENCH, e.v.script), ...e.v.args], `${e.id} server`);
+        const listening = await e.server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
+        const port = Number(listening.split(' ')[1]);
+        e.memBaseline = await e.server.request('mem');
+        const cpu0 = processTicks(e.server.pid);
+        const t0 = process.hrtime.bigint();
+        e.loadgen = spawnNode(
+          [
+            path.join(BENCH, 'idle-loadgen.mjs'),
+            '--port', String(port),
+            '--connections', String(N),
+            '--mode', e.v.client,
+            ...(e.addresses.length ? ['--local-addresses', e.addresses.join(',')] : []),
+          ],
+          `${e.id} loadgen`,
+        );
+        const first = await e.loadgen.waitLine((l) => l.startsWith('ready ') || l.startsWith('result '), '"ready"', 60000 + N * 5);
+        if (first.startsWith('result ')) {
+          const res = JSON.parse(first.slice('result '.length));
+          throw new Error(`connecting failed: ${res.errors?.[0] ?? 'unknown'}`);
+        }
+        // The loadgen's connect() resolves when the kernel has accepted; wait for the server to hold them all.
+        const deadline = Date.now() + 30000;
+        let st;
+        for (;;) {
+          st = await e.server.request('stats');
+          if (st.connections >= N || Date.now() > deadline) break;
+          await sleep(100);
+        }
+        if (st.connections < N) {
+          e.r.serverStats = st;
+          const why = st.closes > 0 ? `; ${st.closes} closed: ${JSON.stringify(st.socketCloses ?? st.closeCodes ?? {})}` : '';
+          throw new Error(`the server holds ${st.connections} of ${N} connections 30 s after the loadgen had them open${why}`);
+        }
+        e.r.connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
+        e.r.connectServerCpuMs = ((processTicks(e.server.pid) - cpu0) / TICK) * 1000;
+        e.memAfterConnect = await e.server.request('mem');
+        const why = setNice(e.server.pid, IDLE_NICE) ?? setNice(e.loadgen.pid, IDLE_NICE);
+        e.r.nice = why === null ? IDLE_NICE : `unchanged (${why})`;
+        log(`  ${e.id.padEnd(17)} ${N.toLocaleString('en-US')} connections open in ${(e.r.connectMs / 1000).toFixed(1)} s${e.addresses.length ? ` from ${e.addresses.join(',')}` : ''}${e.r.nice === IDLE_NICE ? '' : `, nice ${e.r.nice}`}`);
+      } catch (err) {
+        fail(e, err.message);
+        log(`  ${e.id.padEnd(17)} FAILED: ${err.message}`);
+        if (e.loadgen) await e.loadgen.stop();
+        if (e.server) await e.server.stop();
+      }
+    }
+
+    // ---- the idle window, shared by every variant that got this far
+    const live = entries.filter((e) => !e.failed);
+    if (live.length === 0) return entries.map((e) => e.r);
+    // A process that dies in the window fails its own variant, not the others.
+    const ask = (child, cmd) => child.request(cmd).catch((err) => ({ requestFailed: err.message }));
+    const counters = () => Promise.all(live.map(async (e) => [await ask(e.server, 'stats'), await ask(e.loadgen, 'stats')]));
+    const ticks = () => live.map((e) => ({ server: processTicks(e.server.pid), loadgen: processTicks(e.loadgen.pid) }));
+    const c0 = await counters();
+    const k0 = ticks();
+    const m0 = machineTicks();
+    const t0 = process.hrtime.bigint();
+    // The measured interval itself: nothing to wait for but time.
+    await sleep(params.windowSec * 1000);
+    const k1 = ticks();
+    const m1 = machineTicks();
+    const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c1 = await counters();
+    const memAfter = await Promise.all(live.map((e) => ask(e.server, 'mem')));
+
+    const busySec = (m1.busy - m0.busy) / TICK;
+    const stealSec = (m1.steal - m0.steal) / TICK;
+    let oursSec = 0;
+    live.forEach((e, i) => {
+      oursSec += (k1[i].server - k0[i].server + (k1[i].loadgen - k0[i].loadgen)) / TICK;
+    });
+    const otherShare = Math.max(0, busySec - oursSec) / wallSec;
+    const stealShare = stealSec / wallSec;
+
+    live.forEach((e, i) => {
+      const [s0, l0] = c0[i];
+      const [s1, l1] = c1[i];
+      const r = e.r;
+      const broken = [s0, l0, s1, l1, memAfter[i]].find((x) => x.requestFailed !== undefined);
+      if (broken) {
+        fail(e, broken.requestFailed);
+        return;
+      }
+      const serverCpuSec = (k1[i].server - k0[i].server) / TICK;
+      const loadgenCpuSec = (k1[i].loadgen - k0[i].loadgen) / TICK;
+      Object.assign(r, {
+        windowSec: wallSec,
+        mem: { baseline: e.memBaseline, afterConnect: e.memAfterConnect, afterWindow: memAfter[i] },
+        perConn: perConn(e.memBaseline, memAfter[i], N),
+        perConnAfterConnect: perConn(e.memBaseline, e.memAfterConnect, N),
+        serverCpuSec,
+        idleCpuShare: serverCpuSec / wallSec,
+        loadgenCpuShare: loadgenCpuSec / wallSec,
+        pingsSent: s1.pingsSent - s0.pingsSent,
+        pongsReceived: s1.pongsReceived - s0.pongsReceived,
+        pingsMissed: (s1.pingsMissed ?? 0) - (s0.pingsMissed ?? 0),
+        clientPingsAnswered: l1.pongsSent + l1.appPongsSent - (l0.pongsSent + l0.appPongsSent),
+        closes: s1.closes,
+        closesBeforeWindow: s0.closes,
+        clientCloses: l1.closed + l1.closeFrames,
+        serverHeld: s1.connections,
+        clientOpen: l1.open,
+        machineOtherShare: otherShare,
+        stealShare,
+        serverStats: s1,
+        clientStats: { ...l1, errors: undefined },
+      });
+      r.errors.push(...l1.errors);
+      // Verdict: every connection still open on both ends, nobody closed one.
+      const problems = [];
+      if (s1.closes > 0) {
+        const why = s1.socketCloses ?? s1.closeCodes;
+        problems.push(`the server saw ${s1.closes} connection(s) close (${s0.closes} of them before the window)${why ? `: ${JSON.stringify(why)}` : ''}`);
+      }
+      if (r.clientCloses > 0) problems.push(`the loadgen saw ${r.clientCloses} connection(s) closed`);
+      if (s1.connections !== N) problems.push(`the server holds ${s1.connections} of ${N} connections`);
+      if (l1.open !== N) problems.push(`the loadgen has ${l1.open} of ${N} connections open`);
+      if (l1.errors.length > 0) problems.push(l1.errors[0]);
+      r.ok = problems.length === 0;
+      for (const p of problems) r.flags.push(`FAILED: ${p}`);
+      if (r.pingsMissed > 0) r.flags.push(`${r.pingsMissed} ping(s) missed (unanswered in time, no close)`);
+      if (r.pongsReceived < r.pingsSent - N) r.flags.push(`only ${r.pongsReceived} pongs for ${r.pingsSent} pings`);
+      if (stealShare > ctx.STEAL_FLAG) r.flags.push(`steal ${(100 * stealShare).toFixed(0)}% of a CPU`);
+      if (otherShare > ctx.OTHER_FLAG) r.flags.push(`other load ${(100 * otherShare).toFixed(0)}% of a CPU during the window`);
+    });
+    return entries.map((e) => e.r);
+  } finally {
+    // Servers first: their side of each connection goes to TIME_WAIT on the
+    // server port, so the loadgen's ephemeral ports are free for the next run.
+    for (const e of entries) if (e.server) await e.server.stop();
+    for (const e of entries) if (e.loadgen) await e.loadgen.stop();
+  }
+}
+
+/**
+ * Scenario d, every rep. `ids` are the variants to run (net and ws first, the
+ * others after). Returns { params, runs, summary }.
+ */
+export async function runIdleScenario(ctx, sc, ids, params) {
+  const { log } = ctx;
+  const fd = fdPlan(params.connections);
+  let groups = params.sequential ? ids.map((id) => [id]) : [ids];
+  let addresses = addressPlan(params.connections, groups[0].length);
+  if (addresses === null && !params.sequential) {
+    log(`  (${params.connections} connections x ${ids.length} servers need more source addresses than 127.0.0.2-9 give: one window per server instead)`);
+    groups = ids.map((id) => [id]);
+    addresses = addressPlan(params.connections, 1);
+  }
+  if (addresses === null) throw new Error(`${params.connections} connections need more source addresses than 127.0.0.2-9 (${portsPerAddress()} ports each)`);
+  params.fdLimit = { need: fd.need, hard: fd.hard, via: fd.via };
+  params.windows = groups.length === 1 ? 'shared' : 'one per server';
+
+  const runs = [];
+  for (let rep = 1; rep <= params.reps; rep++) {
+    const quiet = await ctx.waitQuiet();
+    for (const group of groups) {
+      const rs = await runGroup(ctx, sc, group, { ...params, rep }, addresses, fd);
+      for (const r of rs) {
+        r.quiet = quiet;
+        runs.push(r);
+        log(formatRunLine(r, rep));
+      }
+    }
+  }
+  return { runs, summary: summarizeIdle(sc, ids, runs) };
+}
+
+function fmtKB(x) {
+  return Number.isFinite(x) ? x.toFixed(2) : '-';
+}
+
+function fmtCpu(x) {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : '-';
+}
+
+function fmtInt(n) {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
+function fmtRatio(x) {
+  return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
+}
+
+function formatRunLine(r, rep) {
+  const p = r.perConn;
+  return (
+    `  rep ${rep} ${r.server.padEnd(17)} RSS/conn ${fmtKB(p?.rssKB).padStart(6)} KB  heap/conn ${fmtKB(p?.heapKB).padStart(6)} KB  ` +
+    `idle CPU ${fmtCpu(r.idleCpuShare).padStart(6)}  pings ${fmtInt(r.pingsSent).padStart(6)} (pongs ${fmtInt(r.pongsReceived)})  closes ${r.closes ?? '-'}` +
+    (r.flags.length ? `  [${r.flags.join('; ')}]` : '')
+  );
+}
+
+function summarizeIdle(sc, ids, runs) {
+  const by = {};
+  for (const id of ids) {
+    const rs = runs.filter((r) => r.server === id);
+    const good = rs.filter((r) => r.ok);
+    const med = (f) => median(good.map(f));
+    by[id] = {
+      what: sc.servers[id].what,
+      client: sc.servers[id].client,
+      pair: sc.servers[id].pair,
+      runs: rs.length,
+      failed: rs.length - good.length,
+      rssPerConnKB: med((r) => r.perConn.rssKB),
+      heapPerConnKB: med((r) => r.perConn.heapKB),
+      externalPerConnKB: med((r) => r.perConn.externalKB),
+      rssPerConnKBAfterConnect: med((r) => r.perConnAfterConnect.rssKB),
+      heapPerConnKBAfterConnect: med((r) => r.perConnAfterConnect.heapKB),
+      idleCpuShare: med((r) => r.idleCpuShare),
+      serverCpuSec: med((r) => r.serverCpuSec),
+      // Server CPU over the window per ping sent in it (idle housekeeping included).
+      cpuUsPerPing: med((r) => (r.pingsSent > 0 ? (r.serverCpuSec * 1e6) / r.pingsSent : NaN)),
+      connectMs: med((r) => r.connectMs),
+      connectServerCpuUsPerConn: med((r) => (r.connectServerCpuMs * 1000) / r.connections),
+      pingsSent: med((r) => r.pingsSent),
+      pongsReceived: med((r) => r.pongsReceived),
+      pingsMissed: rs.reduce((a, r) => a + (r.pingsMissed ?? 0), 0),
+      // Connections closed, seen from whichever end saw more.
+      closes: rs.reduce((a, r) => a + Math.max(r.closes ?? 0, r.clientCloses ?? 0), 0),
+      flagged: rs.filter((r) => r.flags.length > 0).length,
+    };
+  }
+  for (const id of ids) {
+    const s = by[id];
+    const pair = s.pair && by[s.pair] ? by[s.pair] : null;
+    const ref = sc.reference && by[sc.reference] ? by[sc.reference] : null;
+    s.rssVsPair = pair ? s.rssPerConnKB / pair.rssPerConnKB : NaN;
+    s.heapVsPair = pair ? s.heapPerConnKB / pair.heapPerConnKB : NaN;
+    s.cpuVsPair = pair ? s.idleCpuShare / pair.idleCpuShare : NaN;
+    s.rssVsNet = ref ? s.rssPerConnKB / ref.rssPerConnKB : NaN;
+    s.heapVsNet = ref ? s.heapPerConnKB / ref.heapPerConnKB : NaN;
+  }
+  return by;
+}
+
+export function formatIdleSummary(sc, ids, params, summary, table) {
+  const header = ['server', 'RSS/conn KB', 'heap/conn KB', 'idle CPU', 'pings', 'pongs', 'CPU/ping us', 'closes', 'ws pair', 'RSS vs pair', 'heap vs pair', 'CPU vs pair', 'RSS vs net'];
+  const rows = ids.map((id) => {
+    const s = summary[id];
+    return [
+      id,
+      fmtKB(s.rssPerConnKB),
+      fmtKB(s.heapPerConnKB),
+      fmtCpu(s.idleCpuShare),
+      fmtInt(s.pingsSent),
+      fmtInt(s.pongsReceived),
+      Number.isFinite(s.cpuUsPerPing) ? s.cpuUsPerPing.toFixed(1) : '-',
+      String(s.closes) + (s.failed ? ` (${s.failed} failed)` : ''),
+      s.pair ?? '-',
+      fmtRatio(s.rssVsPair),
+      fmtRatio(s.heapVsPair),
+      fmtRatio(s.cpuVsPair),
+      fmtRatio(s.rssVsNet),
+    ];
+  });
+  return (
+    table(header, rows) +
+    `\n${params.connections.toLocaleString('en-US')} idle connections per server, ${params.windowSec} s idle window (${params.windows}), ` +
+    `${params.reps === 1 ? '1 rep' : `medians of ${params.reps} reps`}. Per connection = (after the window - before any connection) / N, ` +
+    'both after a full GC; RSS leaves out kernel socket buffers. Idle CPU: server utime+stime over the window, share of one CPU. ' +
+    'Pings and pongs: during the window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
+    'CPU/ping: server CPU over the window per ping sent in it. ' +
+    "Closes: any connection closed during the whole run, either end (must be 0). 'ws pair' is the ws run with the same ping cadence." +
+    (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '')
+  );
+}

@@ -1,0 +1,56 @@
+// Shared by the idle-connection bench servers (scenario d): a control channel
+// on stdin, one command per line, one answer line per command on stdout:
+//
+//   mem ID    ->  mem ID {"rss":..,"heapUsed":..,"heapTotal":..,"external":..,"arrayBuffers":..}
+//                 (after a full garbage collection: the process runs with --expose-gc)
+//   stats ID  ->  stats ID {...}   (server-specific counters: connections, closes, pings)
+//   heapsnapshot ID  ->  heapsnapshot ID {"file":"..."}   (v8.writeHeapSnapshot into
+//                 the working directory; for finding out where the memory goes)
+//
+// The orchestrator (bench/lib/idle.mjs) reads CPU time from /proc itself, so
+// nothing here runs during the measured idle window unless asked. When stdin
+// ends (the orchestrator is gone) the server exits, so no server outlives a run.
+import { createInterface } from 'node:readline';
+import v8 from 'node:v8';
+
+/** `--name value` from argv, or `fallback`. */
+export function argValue(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : process.argv[i + 1];
+}
+
+/**
+ * Starts the stdin control channel. `stats` is a function returning the
+ * server's counters (a plain object).
+ */
+export function controlChannel(name, stats) {
+  if (typeof globalThis.gc !== 'function') {
+    console.error(`${name}: run with node --expose-gc (memory is measured after a full GC)`);
+    process.exit(2);
+  }
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    const [cmd, id] = line.trim().split(/\s+/);
+    if (cmd === 'mem') {
+      // Two full collections: the second picks up what finalizers of the first freed.
+      globalThis.gc();
+      globalThis.gc();
+      const m = process.memoryUsage();
+      reply(cmd, id, { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers });
+    } else if (cmd === 'heapsnapshot') {
+      reply(cmd, id, { file: v8.writeHeapSnapshot() });
+    } else if (cmd === 'stats') {
+      reply(cmd, id, stats());
+    } else if (cmd) {
+      reply('error', id, { error: `unknown command ${JSON.stringify(cmd)}` });
+    }
+  });
+  rl.on('close', () => process.exit(0));
+  const stop = () => process.exit(0);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function reply(cmd, id, obj) {
+  process.stdout.write(`${cmd} ${id ?? '-'} ${JSON.stringify(obj)}\n`);
+}

@@ -1,0 +1,76 @@
+// Idle-connection bench server on lifeline (scenario d): a LifelineServer from
+// the compiled dist/, as users get it, holding every connection open with
+// heartbeats on. Plain WebSocket peers get protocol pings; peers that offer
+// lifeline.v1 get app-level pings ({"t":"ping","ts":N}) after their hello.
+//
+//   node --expose-gc bench/servers/idle-lifeline.mjs [--heartbeat normal|aggressive|off]
+//
+// Listens on 127.0.0.1, port 0, prints `listening <port>`, then answers the
+// control commands of idle-common.mjs; `stats` reports server.stats() plus
+// the connections held and every close seen (the run expects none).
+import { LifelineServer } from '../../dist/server/index.js';
+import { argValue, controlChannel } from './idle-common.mjs';
+
+const heartbeat = argValue('heartbeat', 'normal');
+const server = new LifelineServer({ port: 0, host: '127.0.0.1', deflate: false, heartbeat });
+
+let transportConnections = 0;
+let transportCloses = 0;
+let sessionCloses = 0;
+const closeCodes = {};
+// Socket closes by code and cause: a lifeline.v1 session outlives its socket
+// (it waits sessionTtl for a resume), so session closes alone would miss them.
+const socketCloses = {};
+
+// What an application does: listen for its sessions' closes and errors.
+server.on('connection', (session) => {
+  session.on('error', () => {});
+  session.on('close', (info) => {
+    sessionCloses++;
+    const k = `${info.code} ${info.cause}`;
+    closeCodes[k] = (closeCodes[k] ?? 0) + 1;
+  });
+});
+// Counted on the transport too: a lifeline.v1 peer whose hello never arrived
+// has no session 'connection' event but still holds a socket.
+server.transport.on('connection', (ws) => {
+  transportConnections++;
+  ws.on('close', (code) => {
+    transportCloses++;
+    const k = `${code} ${ws.closeCause ?? '?'}`;
+    socketCloses[k] = (socketCloses[k] ?? 0) + 1;
+  });
+});
+server.on('error', (err) => {
+  console.error(`idle-lifeline: ${err.message}`);
+  process.exit(1);
+});
+server.on('listening', () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
+});
+
+controlChannel('idle-lifeline', () => {
+  const s = server.stats();
+  return {
+    heartbeat,
+    // Connections the server holds now (open sockets).
+    connections: transportConnections - transportCloses,
+    sessions: s.sessions,
+    accepted: s.accepted,
+    closes: transportCloses,
+    sessionCloses,
+    closedByCause: s.closed,
+    // Sockets lost under lifeline.v1 sessions (which then wait for a resume), by reason.
+    lost: s.lost,
+    closeCodes,
+    socketCloses,
+    pingsSent: s.pingsSent,
+    pongsReceived: s.pongsReceived,
+    pingsMissed: s.pingsMissed,
+    rtt: s.rtt,
+    messagesIn: s.messagesIn,
+    messagesOut: s.messagesOut,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
+  };
+});
