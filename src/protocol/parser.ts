@@ -110,15 +110,7 @@ export class FrameParser {
           return;
         }
         if (this.remaining === 0) {
-          const r = this.sink.onFramePayload(EMPTY, true);
-          if (r === false) {
-            this.state = S_STOPPED;
-            return;
-          }
-          if (r === 'pause') {
-            this.pauseWith(chunk, pos);
-            return;
-          }
+          if (!this.proceed(this.sink.onFramePayload(EMPTY, true), chunk, pos)) return;
         } else {
           this.state = S_PAYLOAD;
         }
@@ -133,18 +125,19 @@ export class FrameParser {
         if (last) this.state = S_HEADER;
         const r = this.sink.onFramePayload(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), last);
         pos = end;
-        if (r === false) {
-          this.state = S_STOPPED;
-          return;
-        }
-        if (r === 'pause') {
-          this.pauseWith(chunk, pos);
-          return;
-        }
+        if (!this.proceed(r, chunk, pos)) return;
       } else {
         return;
       }
     }
+  }
+
+  /** Acts on the sink's answer to a payload slice; true to keep parsing this chunk. */
+  private proceed(r: boolean | 'pause', chunk: Buffer, pos: number): boolean {
+    if (r === true) return true;
+    if (r === false) this.state = S_STOPPED;
+    else this.pauseWith(chunk, pos);
+    return false;
   }
 
   private pauseWith(chunk: Buffer, pos: number): void {

@@ -188,40 +188,56 @@ export interface DataHeader {
  * MAX_SEQ, a missing ':'), leaving `out` unspecified.
  */
 export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader): boolean {
-  return parseHeader(b.length, (i) => b[i]!, out);
+  return parseHeader(b, out);
 }
 
 /** The same for a text message received as a string (browsers). */
 export function parseDataHeaderString(s: string, out: DataHeader): boolean {
-  return parseHeader(s.length, (i) => s.charCodeAt(i), out);
+  return parseHeader(s, out);
 }
 
-function parseHeader(len: number, at: (i: number) => number, out: DataHeader): boolean {
-  if (len < 3 || at(0) !== DATA_MARK) return false;
-  let i = 1;
-  let seq = 0;
+// One parser for both forms, without a closure per message (this runs for
+// every application message): a code unit is read through codeAt().
+function codeAt(src: Uint8Array | string, i: number): number {
+  return typeof src === 'string' ? src.charCodeAt(i) : src[i]!;
+}
+
+/** Value of the digits read by readNumber (module scratch: no allocation). */
+let numberValue = 0;
+
+/**
+ * Reads ASCII digits from `i`; returns the index after them, or -1 when there
+ * are none, there is a leading zero in a multi-digit number, or the value
+ * exceeds MAX_SEQ.
+ */
+function readNumber(src: Uint8Array | string, i: number): number {
+  const len = src.length;
   const start = i;
+  let v = 0;
   while (i < len) {
-    const c = at(i);
+    const c = codeAt(src, i);
     if (c < 0x30 || c > 0x39) break;
-    seq = seq * 10 + (c - 0x30);
+    v = v * 10 + (c - 0x30);
     i++;
   }
-  if (i === start || (at(start) === 0x30 && i - start > 1) || seq > MAX_SEQ || i >= len) return false;
+  if (i === start || (codeAt(src, start) === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
+  numberValue = v;
+  return i;
+}
+
+function parseHeader(src: Uint8Array | string, out: DataHeader): boolean {
+  const len = src.length;
+  if (len < 3 || codeAt(src, 0) !== DATA_MARK) return false;
+  let i = readNumber(src, 1);
+  if (i < 0 || i >= len) return false;
+  const seq = numberValue;
   let ack = -1;
-  if (at(i) === COMMA) {
-    i++;
-    const s2 = i;
-    ack = 0;
-    while (i < len) {
-      const c = at(i);
-      if (c < 0x30 || c > 0x39) break;
-      ack = ack * 10 + (c - 0x30);
-      i++;
-    }
-    if (i === s2 || (at(s2) === 0x30 && i - s2 > 1) || ack > MAX_SEQ || i >= len) return false;
+  if (codeAt(src, i) === COMMA) {
+    i = readNumber(src, i + 1);
+    if (i < 0 || i >= len) return false;
+    ack = numberValue;
   }
-  if (at(i) !== COLON) return false;
+  if (codeAt(src, i) !== COLON) return false;
   out.seq = seq;
   out.ack = ack;
   out.offset = i + 1;
