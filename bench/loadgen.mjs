@@ -15,9 +15,20 @@
 // F = max(W, 8) distinct payloads are used in turn, so a reordered, repeated
 // or lost echo shows up as a content mismatch, not only as a count.
 //
+// With --protocol lifeline it speaks lifeline.v1 (docs/PROTOCOL.md) instead:
+// it offers the subprotocol, sends {"t":"hello","v":1} and waits for the
+// welcome, then sends every payload as `d<SEQ>:<payload>` (seq from 1 per
+// connection). Those frames cannot be built before the run (the seq grows), so
+// each is put together at send time from a pre-masked payload (one per mask
+// phase) and a small masked header. Echoes must come back as
+// `d<SEQ>[,<ACK>]:<payload>` with the server's seq in order and the payload of
+// the matching message; every 32 echoes it sends a standalone
+// {"t":"ack","seq":N} (in the same write as the next messages) so the server's
+// replay buffer drains, and it answers app pings with pongs.
+//
 //   node bench/loadgen.mjs --port P [--host 127.0.0.1] [--connections 100]
 //        [--size 32] [--window 16] [--messages 1000000] [--warmup 50000]
-//        [--verify-every 1] [--stall-ms 10000] [--control]
+//        [--verify-every 1] [--stall-ms 10000] [--control] [--protocol ws|lifeline]
 //
 // With --control it prints `ready` once every connection is open and the
 // warm-up is done, and starts the measured run when a line `go` arrives on
@@ -54,6 +65,7 @@ const { values } = parseArgs({
     'stall-ms': { type: 'string', default: '10000' },
     'connect-timeout-ms': { type: 'string', default: '10000' },
     control: { type: 'boolean', default: false },
+    protocol: { type: 'string', default: 'ws' },
   },
   strict: true,
 });
@@ -80,6 +92,12 @@ const WARMUP = intArg('warmup', 0);
 const VERIFY_EVERY = intArg('verify-every', 0); // 0 = lengths and counts only
 const STALL_MS = intArg('stall-ms', 100);
 const CONNECT_TIMEOUT_MS = intArg('connect-timeout-ms', 100);
+if (values.protocol !== 'ws' && values.protocol !== 'lifeline') die(`--protocol must be ws or lifeline, got ${JSON.stringify(values.protocol)}`);
+/** lifeline.v1 mode (session layer: seq, acks, app pings). */
+const LL = values.protocol === 'lifeline';
+const SUBPROTOCOL = 'lifeline.v1';
+/** Send a standalone ack after this many unacknowledged echoes (the protocol's ackEvery). */
+const ACK_EVERY = 32;
 
 // ------------------------------------------------------------ frames
 
@@ -121,6 +139,61 @@ const FRAME_LEN = FRAMES[0].length;
 // at any index is one contiguous slice.
 const BURST = Buffer.concat([...FRAMES, ...FRAMES]);
 
+// lifeline.v1: one mask key for the data frames of this process (RFC 6455
+// wants it unpredictable to intermediaries, not different per frame; the
+// server unmasks the same either way). The payload follows a header of
+// variable length, so each payload is pre-masked for all four mask phases.
+const LL_KEY = crypto.randomBytes(4);
+const LL_MASKED = PAYLOADS.map((p) =>
+  [0, 1, 2, 3].map((ph) => {
+    const m = Buffer.allocUnsafe(p.length);
+    for (let j = 0; j < p.length; j++) m[j] = p[j] ^ LL_KEY[(ph + j) & 3];
+    return m;
+  }),
+);
+const DIGITS = (n) => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : String(n).length);
+
+/** Size of the frame carrying `d<seq>:` + an S-byte payload. */
+function llFrameLen(seq) {
+  const len = 2 + DIGITS(seq) + S;
+  return 2 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + 4 + len;
+}
+
+/** Writes the masked frame `d<seq>:` + payload i % F at `at` of `buf`; returns the offset after it. */
+function writeLlFrame(buf, at, seq, i) {
+  const h = 2 + DIGITS(seq);
+  const len = h + S;
+  buf[at++] = 0x81;
+  if (len < 126) buf[at++] = 0x80 | len;
+  else if (len < 65536) {
+    buf[at++] = 0x80 | 126;
+    buf.writeUInt16BE(len, at);
+    at += 2;
+  } else {
+    buf[at++] = 0x80 | 127;
+    buf.writeBigUInt64BE(BigInt(len), at);
+    at += 8;
+  }
+  buf[at] = LL_KEY[0];
+  buf[at + 1] = LL_KEY[1];
+  buf[at + 2] = LL_KEY[2];
+  buf[at + 3] = LL_KEY[3];
+  at += 4;
+  buf[at] = 0x64 ^ LL_KEY[0]; // 'd'
+  let n = seq;
+  for (let k = h - 2; k >= 1; k--) {
+    buf[at + k] = (0x30 + (n % 10)) ^ LL_KEY[k & 3];
+    n = Math.floor(n / 10);
+  }
+  buf[at + h - 1] = 0x3a ^ LL_KEY[(h - 1) & 3]; // ':'
+  LL_MASKED[i % F][h & 3].copy(buf, at + h);
+  return at + len;
+}
+
+function controlFrame(obj) {
+  return maskedTextFrame(Buffer.from(JSON.stringify(obj)));
+}
+
 function closeFrame(code) {
   const p = Buffer.alloc(2);
   p.writeUInt16BE(code, 0);
@@ -151,6 +224,11 @@ class Conn {
     this.spill = null; // an incomplete frame carried over to the next chunk
     this.failed = false;
     this.closed = false;
+    // lifeline.v1
+    this.welcomed = null; // resolves open() on the welcome
+    this.acked = 0; // highest server seq acknowledged to the server
+    this.pendingOut = null; // control frames (acks, pongs) to go out with the next write
+    this.controlIn = 0; // control messages received after the welcome (acks, pings)
   }
 
   open() {
@@ -169,6 +247,10 @@ class Conn {
         clearTimeout(timer);
         reject(new Error(`connection ${this.id}: ${err.message}`));
       };
+      const opened = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       const onHead = (chunk) => {
         head = Buffer.concat([head, chunk]);
         const end = head.indexOf('\r\n\r\n');
@@ -176,7 +258,7 @@ class Conn {
           if (head.length > 16384) onError(new Error('response head too large'));
           return;
         }
-        clearTimeout(timer);
+        if (!LL) clearTimeout(timer);
         sock.off('data', onHead);
         sock.off('error', onError);
         const text = head.subarray(0, end).toString('latin1');
@@ -188,22 +270,43 @@ class Conn {
         }
         const accept = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'));
         if (!accept || accept.slice(accept.indexOf(':') + 1).trim() !== expectAccept) {
+          clearTimeout(timer);
           reject(new Error(`connection ${this.id}: bad Sec-WebSocket-Accept (${accept})`));
           sock.destroy();
           return;
         }
+        if (LL) {
+          const proto = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-protocol:'));
+          if (!proto || proto.slice(proto.indexOf(':') + 1).trim() !== SUBPROTOCOL) {
+            clearTimeout(timer);
+            reject(new Error(`connection ${this.id}: server did not select ${SUBPROTOCOL} (${proto})`));
+            sock.destroy();
+            return;
+          }
+          // open() resolves on the welcome (the timer still runs until then).
+          this.welcomed = opened;
+          sock.write(controlFrame({ t: 'hello', v: 1 }));
+        }
         sock.on('data', (c) => this.onData(c));
-        sock.on('error', (err) => this.fail(`socket error: ${err.message}`));
+        sock.on('error', (err) => {
+          if (this.welcomed) {
+            clearTimeout(timer);
+            reject(new Error(`connection ${this.id}: ${err.message} before the welcome`));
+          }
+          this.fail(`socket error: ${err.message}`);
+        });
         sock.on('close', () => this.onClose());
         const rest = head.subarray(end + 4);
         if (rest.length > 0) this.onData(rest);
-        resolve();
+        if (!LL) resolve();
       };
       sock.on('error', onError);
       sock.on('data', onHead);
       sock.write(
         `GET ${values.path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (LL ? `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n` : '') +
+          '\r\n',
       );
     });
   }
@@ -221,10 +324,65 @@ class Conn {
   /** Fills the window: sends what the window and the target allow, in one write. */
   pump() {
     const n = Math.min(W - (this.sent - this.recv), this.target - this.sent);
-    if (n <= 0 || this.failed) return;
+    if (this.failed) return;
+    if (LL) return this.pumpLl(n);
+    if (n <= 0) return;
     const from = this.sent % F;
     this.sock.write(BURST.subarray(from * FRAME_LEN, (from + n) * FRAME_LEN));
     this.sent += n;
+  }
+
+  /** lifeline.v1: pending control frames, then n data frames `d<seq>:`, in one write. */
+  pumpLl(n) {
+    const ctl = this.pendingOut;
+    if (n <= 0 && ctl === null) return;
+    let total = ctl === null ? 0 : ctl.length;
+    for (let k = 1; k <= n; k++) total += llFrameLen(this.sent + k);
+    const buf = Buffer.allocUnsafe(total);
+    let at = 0;
+    if (ctl !== null) {
+      ctl.copy(buf, 0);
+      at = ctl.length;
+      this.pendingOut = null;
+    }
+    for (let k = 0; k < n; k++) at = writeLlFrame(buf, at, this.sent + k + 1, this.sent + k);
+    this.sock.write(buf);
+    this.sent += n;
+  }
+
+  queueControl(frame) {
+    this.pendingOut = this.pendingOut === null ? frame : Buffer.concat([this.pendingOut, frame]);
+  }
+
+  /**
+   * lifeline.v1: a control message from the server (the frame's payload is
+   * buf[at, at + len)). Returns an error text, or null.
+   */
+  onControl(buf, at, len) {
+    let msg;
+    try {
+      msg = JSON.parse(buf.toString('utf8', at, at + len));
+    } catch {
+      return `malformed control message ${JSON.stringify(buf.toString('utf8', at, at + Math.min(len, 80)))}`;
+    }
+    if (this.welcomed !== null) {
+      if (msg.t !== 'welcome' || msg.v !== 1) return `expected a welcome, got ${JSON.stringify(msg).slice(0, 200)}`;
+      const w = this.welcomed;
+      this.welcomed = null;
+      w();
+      return null;
+    }
+    this.controlIn++;
+    switch (msg.t) {
+      case 'ack':
+        if (!(msg.seq <= this.sent)) return `server acknowledged seq ${msg.seq}, only ${this.sent} sent`;
+        return null;
+      case 'ping':
+        this.queueControl(controlFrame({ t: 'pong', ts: msg.ts }));
+        return null;
+      default:
+        return `unexpected control message ${JSON.stringify(msg).slice(0, 200)}`;
+    }
   }
 
   onData(chunk) {
@@ -261,11 +419,38 @@ class Conn {
         }
         return this.fail(`expected a FIN text frame (0x81), got first byte 0x${b0.toString(16)}`);
       }
-      if (len !== S) return this.fail(`echo ${this.recv} has ${len} bytes, sent ${S}`);
+      let pay = off + hdr; // where the application payload starts
+      if (LL) {
+        // lifeline.v1: a control message, or d<SEQ>[,<ACK>]:<payload>
+        if (len > 0 && buf[pay] === 0x7b) {
+          const e = this.onControl(buf, pay, len);
+          if (e !== null) return this.fail(e);
+          off += hdr + len;
+          continue;
+        }
+        if (this.welcomed !== null) return this.fail('application message before the welcome');
+        if (len === 0 || buf[pay] !== 0x64) return this.fail(`invalid lifeline.v1 message (first byte 0x${(buf[pay] ?? 0).toString(16)})`);
+        const stop = off + hdr + len;
+        let p = pay + 1;
+        let seq = 0;
+        while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) seq = seq * 10 + (buf[p++] - 0x30);
+        let ack = -1;
+        if (p < stop && buf[p] === 0x2c) {
+          p++;
+          ack = 0;
+          while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) ack = ack * 10 + (buf[p++] - 0x30);
+        }
+        if (p >= stop || buf[p] !== 0x3a) return this.fail(`malformed data header ${JSON.stringify(buf.toString('latin1', pay, Math.min(stop, pay + 30)))}`);
+        p++;
+        if (seq !== this.recv + 1) return this.fail(`server seq ${seq}, expected ${this.recv + 1} (lost, repeated or reordered)`);
+        if (ack > this.sent) return this.fail(`server acknowledged seq ${ack}, only ${this.sent} sent`);
+        if (stop - p !== S) return this.fail(`echo ${this.recv} has ${stop - p} bytes of payload, sent ${S}`);
+        pay = p;
+      } else if (len !== S) return this.fail(`echo ${this.recv} has ${len} bytes, sent ${S}`);
       const i = this.recv;
       if (i >= this.sent) return this.fail(`echo ${i} arrived but only ${this.sent} messages were sent (duplicate?)`);
       if (VERIFY_EVERY !== 0 && i % VERIFY_EVERY === 0) {
-        if (PAYLOADS[i % F].compare(buf, off + hdr, off + hdr + len) !== 0) {
+        if (PAYLOADS[i % F].compare(buf, pay, pay + S) !== 0) {
           return this.fail(`echo ${i} content differs from message ${i} (lost, reordered or corrupted)`);
         }
         verified++;
@@ -275,6 +460,14 @@ class Conn {
       off += hdr + len;
     }
     if (off < end) this.spill = buf.subarray(off);
+    if (LL) {
+      // Acknowledge the server's messages every ACK_EVERY (its seq = our recv count).
+      if (this.recv - this.acked >= ACK_EVERY) {
+        this.acked = this.recv;
+        this.queueControl(controlFrame({ t: 'ack', seq: this.recv }));
+      }
+      if (got === 0 || this.recv === this.target) this.pumpLl(0); // control frames only (if any)
+    }
     if (got === 0) return;
     totalRecv += got;
     if (this.recv === this.target) {
@@ -399,6 +592,8 @@ async function main() {
     elapsedMs,
     msgsPerSec: elapsedMs > 0 ? received / (elapsedMs / 1000) : 0,
     loadgenCpuMs: (cpu.user + cpu.system) / 1000,
+    protocol: values.protocol,
+    ...(LL ? { controlIn: conns.reduce((a, c) => a + c.controlIn, 0) } : {}),
     errors: [...errors],
   };
 

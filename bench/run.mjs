@@ -17,6 +17,14 @@
 // heartbeat and a plain net server, all in one shared window; see
 // lib/idle.mjs. --pin, --cpu-prof and --retries apply to echo scenarios only.
 //
+// Scenario g (alias `session`) runs scenario a's load against lifeline without
+// (WebSocketServer, plain peers) and with its session layer (LifelineServer,
+// loadgen speaking lifeline.v1: seq/ack per message, standalone acks every 32)
+// and reports the ratio session/plain (goal: >= 0.8).
+//
+// Every run also reports the browser bundle's size (scripts/build-browser.mjs:
+// minified and min+gzip; goal <= 6 KB min+gzip) in the output and the JSON.
+//
 // Options:
 //   --quick               100k round trips, 1 repetition; idle: 2,000
 //                         connections, 6 s window (a smoke test, ~30 s in all)
@@ -30,9 +38,10 @@
 //   --idle-sequential     scenario d: one idle window per server instead of one
 //                         shared by all (slower; same numbers, less crosstalk)
 //   --scenario a[,d]      scenarios to run, by id or alias (a = echo,
-//                         d = idle; default: all)
+//                         d = idle, g = session; default: all)
 //   --servers x[,y]       servers to run (default: all of each scenario's; ws is
-//                         the baseline). Echo: lifeline, ws. Idle: net, ws,
+//                         the baseline). Echo: lifeline, ws. Session (g):
+//                         plain (baseline), session. Idle: net, ws,
 //                         ws-5s, lifeline, lifeline-aggr, lifeline-v1,
 //                         lifeline-v1-aggr, lifeline-off
 //   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset)
@@ -55,7 +64,7 @@ import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processTicks } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
-import { BASELINE, IDLE_SERVERS, SCENARIOS, SERVERS } from './scenarios.mjs';
+import { BASELINE, IDLE_SERVERS, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -130,9 +139,12 @@ const mode = opt.quick ? 'quick' : 'full';
 const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'];
 const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS, SCENARIO_ALIASES);
 // Each scenario runs the requested servers it knows (echo: SERVERS, idle: its own).
-const requestedServers = opt.servers === undefined ? null : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS });
+const requestedServers = opt.servers === undefined ? null : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
+/** An echo scenario's servers (its own, or SERVERS) and the one ratios are taken against. */
+const echoServers = (sc) => sc.servers ?? SERVERS;
+const echoBaseline = (sc) => sc.baseline ?? BASELINE;
 const scenarioServers = (sc) => {
-  const known = sc.kind === 'idle' ? sc.servers : SERVERS;
+  const known = sc.kind === 'idle' ? sc.servers : echoServers(sc);
   return requestedServers === null ? Object.keys(known) : requestedServers.filter((id) => id in known);
 };
 const PROFILE_DIR = path.join(RESULTS, 'profiles');
@@ -188,7 +200,8 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     fs.rmSync(profileFile, { force: true });
     serverArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${path.basename(profileFile)}`);
   }
-  serverArgs.push(path.join(BENCH, SERVERS[serverId].script));
+  const serverDef = echoServers(sc)[serverId];
+  serverArgs.push(path.join(BENCH, serverDef.script));
   const quiet = await waitQuiet();
   const [scmd, sargs] = nodeCmd(serverArgs, 0);
   const server = new Child(scmd, sargs, { cwd: ROOT, name: `${serverId} server` });
@@ -207,6 +220,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
         '--messages', String(params.messages),
         '--warmup', String(params.warmup),
         '--control',
+        ...(serverDef.loadgenArgs ?? []),
       ],
       1,
     );
@@ -301,7 +315,7 @@ function table(header, rows) {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-function summarize(serverIds, runs) {
+function summarize(serverIds, runs, baseline = BASELINE) {
   const by = {};
   for (const id of serverIds) {
     const rs = runs.filter((r) => r.server === id);
@@ -321,17 +335,17 @@ function summarize(serverIds, runs) {
       flagged: rs.filter((r) => r.flags.length > 0).length,
     };
   }
-  if (by[BASELINE]) {
+  if (by[baseline]) {
     for (const id of serverIds) {
-      by[id].vsBaselineMsgsPerSec = by[id].msgsPerSec / by[BASELINE].msgsPerSec;
-      by[id].vsBaselinePerCpuSec = by[id].msgsPerServerCpuSec / by[BASELINE].msgsPerServerCpuSec;
+      by[id].vsBaselineMsgsPerSec = by[id].msgsPerSec / by[baseline].msgsPerSec;
+      by[id].vsBaselinePerCpuSec = by[id].msgsPerServerCpuSec / by[baseline].msgsPerServerCpuSec;
     }
   }
   return by;
 }
 
-function printSummary(serverIds, params, summary) {
-  const header = ['server', 'msgs/s', 'min..max', 'msgs/server-CPU-s', 'server CPU', 'loadgen CPU', 'syscalls/msg r+w', 'lost', `vs ${BASELINE} msgs/s`, `vs ${BASELINE} per CPU-s`];
+function printSummary(serverIds, params, summary, baseline = BASELINE) {
+  const header = ['server', 'msgs/s', 'min..max', 'msgs/server-CPU-s', 'server CPU', 'loadgen CPU', 'syscalls/msg r+w', 'lost', `vs ${baseline} msgs/s`, `vs ${baseline} per CPU-s`];
   const rows = serverIds.map((id) => {
     const s = summary[id];
     return [
@@ -378,6 +392,32 @@ function gitRev() {
   }
 }
 
+/** The issue's budget for the browser client, min+gzip. */
+const BUNDLE_GOAL_GZIP = 6 * 1024;
+
+/**
+ * Builds the browser bundle (scripts/build-browser.mjs --json) and returns its
+ * size: { file, bytes (minified), gzipBytes (min+gzip), goalGzipBytes, withinGoal }.
+ */
+function measureBrowserBundle() {
+  try {
+    const out = execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-browser.mjs'), '--json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const line = out.trim().split('\n').pop();
+    const r = JSON.parse(line);
+    return { ...r, goalGzipBytes: BUNDLE_GOAL_GZIP, withinGoal: r.gzipBytes <= BUNDLE_GOAL_GZIP };
+  } catch (err) {
+    return { error: String(err.stderr || err.message).trim().slice(0, 500), goalGzipBytes: BUNDLE_GOAL_GZIP };
+  }
+}
+
+function formatBundle(b) {
+  if (b.error) return `browser bundle: build failed: ${b.error}`;
+  return table(
+    ['browser bundle', 'minified', 'min+gzip', 'goal min+gzip'],
+    [[b.file, `${fmtInt(b.bytes)} B`, `${fmtInt(b.gzipBytes)} B (${(b.gzipBytes / 1024).toFixed(2)} KB)`, `<= ${fmtInt(b.goalGzipBytes)} B: ${b.withinGoal ? 'met' : 'MISSED'}`]],
+  );
+}
+
 async function main() {
   const startedAt = new Date().toISOString();
   const cpus = os.cpus();
@@ -398,7 +438,9 @@ async function main() {
   console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}`);
   if (env.cpus < 3) console.log(`note: ${env.cpus} CPUs: server and loadgen each need about one; other load on this machine skews msgs/s (msgs per server-CPU-s less so).`);
 
-  const doc = { startedAt, mode, custom, command, env, scenarios: {} };
+  const browserBundle = measureBrowserBundle();
+  console.log(formatBundle(browserBundle));
+  const doc = { startedAt, mode, custom, command, env, browserBundle, scenarios: {} };
   let failures = 0;
   for (const scenarioId of scenarioIds) {
     const serverIds = scenarioServers(SCENARIOS[scenarioId]);
@@ -452,9 +494,23 @@ async function main() {
         if (!r.ok) failures++;
       }
     }
-    const summary = summarize(serverIds, runs);
+    const baseline = echoBaseline(sc);
+    const summary = summarize(serverIds, runs, baseline);
     console.log('');
-    printSummary(serverIds, params, summary);
+    printSummary(serverIds, params, summary, baseline);
+    if (sc.servers) {
+      for (const id of serverIds) console.log(`  ${id}: ${sc.servers[id].what}`);
+    }
+    let sessionRatio;
+    if (scenarioId === 'g' && summary.session && summary.plain) {
+      // The issue's goal: the session layer costs at most 20% (ratio >= 0.8).
+      sessionRatio = { msgsPerSec: summary.session.vsBaselineMsgsPerSec, perServerCpuSec: summary.session.vsBaselinePerCpuSec, goal: 0.8 };
+      const verdict = (x) => (Number.isFinite(x) ? (x >= 0.8 ? 'meets >= 0.8' : 'BELOW 0.8') : '-');
+      console.log(
+        `session/plain: ${fmtRatio(sessionRatio.msgsPerSec)} msgs/s (${verdict(sessionRatio.msgsPerSec)}), ` +
+          `${fmtRatio(sessionRatio.perServerCpuSec)} msgs per server-CPU-s (${verdict(sessionRatio.perServerCpuSec)}); goal: session layer costs at most 20%`,
+      );
+    }
     const profiles = {};
     if (opt['cpu-prof']) {
       for (const r of runs) {
@@ -464,8 +520,20 @@ async function main() {
         console.log(`\nprofile ${r.profile} (${r.server}, rep ${r.rep}):\n${formatProfile(s)}`);
       }
     }
-    doc.scenarios[scenarioId] = { title: sc.title, loadgen: sc.loadgen, params, runs, discarded, summary, ...(opt['cpu-prof'] ? { profiles } : {}) };
+    doc.scenarios[scenarioId] = {
+      title: sc.title,
+      loadgen: sc.loadgen,
+      params,
+      baseline,
+      ...(sc.servers ? { servers: Object.fromEntries(serverIds.map((id) => [id, sc.servers[id].what])) } : {}),
+      ...(sessionRatio ? { sessionRatio } : {}),
+      runs,
+      discarded,
+      summary,
+      ...(opt['cpu-prof'] ? { profiles } : {}),
+    };
   }
+  console.log(`\n${formatBundle(browserBundle)}`);
   if (!opt['no-write']) {
     const files = writeResults(doc);
     console.log(`\nwrote ${files.join(', ')}`);

@@ -73,10 +73,39 @@ export const IDLE_SERVERS = {
   },
 };
 
+/**
+ * Scenario g's servers: lifeline without and with its session layer, under
+ * the same load. `loadgenArgs` go to loadgen.mjs (lifeline.v1 for `session`).
+ */
+export const SESSION_SERVERS = {
+  plain: {
+    script: 'servers/lifeline-echo.mjs',
+    loadgenArgs: [],
+    what: 'lifeline WebSocketServer (dist/), plain WebSocket: no session layer',
+  },
+  session: {
+    script: 'servers/lifeline-session-echo.mjs',
+    loadgenArgs: ['--protocol', 'lifeline'],
+    what: "LifelineServer (dist/), heartbeat 'normal', lifeline.v1 peers: seq/ack on every message, replay buffer, standalone client ack every 32",
+  },
+};
+
 export const SCENARIOS = {
   a: {
     title: 'echo round trip, 100 connections x 32 B text, window 16',
     loadgen: { connections: 100, size: 32, window: 16 },
+    full: { messages: 1_000_000, warmup: 50_000, reps: 3 },
+    quick: { messages: 100_000, warmup: 10_000, reps: 1 },
+  },
+  g: {
+    alias: 'session',
+    title: 'session layer on vs off: echo round trip, 100 connections x 32 B text, window 16 (load of scenario a)',
+    loadgen: { connections: 100, size: 32, window: 16 },
+    // Its own servers, and ratios against `plain` (not ws): what seq/ack/replay costs.
+    servers: SESSION_SERVERS,
+    baseline: 'plain',
+    // The same counts as a; both servers do about 250-500k msgs/s on a small
+    // box, so the full scenario adds well under a minute.
     full: { messages: 1_000_000, warmup: 50_000, reps: 3 },
     quick: { messages: 100_000, warmup: 10_000, reps: 1 },
   },
