@@ -24,7 +24,6 @@ import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type Heartbea
 import { HeartbeatWheel } from '../session/scheduler.js';
 import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
 import {
-  CONTROL_MARK,
   DATA_MARK,
   PROTOCOL_VERSION,
   SUBPROTOCOL,
@@ -520,10 +519,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       this.emit('message', h.offset === data.length ? EMPTY : data.subarray(h.offset), isBinary);
       return;
     }
-    if (first !== CONTROL_MARK) {
-      const d = classify(first, !isBinary, () => '');
-      return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.kind === 'invalid' ? d.why : 'unexpected'}`));
-    }
+    // classify() decodes the text only for a '{' text frame (a control message).
     const d = classify(first, !isBinary, () => data.toString('utf8'));
     if (d.kind !== 'control') return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.kind === 'invalid' ? d.why : 'unexpected'}`));
     const msg = d.msg;

@@ -15,7 +15,6 @@ import {
   type ServerResponseInfo,
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, clientAccept, clientOffer, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
-import { formatExtensionHeader } from '../../protocol/extensions.js';
 import { ReadyState, WebSocket, connectionLost, type SocketOptions } from './websocket.js';
 
 export interface ClientOptions extends SocketOptions {
@@ -183,5 +182,3 @@ export function connect(url: string | URL, options: ClientOptions = {}): Promise
     ws.once('close', onClose);
   });
 }
-
-export { formatExtensionHeader };
