@@ -91,6 +91,33 @@ const M_NONE = 0; // between messages
 const M_TEXT = 1;
 const M_BINARY = 2;
 
+/**
+ * A message encoded once as an unmasked frame, to be written as-is to many
+ * server connections (broadcast): the frame bytes are shared, not copied, per
+ * recipient. Connections that cannot take the shared bytes (permessage-deflate,
+ * fragmentation, a compression job in flight, the client role) send `payload`
+ * the usual way instead.
+ */
+export class PreparedMessage {
+  /** The complete frame: header + payload, FIN set, no mask, no RSV bits. */
+  readonly frame: Buffer;
+  /** The payload: a view into `frame`. */
+  readonly payload: Buffer;
+  readonly binary: boolean;
+
+  constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string') {
+    const len = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const hsize = frameHeaderSize(len, false);
+    const frame = Buffer.allocUnsafe(hsize + len);
+    writeHeaderInto(frame, true, binary ? Opcode.Binary : Opcode.Text, false, len);
+    if (typeof data === 'string') frame.write(data, hsize, 'utf8');
+    else frame.set(data, hsize);
+    this.frame = frame;
+    this.payload = frame.subarray(hsize);
+    this.binary = binary;
+  }
+}
+
 /** A deferred outgoing frame, used only while a compression job holds the send order. */
 interface QueuedSend {
   opcode: number;
@@ -438,6 +465,21 @@ export class Connection implements FrameSink {
     }
     if (compress) this.compressAndSend(opcode, payload);
     else this.sendData(opcode, payload, false);
+  }
+
+  /**
+   * Sends a PreparedMessage: its shared frame bytes when this connection
+   * sends plain unfragmented server frames, else its payload through send().
+   */
+  sendPrepared(message: PreparedMessage): void {
+    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || message.payload.length <= this.fragmentSize)) {
+      this.assertCanSend();
+      this.messagesOut++;
+      this.bytesOut += message.frame.length;
+      this.handler.write(message.frame);
+      return;
+    }
+    this.send(message.payload, message.binary);
   }
 
   /**

@@ -22,6 +22,7 @@ import {
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, serverAccept, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
 import { WebSocket, type SocketOptions } from './websocket.js';
+import { PreparedMessage } from '../../protocol/connection.js';
 
 /** What the upgrade hook decides: accept (optionally attaching context), or reject with an HTTP status. */
 export type UpgradeDecision =
@@ -372,6 +373,25 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     if (this.listenerCount('upgrade-rejected') > 0) this.emit('upgrade-rejected', status, err, req);
     if (socket.destroyed) return;
     socket.end(buildRejectResponse(status, message ?? err.message, headers));
+  }
+
+  /**
+   * Sends one message to every open client (or those `filter` accepts). The
+   * frame is encoded once and the same bytes are queued to each socket; clients
+   * with permessage-deflate or fragmentation get it through their own send().
+   * Each socket applies its slow-consumer policy as for send(). Returns how
+   * many clients it was queued to.
+   */
+  broadcast(data: string | Buffer | Uint8Array | PreparedMessage, options?: { binary?: boolean; filter?: (ws: WebSocket) => boolean }): number {
+    const message = data instanceof PreparedMessage ? data : new PreparedMessage(data, options?.binary ?? typeof data !== 'string');
+    const filter = options?.filter;
+    let n = 0;
+    for (const ws of this.clients) {
+      if (ws.readyState !== WebSocket.OPEN || (filter !== undefined && !filter(ws))) continue;
+      ws.sendPrepared(message);
+      n++;
+    }
+    return n;
   }
 
   /**

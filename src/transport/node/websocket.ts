@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, type Role } from '../../protocol/connection.js';
+import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role } from '../../protocol/connection.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -277,17 +277,45 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const binary = options?.binary ?? typeof payload !== 'string';
     if (!this.holding) {
       conn.send(payload, binary);
-    } else {
-      // Congested: collect this message's frames as one group, then apply the policy.
+      return this.afterSend();
+    }
+    return this.sendHeld(conn, payload, binary, null, options?.key);
+  }
+
+  /**
+   * Sends a message encoded once for many sockets (see WebSocketServer.broadcast):
+   * the same frame bytes are queued, not copied. Same return value and
+   * slow-consumer handling as send().
+   */
+  sendPrepared(message: PreparedMessage, options?: { key?: string }): boolean {
+    const conn = this.requireOpen('send');
+    if (!this.holding) {
+      conn.sendPrepared(message);
+      return this.afterSend();
+    }
+    return this.sendHeld(conn, message.payload, message.binary, message, options?.key);
+  }
+
+  private afterSend(): boolean {
+    if (this.bufferedAmount > this.highWaterMark) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Congested: collect this message's frames as one group, then apply the policy. */
+  private sendHeld(conn: Connection, payload: string | Buffer | Uint8Array, binary: boolean, prepared: PreparedMessage | null, key: string | undefined): boolean {
+    {
       const g: HeldGroup = { bufs: [], bytes: 0, droppable: true };
       this.group = g;
       try {
-        conn.send(payload, binary);
+        if (prepared !== null) conn.sendPrepared(prepared);
+        else conn.send(payload, binary);
       } finally {
         this.group = null;
       }
       if (g.bufs.length > 0) {
-        const key = options?.key;
         if (key !== undefined && this.options.slowConsumer === 'keep-latest') {
           g.key = key;
           // Only the latest message per key matters: drop the one still waiting.
@@ -305,11 +333,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
         this.enforceCap(g);
       }
     }
-    if (this.bufferedAmount > this.highWaterMark) {
-      this.needDrain = true;
-      return false;
-    }
-    return true;
+    return this.afterSend();
   }
 
   /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
