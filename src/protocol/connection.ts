@@ -101,20 +101,35 @@ const M_BINARY = 2;
 export class PreparedMessage {
   /** The complete frame: header + payload, FIN set, no mask, no RSV bits. */
   readonly frame: Buffer;
-  /** The payload: a view into `frame`. */
-  readonly payload: Buffer;
   readonly binary: boolean;
+  private readonly headerSize: number;
 
-  constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string') {
-    const len = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  /**
+   * `prefix` (ASCII) goes before `data` in the payload: the session layer's
+   * data header, so header, prefix and payload cost one allocation and one copy.
+   */
+  constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string', prefix = '') {
+    const plen = prefix.length;
+    const len = plen + (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
     writeHeaderInto(frame, true, binary ? Opcode.Binary : Opcode.Text, false, len);
-    if (typeof data === 'string') frame.write(data, hsize, 'utf8');
-    else frame.set(data, hsize);
+    for (let i = 0; i < plen; i++) frame[hsize + i] = prefix.charCodeAt(i);
+    if (typeof data === 'string') frame.write(data, hsize + plen, 'utf8');
+    else frame.set(data, hsize + plen);
     this.frame = frame;
-    this.payload = frame.subarray(hsize);
+    this.headerSize = hsize;
     this.binary = binary;
+  }
+
+  /** The payload (with the prefix, if any): a view into `frame`, made on demand (most sends never need it). */
+  get payload(): Buffer {
+    return this.frame.subarray(this.headerSize);
+  }
+
+  /** Payload length in bytes. */
+  get payloadLength(): number {
+    return this.frame.length - this.headerSize;
   }
 }
 
@@ -472,7 +487,7 @@ export class Connection implements FrameSink {
    * sends plain unfragmented server frames, else its payload through send().
    */
   sendPrepared(message: PreparedMessage): void {
-    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || message.payload.length <= this.fragmentSize)) {
+    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || message.payloadLength <= this.fragmentSize)) {
       this.assertCanSend();
       this.messagesOut++;
       this.bytesOut += message.frame.length;

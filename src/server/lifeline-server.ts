@@ -19,6 +19,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { WebSocket, type CloseCause } from '../transport/node/websocket.js';
+import { PreparedMessage } from '../protocol/connection.js';
 import { systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
@@ -196,10 +197,11 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   private readonly createdAt: number;
   // Resume bookkeeping (lifeline mode).
   private lastSent = 0;
-  private readonly replay: ReplayBuffer<string | Buffer>;
+  private readonly replay: ReplayBuffer<PreparedMessage>;
   private readonly inbound: InboundSequencer;
   private readonly header: DataHeader = { seq: 0, ack: -1, offset: 0 };
-  private ackTimer: NodeJS.Timeout | null = null;
+  /** @internal In the server's ack sweep (see LifelineServer._queueAck). */
+  _ackQueued = false;
   private ttlTimer: NodeJS.Timeout | null = null;
   private authTimer: NodeJS.Timeout | null = null;
   private authExpiresAt = 0;
@@ -266,20 +268,10 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     const attached = st === 'open';
     // Piggyback the cumulative ack when there is something to acknowledge.
     const ack = attached && this.inbound.pending > 0 ? this.takeAck() : -1;
-    let wire: string | Buffer;
-    let bytes: number;
-    if (typeof data === 'string' && !binary) {
-      wire = dataHeader(seq, ack) + data;
-      bytes = Buffer.byteLength(wire);
-    } else {
-      const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      const head = dataHeader(seq, ack);
-      const b = Buffer.allocUnsafe(head.length + payload.length);
-      b.write(head, 0, 'latin1');
-      b.set(payload, head.length);
-      wire = b;
-      bytes = b.length;
-    }
+    // The whole frame (WebSocket header, data header, payload) in one buffer:
+    // sent as-is now and again on a resume, without another copy.
+    const wire = new PreparedMessage(data, binary, dataHeader(seq, ack));
+    const bytes = wire.payloadLength;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
     this.replay.push(seq, wire, bytes);
     this.counters.messagesOut++;
@@ -287,7 +279,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     // While the socket is going away (not yet detached) the message just waits for the resume.
     if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
     this.touchOut();
-    return typeof wire === 'string' ? this._socket.send(wire) : this._socket.send(wire, { binary });
+    return this._socket.sendPrepared(wire);
   }
 
   /** Ends the session: a lifeline.v1 'bye' (the client will not come back), then the closing handshake. */
@@ -384,8 +376,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     this.sendWelcome(ws, true);
     let n = 0;
     for (const e of this.replay.from(clientAck)) {
-      if (typeof e.wire === 'string') ws.send(e.wire);
-      else ws.send(e.wire, { binary: true });
+      ws.sendPrepared(e.wire);
       n++;
     }
     this.counters.replayed += n;
@@ -465,15 +456,17 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   }
 
   private takeAck(): number {
-    if (this.ackTimer) {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = null;
-    }
     return this.inbound.takeAck();
   }
 
   /** @internal Sends a pending ack now (before shutdown). */
   _flushAck(): void {
+    this.sendAckNow();
+  }
+
+  /** @internal The ack sweep came by: acknowledge what no outgoing message carried. */
+  _sweepAck(): void {
+    this._ackQueued = false;
     this.sendAckNow();
   }
 
@@ -509,13 +502,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       this.counters.messagesIn++;
       this.counters.bytesIn += data.length;
       if (this.inbound.ackDue) this.sendAckNow();
-      else if (this.ackTimer === null) {
-        this.ackTimer = setTimeout(() => {
-          this.ackTimer = null;
-          this.sendAckNow();
-        }, this.server.sessionOptions.ackDelay);
-        this.ackTimer.unref();
-      }
+      else if (!this._ackQueued) this.server._queueAck(this);
       this.emit('message', h.offset === data.length ? EMPTY : data.subarray(h.offset), isBinary);
       return;
     }
@@ -565,8 +552,6 @@ export class ServerSession extends EventEmitter<SessionEvents> {
 
   private onSocketClose(code: number, reason: string): void {
     const cause = this._socket.closeCause ?? 'connection-lost';
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
     // A lifeline session ends only on purpose: a 'bye' from either side, a
     // fatal error, close() or the TTL. Any other end of its socket (a cut, a
     // heartbeat timeout, or a client abandoning a connection it believes dead
@@ -590,8 +575,8 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   finish(info: SessionCloseInfo): void {
     if (this._state === 'closed') return;
     this._state = 'closed';
-    for (const t of [this.ttlTimer, this.ackTimer, this.authTimer]) if (t) clearTimeout(t);
-    this.ttlTimer = this.ackTimer = this.authTimer = null;
+    for (const t of [this.ttlTimer, this.authTimer]) if (t) clearTimeout(t);
+    this.ttlTimer = this.authTimer = null;
     this.monitor?.stop();
     if (this._socket.readyState !== WebSocket.CLOSED) this._socket.terminate();
     this.server._sessionClosed(this, info);
@@ -628,6 +613,9 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   readonly heartbeatDriver: { config: HeartbeatConfig; wheel: HeartbeatWheel } | null;
   private readonly clock: Clock;
   private readonly byId = new Map<string, ServerSession>();
+  private ackQueue: ServerSession[] = [];
+  private ackSweep: NodeJS.Timeout | null = null;
+  private readonly sweepAcksBound = (): void => this.sweepAcks();
   private readonly graves = new Map<string, Tombstone>();
   private readonly authenticate: LifelineServerOptions['authenticate'];
   private accepted = 0;
@@ -682,6 +670,28 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       this.sessions.add(s);
       this.emit('connection', s, req);
     });
+  }
+
+  /**
+   * @internal A session has deliveries to acknowledge. Rather than a timer
+   * per session (a timer-list insert per burst on the hot path), one sweep
+   * per server acknowledges, within ackDelay, whatever no outgoing message
+   * carried as a piggybacked ack in the meantime.
+   */
+  _queueAck(session: ServerSession): void {
+    session._ackQueued = true;
+    this.ackQueue.push(session);
+    if (this.ackSweep === null) {
+      this.ackSweep = setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay);
+      this.ackSweep.unref();
+    }
+  }
+
+  private sweepAcks(): void {
+    this.ackSweep = null;
+    const q = this.ackQueue;
+    this.ackQueue = [];
+    for (let i = 0; i < q.length; i++) q[i]!._sweepAck();
   }
 
   /** @internal Current time as the session layer sees it. */

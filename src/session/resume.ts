@@ -24,7 +24,11 @@ export interface ReplayEntry<T> {
 export class ReplayBuffer<T> {
   readonly maxMessages: number;
   readonly maxBytes: number;
-  private entries: Array<ReplayEntry<T> | undefined> = [];
+  // Parallel arrays rather than an entry object per message: the push/ack
+  // pair runs once per message on the hot path. Slots before `head` are dead.
+  private seqs: number[] = [];
+  private wires: Array<T | undefined> = [];
+  private sizes: number[] = [];
   private head = 0;
   private _bytes = 0;
   /** Highest sequence number evicted unacknowledged (0 = none). */
@@ -38,7 +42,7 @@ export class ReplayBuffer<T> {
   }
 
   get length(): number {
-    return this.entries.length - this.head;
+    return this.seqs.length - this.head;
   }
 
   get bytes(): number {
@@ -47,7 +51,7 @@ export class ReplayBuffer<T> {
 
   /** Sequence number of the oldest entry (0 when empty). */
   get firstSeq(): number {
-    return this.length > 0 ? this.entries[this.head]!.seq : 0;
+    return this.length > 0 ? this.seqs[this.head]! : 0;
   }
 
   wouldOverflow(bytes: number): boolean {
@@ -55,7 +59,9 @@ export class ReplayBuffer<T> {
   }
 
   push(seq: number, wire: T, bytes: number): void {
-    this.entries.push({ seq, wire, bytes });
+    this.seqs.push(seq);
+    this.wires.push(wire);
+    this.sizes.push(bytes);
     this._bytes += bytes;
   }
 
@@ -63,49 +69,66 @@ export class ReplayBuffer<T> {
   evictFor(bytes: number): number {
     let n = 0;
     while (this.length > 0 && this.wouldOverflow(bytes)) {
-      const e = this.shift();
-      this.evictedThrough = e.seq;
+      this.evictedThrough = this.seqs[this.head]!;
+      this.shift();
       this.evictedCount++;
       n++;
     }
+    this.compact();
     return n;
   }
 
   /** Forgets every entry with seq <= `ack`. Returns how many were released. */
   ack(ack: number): number {
     let n = 0;
-    while (this.length > 0 && this.entries[this.head]!.seq <= ack) {
+    while (this.length > 0 && this.seqs[this.head]! <= ack) {
       this.shift();
       n++;
     }
+    this.compact();
     return n;
   }
 
   /** Entries with seq > `after`, oldest first (what to resend after a resume). */
   *from(after: number): IterableIterator<ReplayEntry<T>> {
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      if (e.seq > after) yield e;
+    for (let i = this.head; i < this.seqs.length; i++) {
+      const seq = this.seqs[i]!;
+      if (seq > after) yield { seq, wire: this.wires[i]!, bytes: this.sizes[i]! };
     }
   }
 
   clear(): void {
-    this.entries = [];
+    this.seqs = [];
+    this.wires = [];
+    this.sizes = [];
     this.head = 0;
     this._bytes = 0;
   }
 
-  private shift(): ReplayEntry<T> {
-    const e = this.entries[this.head]!;
-    this.entries[this.head] = undefined;
-    this.head++;
-    this._bytes -= e.bytes;
-    // Compact once the dead prefix dominates, so memory follows the live size.
-    if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
+  private shift(): void {
+    const i = this.head;
+    this.wires[i] = undefined;
+    this._bytes -= this.sizes[i]!;
+    this.head = i + 1;
+  }
+
+  /** Once the dead prefix dominates, drop it, so memory follows the live size. */
+  private compact(): void {
+    const h = this.head;
+    if (h === this.seqs.length) {
+      // Empty: reuse the arrays from the start (the common case under steady acks).
+      if (h > 0) {
+        this.seqs.length = 0;
+        this.wires.length = 0;
+        this.sizes.length = 0;
+        this.head = 0;
+      }
+    } else if (h > 1024 && h * 2 > this.seqs.length) {
+      this.seqs = this.seqs.slice(h);
+      this.wires = this.wires.slice(h);
+      this.sizes = this.sizes.slice(h);
       this.head = 0;
     }
-    return e;
   }
 }
 
