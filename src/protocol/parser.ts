@@ -32,12 +32,20 @@ const S_PAYLOAD = 1;
 const S_STOPPED = 2;
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * The mask of the frame being unmasked, as bytes: shared by every parser,
+ * since each keeps its own mask as one number (parsing is synchronous). Saves
+ * two small buffers per connection, which idle servers hold by the thousand.
+ */
+const MASK_BYTES = new Uint8Array(4);
 
 export class FrameParser {
   private state = S_HEADER;
-  private readonly spill = Buffer.alloc(14);
+  /** A header split across reads is gathered here (allocated the first time that happens). */
+  private spill: Buffer | null = null;
   private spillLen = 0;
-  private readonly mask = new Uint8Array(4);
+  /** The current frame's masking key, big-endian in one 32-bit number. */
+  private mask = 0;
   private masked = false;
   private remaining = 0;
   private maskOffset = 0;
@@ -88,20 +96,21 @@ export class FrameParser {
           pos += headerLength(chunk[pos + 1]!);
         } else {
           // Header split across reads: gather it in the spill buffer.
+          const spill = (this.spill ??= Buffer.allocUnsafe(14));
           if (this.spillLen < 2) {
             const take = Math.min(2 - this.spillLen, len - pos);
-            chunk.copy(this.spill, this.spillLen, pos, pos + take);
+            chunk.copy(spill, this.spillLen, pos, pos + take);
             this.spillLen += take;
             pos += take;
             if (this.spillLen < 2) return;
           }
-          const need = headerLength(this.spill[1]!);
+          const need = headerLength(spill[1]!);
           const take = Math.min(need - this.spillLen, len - pos);
-          chunk.copy(this.spill, this.spillLen, pos, pos + take);
+          chunk.copy(spill, this.spillLen, pos, pos + take);
           this.spillLen += take;
           pos += take;
           if (this.spillLen < need) return;
-          src = this.spill;
+          src = spill;
           at = 0;
           this.spillLen = 0;
         }
@@ -118,7 +127,14 @@ export class FrameParser {
         const avail = len - pos;
         const take = avail < this.remaining ? avail : this.remaining;
         const end = pos + take;
-        if (this.masked) unmaskInPlace(chunk, pos, end, this.mask, this.maskOffset);
+        if (this.masked) {
+          const m = this.mask;
+          MASK_BYTES[0] = m >>> 24;
+          MASK_BYTES[1] = (m >>> 16) & 0xff;
+          MASK_BYTES[2] = (m >>> 8) & 0xff;
+          MASK_BYTES[3] = m & 0xff;
+          unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+        }
         this.maskOffset += take;
         this.remaining -= take;
         const last = this.remaining === 0;
@@ -175,12 +191,7 @@ export class FrameParser {
       length = hi * 0x100000000 + lo;
       if (length < 65536) return this.nonMinimal(length);
     }
-    if (this.masked) {
-      this.mask[0] = b[p]!;
-      this.mask[1] = b[p + 1]!;
-      this.mask[2] = b[p + 2]!;
-      this.mask[3] = b[p + 3]!;
-    }
+    if (this.masked) this.mask = ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
     this.remaining = length;
     this.maskOffset = 0;
     return this.sink.onFrameHeader(fin, rsv, opcode, this.masked, length);

@@ -4,6 +4,6 @@ export { WebSocket, ReadyState, type SocketOptions, type WebSocketEvents } from 
 export { PreparedMessage } from '../protocol/connection.js';
 export { CloseCode } from '../protocol/frame.js';
 export * from '../protocol/errors.js';
-export { LifelineServer, ServerSession, type LifelineServerOptions, type SessionState, type SessionCloseInfo, type SessionStats, type ServerStats } from './lifeline-server.js';
+export { LifelineServer, ServerSession, type LifelineServerOptions, type SessionState, type SessionCloseInfo, type SessionStats, type ServerStats, type SessionRequest } from './lifeline-server.js';
 export { type CloseCause } from '../transport/node/websocket.js';
 export { HEARTBEAT_PRESETS, type HeartbeatConfig, type HeartbeatOption } from '../session/heartbeat.js';

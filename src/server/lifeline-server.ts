@@ -14,14 +14,14 @@
  * resume), so the application sees one API for both.
  */
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
-import { WebSocket, type CloseCause } from '../transport/node/websocket.js';
+import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { PreparedMessage } from '../protocol/connection.js';
 import { systemClock, type Clock } from '../session/clock.js';
-import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
+import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
 import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
 import {
@@ -65,7 +65,7 @@ export interface LifelineServerOptions extends ServerOptions {
    * (close 4401) and does not reconnect. With `expiresAt`, the server asks for
    * a fresh token before then (auth-refresh) and ends the session if none comes.
    */
-  authenticate?: (token: string | undefined, req: IncomingMessage) => AuthResult | Promise<AuthResult>;
+  authenticate?: (token: string | undefined, req: SessionRequest) => AuthResult | Promise<AuthResult>;
   /** Ask for a fresh token this long before expiry, ms. Default: min(30000, half the remaining lifetime). */
   authRefreshLead?: number;
 }
@@ -152,42 +152,96 @@ export const FatalClose = { AuthFailed: 4401, Forbidden: 4403 } as const;
 
 const EMPTY = Buffer.alloc(0);
 
-/** One socket's heartbeat: monitor + its wiring to the server's wheel. */
-function startHeartbeat(
-  ws: WebSocket,
-  hb: { config: HeartbeatConfig; wheel: HeartbeatWheel },
-  sendPing: (ts: number) => void,
-  onState: (s: LivenessState) => void,
-): HeartbeatMonitor {
-  const wheel = hb.wheel;
-  const monitor = new HeartbeatMonitor(
-    hb.config,
-    {
-      sendPing,
-      onDead: (reason) => ws.terminate(reason),
-      outbound: () => ({ written: ws.bytesFlushed, backlog: ws.bufferedAmount }),
-      onStateChange: onState,
-      keepalive: true,
-    },
-    wheel.refresh(),
-  );
-  // Per read: one store of a number. The wheel's coarse clock avoids a clock read per chunk.
-  ws.onActivity = () => {
-    monitor.lastInbound = wheel.now;
-  };
-  wheel.add(monitor);
-  return monitor;
+/**
+ * One socket's heartbeat: its monitor on the server's wheel, wired to the
+ * socket and, once the hello is through, to its session. One object per
+ * socket instead of a closure per callback (it is the monitor's host and the
+ * socket's activity sink); the same one serves before and after the hello.
+ */
+class SocketHeartbeat implements HeartbeatHost, ActivitySink {
+  readonly ws: WebSocket;
+  readonly wheel: HeartbeatWheel;
+  readonly monitor: HeartbeatMonitor;
+  /** null before the hello (or for a socket no session owns). */
+  session: ServerSession | null = null;
+
+  constructor(ws: WebSocket, hb: { config: HeartbeatConfig; wheel: HeartbeatWheel }) {
+    this.ws = ws;
+    this.wheel = hb.wheel;
+    this.monitor = new HeartbeatMonitor(hb.config, this, hb.wheel.refresh());
+    // Per read: one store of a number. The wheel's coarse clock avoids a clock read per chunk.
+    ws._activity = this;
+    hb.wheel.add(this.monitor);
+  }
+
+  get keepalive(): boolean {
+    return true;
+  }
+
+  noteActivity(): void {
+    this.monitor.lastInbound = this.wheel.now;
+  }
+
+  sendPing(ts: number): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const s = this.session;
+    // Plain peers get protocol pings (the payload is our timestamp), lifeline.v1 peers app-level ones.
+    if (s !== null && s.mode === 'plain') ws.ping(String(ts));
+    else ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
+  }
+
+  onDead(reason: 'heartbeat-timeout'): void {
+    this.ws.terminate(reason);
+  }
+
+  outbound(): { written: number; backlog: number } {
+    return { written: this.ws.bytesFlushed, backlog: this.ws.bufferedAmount };
+  }
+
+  onStateChange(state: LivenessState): void {
+    if (this.session !== null) this.session._livenessChanged(this.ws, state);
+  }
+
+  stop(): void {
+    this.monitor.stop();
+    if (this.ws._activity === this) this.ws._activity = null;
+  }
 }
 
-export class ServerSession extends EventEmitter<SessionEvents> {
+/** The heartbeat of `ws`, if it has one. */
+function heartbeatOf(ws: WebSocket): SocketHeartbeat | null {
+  const a = ws._activity;
+  return a instanceof SocketHeartbeat ? a : null;
+}
+
+/** Plain sessions never number messages: they share these empty, never-written instances. */
+const PLAIN_REPLAY = new ReplayBuffer<PreparedMessage>(1, 1);
+const PLAIN_INBOUND = new InboundSequencer(1);
+/** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
+const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
+
+/**
+ * The parts of the opening request a session keeps (an IncomingMessage fits
+ * this shape: authenticate() gets the real one at the hello, and this snapshot
+ * on in-band token refreshes).
+ */
+export interface SessionRequest {
+  readonly method?: string;
+  readonly url?: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: { readonly remoteAddress?: string; readonly remotePort?: number };
+}
+
+export class ServerSession extends EventEmitter<SessionEvents> implements SocketOwner {
   /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only, no resume). */
   readonly mode: 'lifeline' | 'plain';
   /** Session id (lifeline mode), null for plain peers. */
   readonly id: string | null;
   /** @internal resume token */
   readonly token: string | null;
-  /** The request that opened the session. */
-  readonly request: IncomingMessage;
+  /** What the session keeps of the request that opened it. */
+  readonly request: SessionRequest;
   /** What authenticate() returned for the current token. */
   user: unknown = undefined;
   private _socket: WebSocket;
@@ -199,7 +253,6 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   private lastSent = 0;
   private readonly replay: ReplayBuffer<PreparedMessage>;
   private readonly inbound: InboundSequencer;
-  private readonly header: DataHeader = { seq: 0, ack: -1, offset: 0 };
   /** @internal In the server's ack sweep (see LifelineServer._queueAck). */
   _ackQueued = false;
   private ttlTimer: NodeJS.Timeout | null = null;
@@ -214,16 +267,20 @@ export class ServerSession extends EventEmitter<SessionEvents> {
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
     super();
     this.server = server;
-    this.request = req;
+    // A snapshot, not the IncomingMessage (with its stream state and raw
+    // header list, about 1 KB that an idle connection would carry for life).
+    this.request = { method: req.method, url: req.url, headers: req.headers, socket: { remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort } };
     this.mode = mode;
     this.createdAt = server.now();
     const o = server.sessionOptions;
-    this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
-    this.inbound = new InboundSequencer(o.ackEvery);
     if (mode === 'lifeline') {
+      this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
+      this.inbound = new InboundSequencer(o.ackEvery);
       this.id = randomBytes(12).toString('base64url');
       this.token = randomBytes(18).toString('base64url');
     } else {
+      this.replay = PLAIN_REPLAY;
+      this.inbound = PLAIN_INBOUND;
       this.id = null;
       this.token = null;
     }
@@ -342,28 +399,44 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       this.ttlTimer = null;
     }
     const hb = this.server.heartbeatDriver;
-    this.monitor = hb
-      ? startHeartbeat(ws, hb, (ts) => this.sendPing(ws, ts), (s) => {
-          if (ws === this._socket && this.listenerCount('liveness') > 0) this.emit('liveness', s);
-        })
-      : null;
-    const monitor = this.monitor;
-    // Every handler checks that `ws` is still this session's socket: after a
+    if (hb) {
+      // A lifeline.v1 socket keeps the heartbeat it had while waiting for the hello.
+      const h = heartbeatOf(ws) ?? new SocketHeartbeat(ws, hb);
+      h.session = this;
+      this.monitor = h.monitor;
+    } else {
+      this.monitor = null;
+    }
+    // Every hook checks that `ws` is still this session's socket: after a
     // resume, the old socket's late events must not touch the session.
-    ws.on('message', (data, isBinary) => {
-      if (ws === this._socket) this.onMessage(data, isBinary);
-    });
-    ws.on('pong', (data) => {
-      // Plain peers answer our protocol pings; the payload is our timestamp.
-      if (monitor) monitor.onPong(Number(data.toString('latin1')), this.server.now());
-    });
-    ws.on('error', (err) => {
-      if (ws === this._socket && this.listenerCount('error') > 0) this.emit('error', err);
-    });
-    ws.on('close', (code, reason) => {
-      monitor?.stop();
-      if (ws === this._socket) this.onSocketClose(code, reason);
-    });
+    ws._owner = this;
+  }
+
+  /** @internal SocketOwner */
+  _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    if (ws === this._socket) this.onMessage(data, isBinary);
+  }
+
+  /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
+  _onSocketPong(ws: WebSocket, data: Buffer): void {
+    const h = heartbeatOf(ws);
+    if (h !== null) h.monitor.onPong(Number(data.toString('latin1')), this.server.now());
+  }
+
+  /** @internal SocketOwner */
+  _onSocketError(ws: WebSocket, err: Error): void {
+    if (ws === this._socket && this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** @internal SocketOwner */
+  _onSocketClose(ws: WebSocket, code: number, reason: string): void {
+    heartbeatOf(ws)?.stop();
+    if (ws === this._socket) this.onSocketClose(code, reason);
+  }
+
+  /** @internal The heartbeat of `ws` changed its verdict. */
+  _livenessChanged(ws: WebSocket, state: LivenessState): void {
+    if (ws === this._socket && this.listenerCount('liveness') > 0) this.emit('liveness', state);
   }
 
   /** @internal Resume on a new socket: replays what the client has not acknowledged. */
@@ -476,12 +549,6 @@ export class ServerSession extends EventEmitter<SessionEvents> {
     this.touchOut();
   }
 
-  private sendPing(ws: WebSocket, ts: number): void {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (this.mode === 'lifeline') ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
-    else ws.ping(String(ts));
-  }
-
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.mode === 'plain') {
       this.emit('message', data, isBinary);
@@ -493,7 +560,7 @@ export class ServerSession extends EventEmitter<SessionEvents> {
       // the message unreceived (the client replays it on resume, or reports it
       // failed on session-lost), never processed-but-reported-lost.
       if (this._socket.readyState !== WebSocket.OPEN) return;
-      const h = this.header;
+      const h = HEADER;
       if (!parseDataHeaderBytes(data, h)) return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', 'Malformed data header'));
       if (h.ack >= 0) this.onPeerAck(h.ack);
       const verdict = this.inbound.accept(h.seq);
@@ -711,7 +778,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   private awaitHello(ws: WebSocket, req: IncomingMessage, helloTimeout: number): void {
     let done = false;
     const hb = this.heartbeatDriver;
-    const monitor = hb ? startHeartbeat(ws, hb, (ts) => ws.readyState === WebSocket.OPEN && ws._sendControlMessage(encodeControl({ t: 'ping', ts })), () => {}) : null;
+    const heartbeat = hb ? new SocketHeartbeat(ws, hb) : null;
     const timer = setTimeout(() => {
       if (!done) reject(new ProtocolError('LL_ERR_HELLO_TIMEOUT', `No hello within ${helloTimeout} ms`, 1008));
     }, helloTimeout);
@@ -727,24 +794,20 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
       const msg = d.msg;
       if (msg.t === 'ping') return void ws._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
-      if (msg.t === 'pong') return void monitor?.onPong(msg.ts, this.now());
+      if (msg.t === 'pong') return void heartbeat?.monitor.onPong(msg.ts, this.now());
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
       done = true;
       clearTimeout(timer);
       ws.removeListener('message', onMessage);
       ws.removeListener('close', onClose);
-      if (monitor) {
-        // The session starts the socket's own heartbeat.
-        monitor.stop();
-        ws.onActivity = null;
-      }
+      // The heartbeat goes on; the session takes it over (attach) once the hello is accepted.
       this.onHello(ws, req, msg);
     };
     const onClose = () => {
       done = true;
       clearTimeout(timer);
-      monitor?.stop();
+      heartbeat?.stop();
     };
     ws.on('message', onMessage);
     ws.on('close', onClose);
@@ -752,7 +815,11 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
 
   private onHello(ws: WebSocket, req: IncomingMessage, hello: Extract<ControlMessage, { t: 'hello' }>): void {
     const proceed = (auth: AuthResult) => {
-      if (ws.readyState !== WebSocket.OPEN) return;
+      if (ws.readyState !== WebSocket.OPEN || auth === false) {
+        // No session will own this socket: its heartbeat ends here.
+        heartbeatOf(ws)?.stop();
+        if (ws.readyState !== WebSocket.OPEN) return;
+      }
       if (auth === false) {
         ws._sendControlMessage(encodeControl({ t: 'error', code: 'auth-failed', message: 'authentication failed', fatal: true }));
         ws.close(FatalClose.AuthFailed, 'auth-failed');

@@ -258,7 +258,11 @@ export class HeartbeatMonitor {
     this.lateProbeUsed = false;
     this.ping(now);
     this.keepalive = now < quietIn;
-    return (this.nextCheck = now + this.timeout);
+    // Look again at the deadline, or after an interval if that comes first: a
+    // config with interval < timeout must not wait out the whole timeout after
+    // a prompt pong before its next ping (pings would come every timeout).
+    const t = this.timeout;
+    return (this.nextCheck = now + (c.interval < t ? c.interval : t));
   }
 
   /**

@@ -259,6 +259,8 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
       if (counted) {
         counted = false;
         this.handshaking--;
+        // Not kept for the connection's life (memory per idle connection).
+        socket.removeListener('close', done);
       }
     };
     socket.once('close', done);
@@ -363,7 +365,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
       options: this.options,
     });
     this.clients.add(ws);
-    ws.once('close', () => this.clients.delete(ws));
+    ws._closeHook = this;
     if (cb) cb(ws, req);
     this.emit('connection', ws, req);
     ws._receive(head);
@@ -373,6 +375,11 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     if (this.listenerCount('upgrade-rejected') > 0) this.emit('upgrade-rejected', status, err, req);
     if (socket.destroyed) return;
     socket.end(buildRejectResponse(status, message ?? err.message, headers));
+  }
+
+  /** @internal A client's socket closed. */
+  _socketClosed(ws: WebSocket): void {
+    this.clients.delete(ws);
   }
 
   /**

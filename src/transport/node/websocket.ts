@@ -108,6 +108,52 @@ function slices(buf: Buffer, from: number): Buffer[] {
   return out;
 }
 
+/** Masking keys for client frames (servers never call it). */
+function randomFill(buf: Uint8Array): void {
+  randomFillSync(buf);
+}
+
+/**
+ * Direct hooks for the code that owns a socket inside the library (the
+ * session server): called before the matching event is emitted, without an
+ * EventEmitter listener (and its closure) per connection.
+ */
+export interface SocketOwner {
+  _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void;
+  _onSocketPong(ws: WebSocket, data: Buffer): void;
+  _onSocketError(ws: WebSocket, err: Error): void;
+  _onSocketClose(ws: WebSocket, code: number, reason: string): void;
+}
+
+/** Told of every read (its byte count) before it is parsed: liveness drivers use it. */
+export interface ActivitySink {
+  noteActivity(bytes: number): void;
+}
+
+// Socket listeners are shared functions (`this` is the socket) that find their
+// WebSocket through a symbol, rather than closures allocated per connection.
+const kWebSocket = Symbol('lifeline.websocket');
+type OwnedSocket = Socket & { [kWebSocket]?: WebSocket };
+
+function socketOnData(this: OwnedSocket, chunk: Buffer): void {
+  this[kWebSocket]!._onData(chunk);
+}
+function socketOnClose(this: OwnedSocket): void {
+  this[kWebSocket]!._onSocketClose();
+}
+function socketOnError(): void {
+  // ECONNRESET and friends: the 'close' that follows reports 1006.
+}
+function socketOnEnd(this: OwnedSocket): void {
+  this[kWebSocket]!._onEnd();
+}
+function socketOnDrain(this: OwnedSocket): void {
+  this[kWebSocket]!._onDrain();
+}
+function flushTick(ws: WebSocket): void {
+  ws._flush();
+}
+
 export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionHandler {
   static readonly CONNECTING = 0;
   static readonly OPEN = 1;
@@ -138,6 +184,12 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * drivers use it, so that a large frame still arriving counts as life.
    */
   onActivity: ((bytes: number) => void) | null = null;
+  /** @internal Like onActivity, as an object (no closure per connection). */
+  _activity: ActivitySink | null = null;
+  /** @internal See SocketOwner. */
+  _owner: SocketOwner | null = null;
+  /** @internal Told when the socket closes (the server's client set), before 'close' is emitted. */
+  _closeHook: { _socketClosed(ws: WebSocket): void } | null = null;
 
   // Write batching: frames queued during a tick go out in one socket write.
   private pending: Buffer[] = [];
@@ -159,7 +211,6 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   private dropped = 0;
   private rateWindowStart = 0;
   private rateCount = 0;
-  private readonly flushBound = () => this.flush();
 
   get readyState(): number {
     return this._readyState;
@@ -222,37 +273,47 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       fragmentSize: options.fragmentSize,
       codec: init.codec,
       isUtf8,
-      randomFill: (b) => randomFillSync(b),
+      randomFill,
     });
     this._readyState = ReadyState.OPEN;
     socket.setNoDelay(true);
     socket.setTimeout(0);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.onActivity !== null) this.onActivity(chunk.length);
-      this.conn!.receiveData(chunk);
-    });
-    socket.on('close', () => this.onSocketClose());
-    socket.on('error', () => {
-      // ECONNRESET and friends: the 'close' that follows reports 1006.
-    });
+    (socket as OwnedSocket)[kWebSocket] = this;
+    socket.on('data', socketOnData);
+    socket.on('close', socketOnClose);
+    socket.on('error', socketOnError);
     // Sockets handed over by http.Server's 'upgrade' have allowHalfOpen = true:
     // a peer's FIN would leave us half-open forever. A WebSocket peer that sends
     // FIN is done (RFC 6455 7.1.5: without a close frame that is 1006), so end
-    // our side too, after whatever is queued.
+    // our side too, after whatever is queued (see _onEnd).
     socket.allowHalfOpen = false;
-    socket.on('end', () => {
-      this.flush();
-      if (!socket.destroyed) socket.end();
-    });
-    socket.on('drain', () => {
-      this.releaseHeld();
-      if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
-        this.needDrain = false;
-        this.emit('drain');
-      }
-    });
+    socket.on('end', socketOnEnd);
+    socket.on('drain', socketOnDrain);
     this.emit('open');
     if (init.head.length > 0) this.conn.receiveData(init.head);
+  }
+
+  /** @internal */
+  _onData(chunk: Buffer): void {
+    if (this._activity !== null) this._activity.noteActivity(chunk.length);
+    if (this.onActivity !== null) this.onActivity(chunk.length);
+    this.conn!.receiveData(chunk);
+  }
+
+  /** @internal */
+  _onEnd(): void {
+    this._flush();
+    const s = this.socket;
+    if (s && !s.destroyed) s.end();
+  }
+
+  /** @internal */
+  _onDrain(): void {
+    this.releaseHeld();
+    if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
   }
 
   /** @internal Feeds bytes that arrived with the upgrade request (after 'connection' listeners are attached). */
@@ -486,12 +547,12 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     if (this.pendingBytes >= this.highWaterMark) {
       // A burst larger than the high-water mark within one tick: write now, so
       // congestion is noticed (and held frames bounded) before the tick ends.
-      this.flush();
+      this._flush();
       return;
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(this.flushBound);
+      process.nextTick(flushTick, this);
     }
   }
 
@@ -514,6 +575,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
         return;
       }
     }
+    if (this._owner !== null) this._owner._onSocketMessage(this, data, isBinary);
     this.emit('message', data, isBinary);
   }
 
@@ -522,6 +584,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   }
 
   onPong(data: Buffer): void {
+    if (this._owner !== null) this._owner._onSocketPong(this, data);
     this.emit('pong', data);
   }
 
@@ -539,13 +602,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.cause ??= 'protocol-error';
     // An 'error' without listeners would throw and crash the process on peer
     // input; the 'close' event that follows always reports what happened.
+    if (this._owner !== null) this._owner._onSocketError(this, err);
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   closeTransport(): void {
     const s = this.socket;
     if (!s || s.destroyed) return;
-    this.flush();
+    this._flush();
     // Held frames (and the close frame among them) go out before FIN.
     for (const g of this.held) for (const b of g.bufs) s.write(b);
     this.held = [];
@@ -563,7 +627,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   // ------------------------------------------------------------ internals
 
-  private flush(): void {
+  /** @internal Writes what this tick queued. */
+  _flush(): void {
     this.flushScheduled = false;
     const n = this.pending.length;
     if (n === 0) return;
@@ -652,7 +717,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.closeTimer.unref();
   }
 
-  private onSocketClose(): void {
+  /** @internal */
+  _onSocketClose(): void {
     if (this.closeTimer) {
       clearTimeout(this.closeTimer);
       this.closeTimer = null;
@@ -664,6 +730,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.queuedBytes = 0;
     this._readyState = ReadyState.CLOSED;
     this.conn?.transportClosed();
+    if (this._closeHook !== null) this._closeHook._socketClosed(this);
+    if (this._owner !== null) this._owner._onSocketClose(this, this.closeCode, this.closeReason);
     this.emit('close', this.closeCode, this.closeReason);
   }
 }

@@ -204,6 +204,22 @@ describe('HeartbeatMonitor: when to ping', () => {
     assert.deepEqual(host.pings, [t0 + 1300]);
   });
 
+  it('interval shorter than the timeout: an answered ping is followed by the next after one interval, not after the timeout', () => {
+    const cfg: HeartbeatConfig = { interval: 1000, timeoutFloor: 3000, timeoutCeiling: 3000, timeoutInitial: 3000, k: 4, lateSlack: 300 };
+    const { clock, host, m, t0 } = setup(cfg);
+    clock.advance(1000);
+    // The peer answers every ping 10 ms later; the next ping is due one interval after that answer.
+    for (let i = 0; i < 10; i++) {
+      assert.equal(host.pings.length, i + 1, `ping ${i + 1} sent`);
+      clock.advance(10);
+      m.onPong(host.pings[i]!, clock.now());
+      clock.advance(1000);
+    }
+    assert.equal(host.pings.length, 11);
+    host.pings.forEach((ts, i) => assert.equal(ts, t0 + 1000 + i * 1010));
+    assert.equal(host.deaths.length, 0);
+  });
+
   it('traffic at least every interval: zero pings over 50 intervals', () => {
     const { clock, host, m, driver } = setup();
     for (let i = 0; i < 50; i++) {
