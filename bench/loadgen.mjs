@@ -3,32 +3,52 @@
 // the server's event loop, and as cheap per message as we can make it:
 //
 // - raw TCP sockets; the opening handshake is written and checked by hand;
-// - every frame it sends is built before the run (masked, as RFC 6455 5.3
-//   requires of clients), so sending is one write of a slice of one buffer;
+// - every message it sends is built before the run (masked frames, as RFC
+//   6455 5.3 requires of clients), so sending is one write of a slice of one
+//   buffer;
 // - a window of W messages in flight per connection: each echo that comes
 //   back lets one more message go, and all sends a chunk of echoes allows go
 //   out in one write;
-// - echoes are parsed incrementally from the server's unmasked frames; every
-//   echo's opcode and length is checked, and its content against what was sent
-//   (every --verify-every'th message, default all of them).
+// - echoes are parsed incrementally; every echo's framing and length is
+//   checked, and its content against what was sent (every --verify-every'th
+//   message, default all of them).
 //
 // F = max(W, 8) distinct payloads are used in turn, so a reordered, repeated
 // or lost echo shows up as a content mismatch, not only as a count.
 //
-// With --protocol lifeline it speaks lifeline.v1 (docs/PROTOCOL.md) instead:
-// it offers the subprotocol, sends {"t":"hello","v":1} and waits for the
-// welcome, then sends every payload as `d<SEQ>:<payload>` (seq from 1 per
-// connection). Those frames cannot be built before the run (the seq grows), so
-// each is put together at send time from a pre-masked payload (one per mask
-// phase) and a small masked header. Echoes must come back as
-// `d<SEQ>[,<ACK>]:<payload>` with the server's seq in order and the payload of
-// the matching message; every 32 echoes it sends a standalone
-// {"t":"ack","seq":N} (in the same write as the next messages) so the server's
-// replay buffer drains, and it answers app pings with pongs.
+// Protocols (--protocol):
+//   ws        plain WebSocket (default); text frames, or binary with --binary
+//   lifeline  lifeline.v1 (docs/PROTOCOL.md): it offers the subprotocol, sends
+//             {"t":"hello","v":1} and waits for the welcome, then sends every
+//             payload as `d<SEQ>:<payload>` (seq from 1 per connection). Those
+//             frames cannot be built before the run (the seq grows), so each is
+//             put together at send time from a pre-masked payload (one per mask
+//             phase) and a small masked header. Echoes must come back as
+//             `d<SEQ>[,<ACK>]:<payload>` with the server's seq in order and the
+//             payload of the matching message; every 32 echoes it sends a
+//             standalone {"t":"ack","seq":N} (in the same write as the next
+//             messages) so the server's replay buffer drains, and it answers
+//             app pings with pongs.
+//   socketio  Socket.IO v5 over Engine.IO v4, WebSocket transport only
+//             (GET /socket.io/?EIO=4&transport=websocket): waits for the open
+//             packet `0{...}`, sends `40`, waits for `40{"sid":...}`; each
+//             message is the event `42["m","<payload>"]` (text frame) and must
+//             come back byte for byte; with --binary it is socket.io's binary
+//             event: a text frame `451-["m",{"_placeholder":true,"num":0}]`
+//             followed by a binary frame with the payload, and the echo must
+//             be the same pair. Engine.IO pings (`2`) are answered with `3`.
+//   netlen    no WebSocket: raw TCP, each message a 4-byte big-endian length
+//             and the payload (servers/net-echo.mjs)
+//
+// With --latency it records every round trip of the measured run (time from
+// the write that sent a message to the read that brought its echo back,
+// performance.now()) and reports percentiles in microseconds; meant for
+// window 1, where that is the plain request/response latency.
 //
 //   node bench/loadgen.mjs --port P [--host 127.0.0.1] [--connections 100]
 //        [--size 32] [--window 16] [--messages 1000000] [--warmup 50000]
-//        [--verify-every 1] [--stall-ms 10000] [--control] [--protocol ws|lifeline]
+//        [--verify-every 1] [--stall-ms 10000] [--control]
+//        [--protocol ws|lifeline|socketio|netlen] [--binary] [--latency]
 //
 // With --control it prints `ready` once every connection is open and the
 // warm-up is done, and starts the measured run when a line `go` arrives on
@@ -55,7 +75,7 @@ const { values } = parseArgs({
   options: {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string' },
-    path: { type: 'string', default: '/' },
+    path: { type: 'string' },
     connections: { type: 'string', default: '100' },
     size: { type: 'string', default: '32' },
     window: { type: 'string', default: '16' },
@@ -66,6 +86,8 @@ const { values } = parseArgs({
     'connect-timeout-ms': { type: 'string', default: '10000' },
     control: { type: 'boolean', default: false },
     protocol: { type: 'string', default: 'ws' },
+    binary: { type: 'boolean', default: false },
+    latency: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -92,9 +114,20 @@ const WARMUP = intArg('warmup', 0);
 const VERIFY_EVERY = intArg('verify-every', 0); // 0 = lengths and counts only
 const STALL_MS = intArg('stall-ms', 100);
 const CONNECT_TIMEOUT_MS = intArg('connect-timeout-ms', 100);
-if (values.protocol !== 'ws' && values.protocol !== 'lifeline') die(`--protocol must be ws or lifeline, got ${JSON.stringify(values.protocol)}`);
+if (!['ws', 'lifeline', 'socketio', 'netlen'].includes(values.protocol)) die(`--protocol must be ws, lifeline, socketio or netlen, got ${JSON.stringify(values.protocol)}`);
 /** lifeline.v1 mode (session layer: seq, acks, app pings). */
 const LL = values.protocol === 'lifeline';
+/** Socket.IO v5 over Engine.IO v4. */
+const SIO = values.protocol === 'socketio';
+/** Raw TCP, 4-byte length prefix: no WebSocket at all. */
+const NETLEN = values.protocol === 'netlen';
+/** Binary messages (opcode 2; socket.io binary events); netlen does not care. */
+const BINARY = values.binary;
+if (BINARY && LL) die('--binary is not supported with --protocol lifeline');
+const LATENCY = values.latency;
+const PATH = values.path ?? (SIO ? '/socket.io/?EIO=4&transport=websocket' : '/');
+/** Connections that only count as open after an application-level handshake. */
+const NEEDS_WELCOME = LL || SIO;
 const SUBPROTOCOL = 'lifeline.v1';
 /** Send a standalone ack after this many unacknowledged echoes (the protocol's ackEvery). */
 const ACK_EVERY = 32;
@@ -111,12 +144,12 @@ function payload(i) {
   return p;
 }
 
-/** A masked text frame (RFC 6455 5.2: FIN, opcode 1, MASK, length, key, masked payload). */
-function maskedTextFrame(p) {
+/** A masked frame (RFC 6455 5.2: FIN, opcode, MASK, length, key, masked payload); text unless `opcode` says otherwise. */
+function maskedFrame(p, opcode = 0x1) {
   const len = p.length;
   const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
   const f = Buffer.alloc(2 + ext + 4 + len);
-  f[0] = 0x81;
+  f[0] = 0x80 | opcode;
   if (ext === 0) f[1] = 0x80 | len;
   else if (ext === 2) {
     f[1] = 0x80 | 126;
@@ -133,11 +166,35 @@ function maskedTextFrame(p) {
 }
 
 const PAYLOADS = Array.from({ length: F }, (_, i) => payload(i));
-const FRAMES = PAYLOADS.map(maskedTextFrame);
+
+// socket.io: the event for payload i, as text (`42["m","<payload>"]`; the
+// payloads are plain ASCII letters, digits, '#' and ':', so JSON needs no
+// escapes and every event has the same length), and the header of a binary
+// event with one attachment. The server's echo is byte for byte the same.
+const SIO_TEXT = PAYLOADS.map((p) => Buffer.from(`42${JSON.stringify(['m', p.toString('latin1')])}`, 'latin1'));
+const SIO_BIN_HEADER = Buffer.from('451-["m",{"_placeholder":true,"num":0}]');
+const SIO_PONG = maskedFrame(Buffer.from('3'));
+const SIO_CONNECT = maskedFrame(Buffer.from('40'));
+
+/** What the loadgen writes for message i, whole: one or two frames, or a length-prefixed record. */
+function unit(i) {
+  if (NETLEN) {
+    const u = Buffer.alloc(4 + S);
+    u.writeUInt32BE(S, 0);
+    PAYLOADS[i].copy(u, 4);
+    return u;
+  }
+  if (SIO) return BINARY ? Buffer.concat([maskedFrame(SIO_BIN_HEADER), maskedFrame(PAYLOADS[i], 0x2)]) : maskedFrame(SIO_TEXT[i]);
+  return maskedFrame(PAYLOADS[i], BINARY ? 0x2 : 0x1);
+}
+
+const FRAMES = PAYLOADS.map((_, i) => unit(i));
 const FRAME_LEN = FRAMES[0].length;
 // Frames 0..F-1 twice over: any run of up to F consecutive messages starting
 // at any index is one contiguous slice.
 const BURST = Buffer.concat([...FRAMES, ...FRAMES]);
+/** First byte of every data frame the server must send back: FIN + text or binary. */
+const DATA_B0 = BINARY ? 0x82 : 0x81;
 
 // lifeline.v1: one mask key for the data frames of this process (RFC 6455
 // wants it unpredictable to intermediaries, not different per frame; the
@@ -191,15 +248,13 @@ function writeLlFrame(buf, at, seq, i) {
 }
 
 function controlFrame(obj) {
-  return maskedTextFrame(Buffer.from(JSON.stringify(obj)));
+  return maskedFrame(Buffer.from(JSON.stringify(obj)));
 }
 
 function closeFrame(code) {
   const p = Buffer.alloc(2);
   p.writeUInt16BE(code, 0);
-  const f = maskedTextFrame(p);
-  f[0] = 0x88;
-  return f;
+  return maskedFrame(p, 0x8);
 }
 
 // ------------------------------------------------------------ connections
@@ -229,9 +284,15 @@ class Conn {
     this.acked = 0; // highest server seq acknowledged to the server
     this.pendingOut = null; // control frames (acks, pongs) to go out with the next write
     this.controlIn = 0; // control messages received after the welcome (acks, pings)
+    // socket.io
+    this.sioOpen = false; // the Engine.IO open packet has arrived
+    this.sioAttach = false; // a binary event header has arrived, its attachment is next
+    // --latency: when each message in the window was written (slot = index % W)
+    this.sendAt = LATENCY ? new Float64Array(W) : null;
   }
 
   open() {
+    if (NETLEN) return this.openNet();
     return new Promise((resolve, reject) => {
       const key = crypto.randomBytes(16).toString('base64');
       const expectAccept = crypto.createHash('sha1').update(key + GUID).digest('base64');
@@ -258,7 +319,7 @@ class Conn {
           if (head.length > 16384) onError(new Error('response head too large'));
           return;
         }
-        if (!LL) clearTimeout(timer);
+        if (!NEEDS_WELCOME) clearTimeout(timer);
         sock.off('data', onHead);
         sock.off('error', onError);
         const text = head.subarray(0, end).toString('latin1');
@@ -287,6 +348,9 @@ class Conn {
           this.welcomed = opened;
           sock.write(controlFrame({ t: 'hello', v: 1 }));
         }
+        // socket.io: open() resolves on the CONNECT answer `40{...}`, after
+        // the Engine.IO open packet (onSioControl).
+        if (SIO) this.welcomed = opened;
         sock.on('data', (c) => this.onData(c));
         sock.on('error', (err) => {
           if (this.welcomed) {
@@ -298,16 +362,42 @@ class Conn {
         sock.on('close', () => this.onClose());
         const rest = head.subarray(end + 4);
         if (rest.length > 0) this.onData(rest);
-        if (!LL) resolve();
+        if (!NEEDS_WELCOME) resolve();
       };
       sock.on('error', onError);
       sock.on('data', onHead);
       sock.write(
-        `GET ${values.path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `GET ${PATH} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
           (LL ? `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n` : '') +
           '\r\n',
       );
+    });
+  }
+
+  /** netlen: a plain TCP connection, ready once connected. */
+  openNet() {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: HOST, port: PORT });
+      this.sock = sock;
+      sock.setNoDelay(true);
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`connection ${this.id}: connect timed out`));
+      }, CONNECT_TIMEOUT_MS);
+      const onError = (err) => {
+        clearTimeout(timer);
+        reject(new Error(`connection ${this.id}: ${err.message}`));
+      };
+      sock.on('error', onError);
+      sock.on('connect', () => {
+        clearTimeout(timer);
+        sock.off('error', onError);
+        sock.on('data', (c) => this.onData(c));
+        sock.on('error', (err) => this.fail(`socket error: ${err.message}`));
+        sock.on('close', () => this.onClose());
+        resolve();
+      });
     });
   }
 
@@ -325,6 +415,10 @@ class Conn {
   pump() {
     const n = Math.min(W - (this.sent - this.recv), this.target - this.sent);
     if (this.failed) return;
+    if (LATENCY && n > 0) {
+      const t = performance.now();
+      for (let k = this.sent; k < this.sent + n; k++) this.sendAt[k % W] = t;
+    }
     if (LL) return this.pumpLl(n);
     if (n <= 0) return;
     const from = this.sent % F;
@@ -387,79 +481,22 @@ class Conn {
 
   onData(chunk) {
     if (this.failed || closing) return;
+    // Every echo in this chunk arrived at the same moment: one clock read.
+    const now = LATENCY ? performance.now() : 0;
     let buf = chunk;
     if (this.spill !== null) {
       buf = Buffer.concat([this.spill, chunk]);
       this.spill = null;
     }
-    const end = buf.length;
-    let off = 0;
-    let got = 0;
-    while (end - off >= 2) {
-      const b0 = buf[off];
-      const b1 = buf[off + 1];
-      let len = b1 & 0x7f;
-      let hdr = 2;
-      if (len === 126) {
-        if (end - off < 4) break;
-        len = buf.readUInt16BE(off + 2);
-        hdr = 4;
-      } else if (len === 127) {
-        if (end - off < 10) break;
-        len = Number(buf.readBigUInt64BE(off + 2));
-        hdr = 10;
-      }
-      if (b1 & 0x80) return this.fail('server sent a masked frame (RFC 6455 5.1 forbids it)');
-      if (end - off < hdr + len) break;
-      const opcode = b0 & 0x0f;
-      if (b0 !== 0x81) {
-        if (opcode === 0x8) {
-          const code = len >= 2 ? buf.readUInt16BE(off + hdr) : 1005;
-          return this.fail(`server closed the connection with ${code} ${buf.subarray(off + hdr + 2, off + hdr + len).toString()}`);
-        }
-        return this.fail(`expected a FIN text frame (0x81), got first byte 0x${b0.toString(16)}`);
-      }
-      let pay = off + hdr; // where the application payload starts
-      if (LL) {
-        // lifeline.v1: a control message, or d<SEQ>[,<ACK>]:<payload>
-        if (len > 0 && buf[pay] === 0x7b) {
-          const e = this.onControl(buf, pay, len);
-          if (e !== null) return this.fail(e);
-          off += hdr + len;
-          continue;
-        }
-        if (this.welcomed !== null) return this.fail('application message before the welcome');
-        if (len === 0 || buf[pay] !== 0x64) return this.fail(`invalid lifeline.v1 message (first byte 0x${(buf[pay] ?? 0).toString(16)})`);
-        const stop = off + hdr + len;
-        let p = pay + 1;
-        let seq = 0;
-        while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) seq = seq * 10 + (buf[p++] - 0x30);
-        let ack = -1;
-        if (p < stop && buf[p] === 0x2c) {
-          p++;
-          ack = 0;
-          while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) ack = ack * 10 + (buf[p++] - 0x30);
-        }
-        if (p >= stop || buf[p] !== 0x3a) return this.fail(`malformed data header ${JSON.stringify(buf.toString('latin1', pay, Math.min(stop, pay + 30)))}`);
-        p++;
-        if (seq !== this.recv + 1) return this.fail(`server seq ${seq}, expected ${this.recv + 1} (lost, repeated or reordered)`);
-        if (ack > this.sent) return this.fail(`server acknowledged seq ${ack}, only ${this.sent} sent`);
-        if (stop - p !== S) return this.fail(`echo ${this.recv} has ${stop - p} bytes of payload, sent ${S}`);
-        pay = p;
-      } else if (len !== S) return this.fail(`echo ${this.recv} has ${len} bytes, sent ${S}`);
-      const i = this.recv;
-      if (i >= this.sent) return this.fail(`echo ${i} arrived but only ${this.sent} messages were sent (duplicate?)`);
-      if (VERIFY_EVERY !== 0 && i % VERIFY_EVERY === 0) {
-        if (PAYLOADS[i % F].compare(buf, pay, pay + S) !== 0) {
-          return this.fail(`echo ${i} content differs from message ${i} (lost, reordered or corrupted)`);
-        }
-        verified++;
-      }
-      this.recv = i + 1;
-      got++;
-      off += hdr + len;
+    const recv0 = this.recv;
+    const off = NETLEN ? this.parseNet(buf) : this.parseWs(buf);
+    if (off < 0) return; // failed (and said why)
+    if (off < buf.length) this.spill = buf.subarray(off);
+    const got = this.recv - recv0;
+    if (LATENCY && measuring) {
+      // sendAt[] of these messages is still intact: pump() below reuses the slots.
+      for (let i = recv0; i < this.recv && latN < LAT.length; i++) LAT[latN++] = now - this.sendAt[i % W];
     }
-    if (off < end) this.spill = buf.subarray(off);
     if (LL) {
       // Acknowledge the server's messages every ACK_EVERY (its seq = our recv count).
       if (this.recv - this.acked >= ACK_EVERY) {
@@ -478,11 +515,162 @@ class Conn {
     }
   }
 
+  /**
+   * WebSocket frames from the server (unmasked, RFC 6455 5.1), whole ones
+   * only; returns the offset after the last whole frame, or -1 on failure.
+   */
+  parseWs(buf) {
+    const end = buf.length;
+    let off = 0;
+    // Bounded: every pass consumes one whole frame of >= 2 bytes.
+    while (end - off >= 2) {
+      const b0 = buf[off];
+      const b1 = buf[off + 1];
+      let len = b1 & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (end - off < 4) break;
+        len = buf.readUInt16BE(off + 2);
+        hdr = 4;
+      } else if (len === 127) {
+        if (end - off < 10) break;
+        len = Number(buf.readBigUInt64BE(off + 2));
+        hdr = 10;
+      }
+      if (b1 & 0x80) return this.fail('server sent a masked frame (RFC 6455 5.1 forbids it)');
+      if (end - off < hdr + len) break;
+      const pay = off + hdr; // where the frame's payload starts
+      off += hdr + len;
+      const opcode = b0 & 0x0f;
+      if (opcode === 0x8) {
+        const code = len >= 2 ? buf.readUInt16BE(pay) : 1005;
+        return this.fail(`server closed the connection with ${code} ${buf.subarray(pay + 2, pay + len).toString()}`);
+      }
+      // Every bench message is small enough for one frame; servers send them unfragmented.
+      if ((b0 & 0x80) === 0) return this.fail(`unexpected fragmented frame (first byte 0x${b0.toString(16)})`);
+      let e;
+      if (SIO) e = this.onSioFrame(buf, opcode, pay, len);
+      else if (LL) e = this.onLlFrame(buf, b0, pay, len);
+      else e = b0 === DATA_B0 ? this.echo(buf, pay, len, PAYLOADS) : `expected a FIN ${BINARY ? 'binary' : 'text'} frame (0x${DATA_B0.toString(16)}), got first byte 0x${b0.toString(16)}`;
+      if (e !== null) return this.fail(e);
+    }
+    return off;
+  }
+
+  /** netlen: 4-byte big-endian length + payload; returns the offset after the last whole message, or -1. */
+  parseNet(buf) {
+    const end = buf.length;
+    let off = 0;
+    // Bounded: every pass consumes one whole message of >= 4 bytes.
+    while (end - off >= 4) {
+      const len = buf.readUInt32BE(off);
+      if (len !== S) return this.fail(`echo ${this.recv} has length ${len}, sent ${S} (framing lost)`);
+      if (end - off < 4 + len) break;
+      const e = this.echo(buf, off + 4, len, PAYLOADS);
+      if (e !== null) return this.fail(e);
+      off += 4 + len;
+    }
+    return off;
+  }
+
+  /**
+   * The next echo, buf[pay, pay + len): it must be the message this
+   * connection sent next (expect[i % F], all of one length). Returns an
+   * error text, or null.
+   */
+  echo(buf, pay, len, expect) {
+    const i = this.recv;
+    const want = expect[i % F];
+    if (len !== want.length) return `echo ${i} has ${len} bytes, sent ${want.length}`;
+    if (i >= this.sent) return `echo ${i} arrived but only ${this.sent} messages were sent (duplicate?)`;
+    if (VERIFY_EVERY !== 0 && i % VERIFY_EVERY === 0) {
+      if (want.compare(buf, pay, pay + len) !== 0) return `echo ${i} content differs from message ${i} (lost, reordered or corrupted)`;
+      verified++;
+    }
+    this.recv = i + 1;
+    return null;
+  }
+
+  /** lifeline.v1: a control message, or d<SEQ>[,<ACK>]:<payload>. Returns an error text, or null. */
+  onLlFrame(buf, b0, pay, len) {
+    if (b0 !== 0x81) return `expected a FIN text frame (0x81), got first byte 0x${b0.toString(16)}`;
+    if (len > 0 && buf[pay] === 0x7b) return this.onControl(buf, pay, len);
+    if (this.welcomed !== null) return 'application message before the welcome';
+    if (len === 0 || buf[pay] !== 0x64) return `invalid lifeline.v1 message (first byte 0x${(buf[pay] ?? 0).toString(16)})`;
+    const stop = pay + len;
+    let p = pay + 1;
+    let seq = 0;
+    // Bounded by the frame's end.
+    while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) seq = seq * 10 + (buf[p++] - 0x30);
+    let ack = -1;
+    if (p < stop && buf[p] === 0x2c) {
+      p++;
+      ack = 0;
+      while (p < stop && buf[p] >= 0x30 && buf[p] <= 0x39) ack = ack * 10 + (buf[p++] - 0x30);
+    }
+    if (p >= stop || buf[p] !== 0x3a) return `malformed data header ${JSON.stringify(buf.toString('latin1', pay, Math.min(stop, pay + 30)))}`;
+    p++;
+    if (seq !== this.recv + 1) return `server seq ${seq}, expected ${this.recv + 1} (lost, repeated or reordered)`;
+    if (ack > this.sent) return `server acknowledged seq ${ack}, only ${this.sent} sent`;
+    return this.echo(buf, p, stop - p, PAYLOADS);
+  }
+
+  /**
+   * socket.io: one WebSocket frame of Engine.IO v4 (one packet per frame).
+   * Handshake first (open packet `0{...}`, our `40`, its `40{...}`), then
+   * echoes: `42[...]` text events, or with --binary the header
+   * `451-[...]` and its binary attachment. Returns an error text, or null.
+   */
+  onSioFrame(buf, opcode, pay, len) {
+    if (opcode === 0x2) {
+      if (!this.sioAttach) return 'unexpected binary frame (no binary event header before it)';
+      this.sioAttach = false;
+      return this.echo(buf, pay, len, PAYLOADS);
+    }
+    if (opcode !== 0x1) return `unexpected frame opcode ${opcode}`;
+    if (this.sioAttach) return 'expected the binary attachment, got a text frame';
+    if (this.welcomed === null) {
+      if (len === 1 && buf[pay] === 0x32) {
+        // Engine.IO ping: answer at once (a pong between two whole messages is fine).
+        this.controlIn++;
+        this.sock.write(SIO_PONG);
+        return null;
+      }
+      if (!BINARY) return this.echo(buf, pay, len, SIO_TEXT);
+      if (len !== SIO_BIN_HEADER.length || SIO_BIN_HEADER.compare(buf, pay, pay + len) !== 0) {
+        return `expected a binary event header, got ${JSON.stringify(buf.toString('latin1', pay, pay + Math.min(len, 80)))}`;
+      }
+      this.sioAttach = true;
+      return null;
+    }
+    const text = buf.toString('utf8', pay, pay + len);
+    if (!this.sioOpen) {
+      if (text[0] !== '0') return `expected the Engine.IO open packet, got ${JSON.stringify(text.slice(0, 80))}`;
+      let open;
+      try {
+        open = JSON.parse(text.slice(1));
+      } catch {
+        return `malformed Engine.IO open packet ${JSON.stringify(text.slice(0, 80))}`;
+      }
+      if (typeof open.sid !== 'string') return `Engine.IO open packet without sid ${JSON.stringify(text.slice(0, 80))}`;
+      this.sioOpen = true;
+      this.sock.write(SIO_CONNECT);
+      return null;
+    }
+    if (!text.startsWith('40')) return `expected the socket.io CONNECT answer 40{...}, got ${JSON.stringify(text.slice(0, 80))}`;
+    const w = this.welcomed;
+    this.welcomed = null;
+    w();
+    return null;
+  }
+
+  /** Marks the connection failed and drops it; returns -1 (the parsers pass it on). */
   fail(msg) {
-    if (this.failed) return;
+    if (this.failed) return -1;
     this.failed = true;
     error(`connection ${this.id}: ${msg}`);
     this.sock.destroy();
+    return -1;
   }
 
   onClose() {
@@ -497,6 +685,10 @@ class Conn {
 }
 
 let verified = 0;
+/** --latency: round trips of the measured run, ms (sized for all of them). */
+const LAT = LATENCY ? new Float64Array(M) : null;
+let latN = 0;
+let measuring = false;
 let closing = false; // the run is over: the server's close frames and FINs are expected
 let closedConns = 0;
 let onAllClosed = null;
@@ -527,6 +719,21 @@ function phase(conns, total) {
     for (let k = 0; k < N; k++) conns[k].start(base + (k < extra ? 1 : 0));
     if (finishedConns === N) done('ok');
   });
+}
+
+/**
+ * Percentiles of the recorded round trips in microseconds (nearest rank:
+ * the smallest sample with at least q of all samples at or below it).
+ */
+function latencySummary() {
+  const v = LAT.subarray(0, latN).sort();
+  const n = v.length;
+  if (n === 0) return { samples: 0 };
+  const at = (q) => 1000 * v[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
+  let sum = 0;
+  for (let k = 0; k < n; k++) sum += v[k];
+  const r = (x) => Math.round(x * 10) / 10;
+  return { samples: n, mean: r((1000 * sum) / n), p50: r(at(0.5)), p90: r(at(0.9)), p99: r(at(0.99)), p999: r(at(0.999)), max: r(1000 * v[n - 1]) };
 }
 
 function stdinLine(expected) {
@@ -566,7 +773,9 @@ async function main() {
   if (why === 'ok') {
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
+    measuring = true;
     why = await phase(conns, M);
+    measuring = false;
     elapsedNs = process.hrtime.bigint() - t0;
     cpu = process.cpuUsage(cpu0);
   } else {
@@ -593,7 +802,9 @@ async function main() {
     msgsPerSec: elapsedMs > 0 ? received / (elapsedMs / 1000) : 0,
     loadgenCpuMs: (cpu.user + cpu.system) / 1000,
     protocol: values.protocol,
-    ...(LL ? { controlIn: conns.reduce((a, c) => a + c.controlIn, 0) } : {}),
+    binary: BINARY,
+    ...(LATENCY ? { latencyUs: latencySummary() } : {}),
+    ...(LL || SIO ? { controlIn: conns.reduce((a, c) => a + c.controlIn, 0) } : {}),
     errors: [...errors],
   };
 
@@ -607,7 +818,7 @@ async function main() {
     onAllClosed = resolve;
     const t = setTimeout(resolve, 2000);
     t.unref();
-    for (const c of conns) if (!c.closed) c.sock.end(bye);
+    for (const c of conns) if (!c.closed) c.sock.end(NETLEN ? undefined : bye);
     if (closedConns === N) resolve();
   });
   process.exit(result.ok ? 0 : 1);

@@ -2,20 +2,31 @@
 // The bench suite: `npm run bench` (full) or `npm run bench -- --quick`.
 //
 // For every echo scenario (scenarios.mjs) and every repetition, each server runs in
-// turn (lifeline, ws, lifeline, ws, ...), each in a fresh process of its own,
-// driven by bench/loadgen.mjs in another process. Around the measured part of
-// each run (after connect and warm-up) the server's CPU time is read from
-// /proc/PID/stat, so results come both as messages per second and as messages
-// per server-CPU-second (the second is steadier on a busy or small machine).
-// Medians over the repetitions are printed with ratios to ws, and everything is
-// written as JSON to bench/results/<timestamp>.json (and latest.json for a
-// full run, latest-quick.json for a quick one).
+// turn (lifeline, ws, uws, socketio, net-batched, net-perframe, lifeline, ...),
+// each in a fresh process of its own, driven by bench/loadgen.mjs in another
+// process. Around the measured part of each run (after connect and warm-up)
+// the server's CPU time is read from /proc/PID/stat, so results come both as
+// messages per second and as messages per server-CPU-second (the second is
+// steadier on a busy or small machine, and the one the goals use). Medians
+// over the repetitions are printed with ratios to ws, uws and net-batched (raw
+// TCP, the physical reference), then the issue's goals as PASS/MISS, and
+// everything is written as JSON to bench/results/<timestamp>.json with a bar
+// chart of the ratios next to it (<timestamp>.svg; latest.json/.svg for a
+// full run, latest-quick.json/.svg for a quick one).
+//
+// Echo scenarios: a (100 connections x 32 B text, window 16: throughput),
+// b (10 x 16 KiB binary, window 4: bulk), c (1 x 32 B, window 1: round-trip
+// latency p50/p99/p99.9 in microseconds, and throughput).
 //
 // Scenario d (alias `idle`) is different: 10,000 idle connections per server
 // with heartbeats on, memory per connection after GC and idle CPU over a 30 s
 // window (quick: 2,000 connections, 6 s), lifeline next to ws with its README
 // heartbeat and a plain net server, all in one shared window; see
 // lib/idle.mjs. --pin, --cpu-prof and --retries apply to echo scenarios only.
+//
+// Scenarios e (alias `broadcast`) and f (alias `hold`) are run by
+// lib/broadcast.mjs and lib/hold.mjs, loaded only when they run: where a file
+// is missing the scenario is skipped with a note.
 //
 // Scenario g (alias `session`) runs scenario a's load against lifeline without
 // (WebSocketServer, plain peers) and with its session layer (LifelineServer,
@@ -26,8 +37,9 @@
 // minified and min+gzip; goal <= 6 KB min+gzip) in the output and the JSON.
 //
 // Options:
-//   --quick               100k round trips, 1 repetition; idle: 2,000
-//                         connections, 6 s window (a smoke test, ~30 s in all)
+//   --quick               a smoke test, under a minute in all: 1 repetition,
+//                         a 100k round trips, b 4k, c 5k; idle: 2,000
+//                         connections, 6 s window
 //   --reps N              repetitions (default: 3 full, 1 quick)
 //   --messages N          round trips per run (marks the run "custom", as do
 //                         all options below but --no-write/--no-wait/--retries)
@@ -37,19 +49,26 @@
 //   --idle-sec S          scenario d: length of the idle window, seconds
 //   --idle-sequential     scenario d: one idle window per server instead of one
 //                         shared by all (slower; same numbers, less crosstalk)
-//   --scenario a[,d]      scenarios to run, by id or alias (a = echo,
-//                         d = idle, g = session; default: all)
-//   --servers x[,y]       servers to run (default: all of each scenario's; ws is
-//                         the baseline). Echo: lifeline, ws. Session (g):
+//   --scenario a[,d]      scenarios to run, by id or alias (a, b, c = echo,
+//                         d = idle, e = broadcast, f = hold, g = session;
+//                         default: all)
+//   --servers x[,y]       servers to run (default: all of each scenario's).
+//                         Echo (a, b, c): lifeline, ws, uws, socketio,
+//                         net-batched, net-perframe. Session (g):
 //                         plain (baseline), session. Idle: net, ws,
 //                         ws-5s, lifeline, lifeline-aggr, lifeline-v1,
-//                         lifeline-v1-aggr, lifeline-off
-//   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset)
+//                         lifeline-v1-aggr, lifeline-off. e and f get the
+//                         list as it is and pick what they know.
+//   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset),
+//                         in every echo scenario
+//   --latency-pin MODE    scenario c's placement: same (default: server and
+//                         loadgen on the same CPU), split (CPU 0 and 1), none
 //   --cpu-prof            run the servers under `node --cpu-prof` and print the
 //                         top self-time functions (numbers then include profiler
 //                         overhead and are not written to latest*.json)
 //   --no-write            don't write bench/results/
-//   --retries N           redo a run flagged for other load up to N times (default 2)
+//   --retries N           redo a run flagged for other load up to N times
+//                         (default 2; quick: 0)
 //   --no-wait             start each run at once, even if the machine is busy
 //                         (by default a run waits up to 60 s for other load to
 //                         fall below a third of a CPU)
@@ -64,8 +83,9 @@ import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processTicks } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
-import { BASELINE, IDLE_SERVERS, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
+import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
+import { renderChart } from './lib/chart.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -94,10 +114,11 @@ const { values: opt } = parseArgs({
     scenario: { type: 'string' },
     servers: { type: 'string' },
     pin: { type: 'boolean', default: false },
+    'latency-pin': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     'no-wait': { type: 'boolean', default: false },
-    retries: { type: 'string', default: '2' },
+    retries: { type: 'string' },
     'idle-sec': { type: 'string' },
     'idle-sequential': { type: 'boolean', default: false },
   },
@@ -136,13 +157,23 @@ function listArg(name, v, known, aliases = {}) {
 const SCENARIO_ALIASES = Object.fromEntries(Object.entries(SCENARIOS).filter(([, sc]) => sc.alias).map(([id, sc]) => [sc.alias, id]));
 
 const mode = opt.quick ? 'quick' : 'full';
-const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'];
+const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'] || opt['latency-pin'] !== undefined;
 const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS, SCENARIO_ALIASES);
-// Each scenario runs the requested servers it knows (echo: SERVERS, idle: its own).
-const requestedServers = opt.servers === undefined ? null : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
+// Each scenario runs the requested servers it knows (echo: SERVERS, idle: its
+// own). Module scenarios (e, f) have their own server names, unknown here: when
+// one of them runs, names no other scenario knows are passed on, not refused.
+const moduleScenarioSelected = scenarioIds.some((id) => SCENARIOS[id].kind === 'module');
+const requestedServers =
+  opt.servers === undefined
+    ? null
+    : moduleScenarioSelected
+      ? opt.servers.split(',').map((x) => x.trim()).filter(Boolean)
+      : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
 /** An echo scenario's servers (its own, or SERVERS) and the one ratios are taken against. */
 const echoServers = (sc) => sc.servers ?? SERVERS;
 const echoBaseline = (sc) => sc.baseline ?? BASELINE;
+/** The servers an echo scenario reports ratios to (columns and JSON `vs`). */
+const echoReferences = (sc) => sc.references ?? REFERENCES;
 const scenarioServers = (sc) => {
   const known = sc.kind === 'idle' ? sc.servers : echoServers(sc);
   return requestedServers === null ? Object.keys(known) : requestedServers.filter((id) => id in known);
@@ -157,20 +188,47 @@ if (!fs.existsSync(path.join(ROOT, 'dist', 'server', 'index.js'))) {
   console.error('bench: dist/ is missing; run `npm run bench` (its prebench hook builds) or `npm run build`');
   process.exit(2);
 }
-if (opt.pin && cpuCount() < 2) {
+if (opt['latency-pin'] !== undefined && !['same', 'split', 'none'].includes(opt['latency-pin'])) {
+  console.error(`bench: --latency-pin must be same, split or none, got ${JSON.stringify(opt['latency-pin'])}`);
+  process.exit(2);
+}
+if ((opt.pin || opt['latency-pin'] === 'split') && cpuCount() < 2) {
   console.error('bench: --pin needs at least 2 CPUs');
   process.exit(2);
 }
 
 const TICK = clockTicks();
-const retries = Number.isSafeInteger(Number(opt.retries)) && Number(opt.retries) >= 0 ? Number(opt.retries) : positiveInt('retries', opt.retries);
+// Quick runs are too short (fractions of a second, CPU in 10 ms ticks) for the
+// disturbance flags to mean much, and a smoke test should stay under a minute:
+// no retries unless asked for.
+const retries = opt.retries === undefined ? (opt.quick ? 0 : 2) : nonNegativeInt('retries', opt.retries);
 
-function nodeCmd(args, cpu) {
-  return opt.pin ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args];
+/**
+ * How an echo scenario places its server and loadgen: 'split' (server on CPU
+ * 0, loadgen on CPU 1: --pin), 'same' (both on the last CPU), or 'none' (the
+ * kernel decides). Scenario c defaults to 'same' (scenarios.mjs `pin`): with
+ * one message in flight only one side runs at a time, and a round trip
+ * between two CPUs of a VM costs two cross-CPU wake-ups (~60-80 us on the
+ * 2-CPU machine, against ~20 us on one CPU), noise that would swamp the
+ * servers' own differences. --latency-pin overrides it.
+ */
+function pinModeOf(sc) {
+  if (opt.pin) return 'split';
+  if (sc.loadgen?.latency && opt['latency-pin'] !== undefined) return opt['latency-pin'];
+  return sc.pin ?? 'none';
+}
+
+/** [command, args] for a node process; `role` is 'server' or 'loadgen'. */
+function nodeCmd(args, role, pinMode) {
+  if (pinMode === 'none') return [process.execPath, args];
+  const cpu = pinMode === 'same' ? cpuCount() - 1 : role === 'server' ? 0 : 1;
+  return ['taskset', ['-c', String(cpu), process.execPath, ...args]];
 }
 
 const QUIET_BUSY = 0.33;
 const QUIET_MAX_WAIT_MS = 60_000;
+/** The sample before each run; shorter in quick mode, which runs ~20 servers in under a minute. */
+const QUIET_SAMPLE_MS = opt.quick ? 250 : 500;
 
 /**
  * Waits until the machine is quiet (busy below a third of one CPU over a
@@ -182,9 +240,9 @@ async function waitQuiet() {
   let busy = NaN;
   for (;;) {
     const a = machineTicks();
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, QUIET_SAMPLE_MS));
     const b = machineTicks();
-    busy = (b.busy - a.busy) / TICK / 0.5;
+    busy = (b.busy - a.busy) / TICK / (QUIET_SAMPLE_MS / 1000);
     if (busy < QUIET_BUSY || opt['no-wait'] || Date.now() - start > QUIET_MAX_WAIT_MS) break;
   }
   return { waitedMs: Date.now() - start, busyBefore: busy };
@@ -201,9 +259,10 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     serverArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${path.basename(profileFile)}`);
   }
   const serverDef = echoServers(sc)[serverId];
-  serverArgs.push(path.join(BENCH, serverDef.script));
+  serverArgs.push(path.join(BENCH, serverDef.script), ...(serverDef.args ?? []));
   const quiet = await waitQuiet();
-  const [scmd, sargs] = nodeCmd(serverArgs, 0);
+  const pinMode = pinModeOf(sc);
+  const [scmd, sargs] = nodeCmd(serverArgs, 'server', pinMode);
   const server = new Child(scmd, sargs, { cwd: ROOT, name: `${serverId} server` });
   let loadgen = null;
   try {
@@ -220,9 +279,13 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
         '--messages', String(params.messages),
         '--warmup', String(params.warmup),
         '--control',
+        ...(serverDef.protocol ? ['--protocol', serverDef.protocol] : []),
+        ...(lg.binary ? ['--binary'] : []),
+        ...(lg.latency ? ['--latency'] : []),
         ...(serverDef.loadgenArgs ?? []),
       ],
-      1,
+      'loadgen',
+      pinMode,
     );
     loadgen = new Child(lcmd, largs, { cwd: ROOT, stdin: true, name: 'loadgen' });
     const first = await loadgen.waitLine((l) => l === 'ready' || l.startsWith('result '), '"ready"', 120000);
@@ -280,6 +343,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       serverWritesPerMsg: io && r.received > 0 ? io.writes / r.received : NaN,
       loadgenReadsPerMsg: lgio && r.received > 0 ? lgio.reads / r.received : NaN,
       loadgenWritesPerMsg: lgio && r.received > 0 ? lgio.writes / r.received : NaN,
+      ...(r.latencyUs ? { latencyUs: r.latencyUs } : {}),
       quiet,
       flags,
       errors: r.errors,
@@ -315,11 +379,23 @@ function table(header, rows) {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-function summarize(serverIds, runs, baseline = BASELINE) {
+/** Median of one latency percentile (µs) over the good runs that have it. */
+function medianLatency(good, key) {
+  return median(good.filter((r) => r.latencyUs).map((r) => r.latencyUs[key]));
+}
+
+/**
+ * Medians per server over the good runs, and ratios of each server to the
+ * baseline (vsBaseline*) and to every reference that ran (`vs[ref]`:
+ * msgsPerSec and perCpuSec, higher is better; with latency also p50/p99/p999
+ * as this server's latency / the reference's, lower is better).
+ */
+function summarize(serverIds, runs, baseline = BASELINE, references = []) {
   const by = {};
   for (const id of serverIds) {
     const rs = runs.filter((r) => r.server === id);
     const good = rs.filter((r) => r.ok);
+    const hasLatency = good.some((r) => r.latencyUs);
     by[id] = {
       runs: rs.length,
       failed: rs.length - good.length,
@@ -330,56 +406,181 @@ function summarize(serverIds, runs, baseline = BASELINE) {
       msgsPerServerCpuSec: median(good.map((r) => r.msgsPerServerCpuSec)),
       serverCpuShare: median(good.map((r) => r.serverCpuShare)),
       loadgenCpuShare: median(good.map((r) => r.loadgenCpuShare)),
+      loadgenCpuShareMax: good.length ? max(good.map((r) => r.loadgenCpuShare)) : NaN,
       serverReadsPerMsg: median(good.map((r) => r.serverReadsPerMsg)),
       serverWritesPerMsg: median(good.map((r) => r.serverWritesPerMsg)),
+      ...(hasLatency ? { latencyUs: { p50: medianLatency(good, 'p50'), p90: medianLatency(good, 'p90'), p99: medianLatency(good, 'p99'), p999: medianLatency(good, 'p999'), max: medianLatency(good, 'max'), mean: medianLatency(good, 'mean') } } : {}),
       flagged: rs.filter((r) => r.flags.length > 0).length,
     };
   }
-  if (by[baseline]) {
-    for (const id of serverIds) {
-      by[id].vsBaselineMsgsPerSec = by[id].msgsPerSec / by[baseline].msgsPerSec;
-      by[id].vsBaselinePerCpuSec = by[id].msgsPerServerCpuSec / by[baseline].msgsPerServerCpuSec;
+  for (const id of serverIds) {
+    const s = by[id];
+    if (by[baseline]) {
+      s.vsBaselineMsgsPerSec = s.msgsPerSec / by[baseline].msgsPerSec;
+      s.vsBaselinePerCpuSec = s.msgsPerServerCpuSec / by[baseline].msgsPerServerCpuSec;
+    }
+    s.vs = {};
+    for (const ref of references) {
+      const r = by[ref];
+      if (!r) continue;
+      s.vs[ref] = { msgsPerSec: s.msgsPerSec / r.msgsPerSec, perCpuSec: s.msgsPerServerCpuSec / r.msgsPerServerCpuSec };
+      if (s.latencyUs && r.latencyUs) {
+        for (const k of ['p50', 'p99', 'p999']) s.vs[ref][k] = s.latencyUs[k] / r.latencyUs[k];
+      }
     }
   }
   return by;
 }
 
-function printSummary(serverIds, params, summary, baseline = BASELINE) {
-  const header = ['server', 'msgs/s', 'min..max', 'msgs/server-CPU-s', 'server CPU', 'loadgen CPU', 'syscalls/msg r+w', 'lost', `vs ${baseline} msgs/s`, `vs ${baseline} per CPU-s`];
+function fmtUs(x) {
+  return Number.isFinite(x) ? (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1)) : '-';
+}
+
+function printSummary(serverIds, params, summary, baseline = BASELINE, references = []) {
+  const refs = references.filter((ref) => summary[ref]);
+  const hasLatency = serverIds.some((id) => summary[id].latencyUs);
+  // With references: one column per reference, "msgs/s ratio | per-CPU-s ratio".
+  const ratioHeader = refs.length ? refs.map((ref) => `vs ${ref} msgs/s|CPU-s`) : [`vs ${baseline} msgs/s`, `vs ${baseline} per CPU-s`];
+  const header = [
+    'server',
+    'msgs/s',
+    'min..max',
+    'msgs/server-CPU-s',
+    ...(hasLatency ? ['p50 us', 'p99 us', 'p99.9 us'] : []),
+    'server CPU',
+    'loadgen CPU',
+    'syscalls/msg r+w',
+    'lost',
+    ...ratioHeader,
+  ];
   const rows = serverIds.map((id) => {
     const s = summary[id];
+    const lat = s.latencyUs ?? {};
     return [
       id,
       fmtInt(s.msgsPerSec),
       `${fmtInt(s.msgsPerSecMin)}..${fmtInt(s.msgsPerSecMax)}`,
       fmtInt(s.msgsPerServerCpuSec),
+      ...(hasLatency ? [fmtUs(lat.p50), fmtUs(lat.p99), fmtUs(lat.p999)] : []),
       fmtPct(s.serverCpuShare),
       fmtPct(s.loadgenCpuShare),
       `${fmtFixed(s.serverReadsPerMsg)}+${fmtFixed(s.serverWritesPerMsg)}`,
       String(s.lost) + (s.failed ? ` (${s.failed} failed)` : ''),
-      fmtRatio(s.vsBaselineMsgsPerSec),
-      fmtRatio(s.vsBaselinePerCpuSec),
+      ...(refs.length
+        ? refs.map((ref) => (s.vs[ref] ? `${fmtRatio(s.vs[ref].msgsPerSec)}|${fmtRatio(s.vs[ref].perCpuSec)}` : '-'))
+        : [fmtRatio(s.vsBaselineMsgsPerSec), fmtRatio(s.vsBaselinePerCpuSec)]),
     ];
   });
   console.log(table(header, rows));
   console.log(
-    `medians of ${params.reps} rep(s); CPU columns are shares of one CPU during the measured part; syscalls/msg are the server's read and write calls per round trip (/proc/PID/io).` +
+    `medians of ${params.reps} rep(s); CPU columns are shares of one CPU during the measured part; syscalls/msg are the server's read and write calls per round trip (/proc/PID/io)` +
+      (hasLatency ? '; p50/p99/p99.9: round-trip latency seen by the loadgen, microseconds' : '') +
+      (refs.length ? `; vs X: this server's msgs/s and msgs per server-CPU-s over X's (higher is better)` : '') +
+      '.' +
       (serverIds.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : ''),
   );
+  // The loadgen must not be what limits msgs/s: say so when it used (nearly) a whole core.
+  const busy = serverIds.filter((id) => summary[id].loadgenCpuShareMax >= LOADGEN_SATURATED);
+  if (busy.length) {
+    console.log(
+      `note: the loadgen used >= ${fmtPct(LOADGEN_SATURATED)} of a CPU in runs of ${busy.join(', ')}: there msgs/s may be capped by the loadgen (or by the 2nd CPU it shares); msgs per server-CPU-s is not.`,
+    );
+  }
 }
 
+/** Loadgen CPU share (of one CPU) above which it may be what limits msgs/s. */
+const LOADGEN_SATURATED = 0.9;
+
+/**
+ * The issue's goals for one scenario (scenarios.mjs `goals`), from the
+ * medians: value = metric(of) / metric(vs); pass = value op target, or null
+ * when a side did not run (or failed).
+ */
+function computeGoals(scenarioId, sc, summary) {
+  const metric = (s, m) => (!s ? NaN : m === 'perCpu' ? s.msgsPerServerCpuSec : m === 'msgsPerSec' ? s.msgsPerSec : (s.latencyUs?.[m] ?? NaN));
+  return (sc.goals ?? []).map((g) => {
+    const value = metric(summary[g.of], g.metric) / metric(summary[g.vs], g.metric);
+    const ok = Number.isFinite(value);
+    return {
+      id: g.id,
+      scenario: scenarioId,
+      text: g.text,
+      of: g.of,
+      vs: g.vs,
+      metric: g.metric,
+      op: g.op,
+      value: ok ? value : null,
+      target: g.target,
+      pass: ok ? (g.op === '<=' ? value <= g.target : value >= g.target) : null,
+    };
+  });
+}
+
+/** A goal's value or target: two decimals, more for small shares (idle CPU), none for big figures (MB). */
+function fmtGoalNum(x) {
+  const a = Math.abs(x);
+  return a === 0 ? '0' : a >= 100 ? x.toFixed(0) : a >= 0.1 ? x.toFixed(2) : x.toPrecision(2);
+}
+
+/** One line per goal: PASS / MISS / n/a, the value and the target. */
+function formatGoals(goals) {
+  const w = Math.max(0, ...goals.map((g) => String(g.id).length));
+  return goals
+    .map((g) => {
+      const verdict = g.pass === null || g.pass === undefined ? ' n/a' : g.pass ? 'PASS' : 'MISS';
+      const v = typeof g.value === 'number' && Number.isFinite(g.value) ? fmtGoalNum(g.value) : 'not measured';
+      const t = `${g.op ? `${g.op} ` : ''}${typeof g.target === 'number' ? fmtGoalNum(g.target) : String(g.target ?? '')}`;
+      return `  ${verdict}  ${String(g.id).padEnd(w)}  ${v} (target ${t})  ${g.text ?? ''}`;
+    })
+    .join('\n');
+}
+
+/** Writes the JSON and the chart (SVG) under results/: timestamped, and latest*.{json,svg} for a full or quick run. */
 function writeResults(doc) {
   fs.mkdirSync(RESULTS, { recursive: true });
   const stamp = doc.startedAt.replace(/[:.]/g, '-');
-  const files = [`${stamp}.json`];
-  if (!custom) files.push(mode === 'full' ? 'latest.json' : 'latest-quick.json');
-  const text = JSON.stringify(doc, null, 2) + '\n';
-  for (const f of files) {
-    const tmp = path.join(RESULTS, `${f}.${process.pid}.tmp`);
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, path.join(RESULTS, f));
+  const names = [stamp];
+  if (!custom) names.push(mode === 'full' ? 'latest' : 'latest-quick');
+  const outputs = [
+    ['json', JSON.stringify(doc, null, 2) + '\n'],
+    ['svg', renderChart(doc)],
+  ];
+  const written = [];
+  for (const [ext, text] of outputs) {
+    for (const name of names) {
+      const f = `${name}.${ext}`;
+      const tmp = path.join(RESULTS, `${f}.${process.pid}.tmp`);
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, path.join(RESULTS, f));
+      written.push(path.relative(ROOT, path.join(RESULTS, f)));
+    }
   }
-  return files.map((f) => path.relative(ROOT, path.join(RESULTS, f)));
+  return written;
+}
+
+/** The version of an installed package (its package.json, read directly: some export maps hide it), or null. */
+function pkgVersion(name) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * uWebSockets.js must be its native binary, never the package's JS fallback
+ * (servers/uws-echo.mjs loads the .node file directly and refuses otherwise).
+ * Checked once before anything runs, so that a broken install stops the
+ * bench at once, loudly, instead of after minutes of other scenarios.
+ */
+function checkUwsNative() {
+  try {
+    return execFileSync(process.execPath, [path.join(BENCH, 'servers', 'uws-echo.mjs'), '--check'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    console.error(String(err.stderr || err.message).trim());
+    console.error('bench: uWebSockets.js native binary not available: refusing to run (leave uws out with --servers to bench without it)');
+    process.exit(1);
+  }
 }
 
 function gitRev() {
@@ -431,109 +632,139 @@ async function main() {
     pinned: opt.pin,
     cpuProfile: opt['cpu-prof'],
     git: gitRev(),
-    wsVersion: JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'ws', 'package.json'), 'utf8')).version,
+    wsVersion: pkgVersion('ws'),
+    uwsPackageVersion: pkgVersion('@trufflesuite/uws-js-unofficial'),
+    socketioVersion: pkgVersion('socket.io'),
   };
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   console.log(`lifeline bench (${mode}${custom ? ', custom' : ''}): ${command}`);
   console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}`);
   if (env.cpus < 3) console.log(`note: ${env.cpus} CPUs: server and loadgen each need about one; other load on this machine skews msgs/s (msgs per server-CPU-s less so).`);
+  if (scenarioIds.some((id) => (SCENARIOS[id].kind ?? 'echo') === 'echo' && scenarioServers(SCENARIOS[id]).includes('uws'))) {
+    console.log(`${checkUwsNative()} (uWebSockets.js ${env.uwsPackageVersion}); socket.io ${env.socketioVersion ?? 'missing'}`);
+  }
 
   const browserBundle = measureBrowserBundle();
   console.log(formatBundle(browserBundle));
-  const doc = { startedAt, mode, custom, command, env, browserBundle, scenarios: {} };
+  const doc = { startedAt, mode, custom, command, env, browserBundle, scenarios: {}, goals: [] };
   let failures = 0;
   for (const scenarioId of scenarioIds) {
-    const serverIds = scenarioServers(SCENARIOS[scenarioId]);
-    if (serverIds.length === 0) {
-      console.log(`\nscenario ${scenarioId}: none of the requested servers runs here, skipped`);
-      continue;
-    }
-    if (SCENARIOS[scenarioId].kind === 'idle') {
-      failures += await idleScenario(doc, scenarioId, serverIds);
-      continue;
-    }
-    const sc = { ...SCENARIOS[scenarioId], loadgen: { ...SCENARIOS[scenarioId].loadgen } };
-    for (const k of ['connections', 'size', 'window']) {
-      if (opt[k] !== undefined) sc.loadgen[k] = k === 'size' ? nonNegativeInt(k, opt[k]) : positiveInt(k, opt[k]);
-    }
-    if (opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined) {
-      sc.title = `echo round trip, ${sc.loadgen.connections} connections x ${sc.loadgen.size} B text, window ${sc.loadgen.window} (custom)`;
-    }
-    const base = sc[mode];
-    const params = {
-      messages: opt.messages !== undefined ? positiveInt('messages', opt.messages) : base.messages,
-      warmup: base.warmup,
-      reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : base.reps,
-    };
-    console.log(`\nscenario ${scenarioId}: ${sc.title}; ${fmtInt(params.messages)} round trips per run (+${fmtInt(params.warmup)} warm-up), ${params.reps} rep(s)`);
-    const runs = [];
-    const discarded = [];
-    for (let rep = 1; rep <= params.reps; rep++) {
-      for (const serverId of serverIds) {
-        let r;
-        for (let attempt = 1; ; attempt++) {
-          try {
-            r = await runOnce(scenarioId, sc, params, serverId, rep);
-          } catch (err) {
-            r = { server: serverId, rep, ok: false, lost: NaN, flags: [`FAILED: ${err.message}`], errors: [err.message] };
+    const scenarioStart = Date.now();
+    try {
+      if (SCENARIOS[scenarioId].kind === 'module') {
+        failures += await moduleScenario(doc, scenarioId);
+        continue;
+      }
+      const serverIds = scenarioServers(SCENARIOS[scenarioId]);
+      if (serverIds.length === 0) {
+        console.log(`\nscenario ${scenarioId}: none of the requested servers runs here, skipped`);
+        continue;
+      }
+      if (SCENARIOS[scenarioId].kind === 'idle') {
+        failures += await idleScenario(doc, scenarioId, serverIds);
+        continue;
+      }
+      const sc = { ...SCENARIOS[scenarioId], loadgen: { ...SCENARIOS[scenarioId].loadgen } };
+      for (const k of ['connections', 'size', 'window']) {
+        if (opt[k] !== undefined) sc.loadgen[k] = k === 'size' ? nonNegativeInt(k, opt[k]) : positiveInt(k, opt[k]);
+      }
+      if (opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined) {
+        sc.title = `echo round trip, ${sc.loadgen.connections} connections x ${sc.loadgen.size} B ${sc.loadgen.binary ? 'binary' : 'text'}, window ${sc.loadgen.window}${sc.loadgen.latency ? ', latency' : ''} (custom)`;
+      }
+      const base = sc[mode];
+      const params = {
+        messages: opt.messages !== undefined ? positiveInt('messages', opt.messages) : base.messages,
+        warmup: base.warmup,
+        reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : base.reps,
+        pin: pinModeOf(sc),
+      };
+      console.log(`\nscenario ${scenarioId}: ${sc.title}; ${fmtInt(params.messages)} round trips per run (+${fmtInt(params.warmup)} warm-up), ${params.reps} rep(s)${params.pin === 'same' ? `; server and loadgen pinned to CPU ${cpuCount() - 1}` : params.pin === 'split' ? '; server pinned to CPU 0, loadgen to CPU 1' : ''}`);
+      const runs = [];
+      const discarded = [];
+      for (let rep = 1; rep <= params.reps; rep++) {
+        for (const serverId of serverIds) {
+          let r;
+          for (let attempt = 1; ; attempt++) {
+            try {
+              r = await runOnce(scenarioId, sc, params, serverId, rep);
+            } catch (err) {
+              r = { server: serverId, rep, ok: false, lost: NaN, flags: [`FAILED: ${err.message}`], errors: [err.message] };
+            }
+            r.attempt = attempt;
+            const disturbed = r.ok && r.flags.length > 0;
+            console.log(
+              `  rep ${rep} ${serverId.padEnd(12)} ${fmtInt(r.msgsPerSec).padStart(9)} msgs/s  ${fmtInt(r.msgsPerServerCpuSec).padStart(9)} msgs/server-CPU-s  ` +
+                `server ${fmtPct(r.serverCpuShare).padStart(4)}  loadgen ${fmtPct(r.loadgenCpuShare).padStart(4)}  lost ${r.lost}` +
+                (r.flags.length ? `  [${r.flags.join('; ')}]` : '') +
+                (disturbed && attempt <= retries ? '  -> discarded, again' : ''),
+            );
+            // A run disturbed by other load is done again (up to --retries times);
+            // the discarded ones stay in the JSON.
+            if (!disturbed || attempt > retries) break;
+            discarded.push(r);
           }
-          r.attempt = attempt;
-          const disturbed = r.ok && r.flags.length > 0;
-          console.log(
-            `  rep ${rep} ${serverId.padEnd(8)} ${fmtInt(r.msgsPerSec).padStart(9)} msgs/s  ${fmtInt(r.msgsPerServerCpuSec).padStart(9)} msgs/server-CPU-s  ` +
-              `server ${fmtPct(r.serverCpuShare).padStart(4)}  loadgen ${fmtPct(r.loadgenCpuShare).padStart(4)}  lost ${r.lost}` +
-              (r.flags.length ? `  [${r.flags.join('; ')}]` : '') +
-              (disturbed && attempt <= retries ? '  -> discarded, again' : ''),
-          );
-          // A run disturbed by other load is done again (up to --retries times);
-          // the discarded ones stay in the JSON.
-          if (!disturbed || attempt > retries) break;
-          discarded.push(r);
+          runs.push(r);
+          if (!r.ok) failures++;
         }
-        runs.push(r);
-        if (!r.ok) failures++;
       }
-    }
-    const baseline = echoBaseline(sc);
-    const summary = summarize(serverIds, runs, baseline);
-    console.log('');
-    printSummary(serverIds, params, summary, baseline);
-    if (sc.servers) {
-      for (const id of serverIds) console.log(`  ${id}: ${sc.servers[id].what}`);
-    }
-    let sessionRatio;
-    if (scenarioId === 'g' && summary.session && summary.plain) {
-      // The issue's goal: the session layer costs at most 20% (ratio >= 0.8).
-      sessionRatio = { msgsPerSec: summary.session.vsBaselineMsgsPerSec, perServerCpuSec: summary.session.vsBaselinePerCpuSec, goal: 0.8 };
-      const verdict = (x) => (Number.isFinite(x) ? (x >= 0.8 ? 'meets >= 0.8' : 'BELOW 0.8') : '-');
-      console.log(
-        `session/plain: ${fmtRatio(sessionRatio.msgsPerSec)} msgs/s (${verdict(sessionRatio.msgsPerSec)}), ` +
-          `${fmtRatio(sessionRatio.perServerCpuSec)} msgs per server-CPU-s (${verdict(sessionRatio.perServerCpuSec)}); goal: session layer costs at most 20%`,
-      );
-    }
-    const profiles = {};
-    if (opt['cpu-prof']) {
-      for (const r of runs) {
-        if (!r.profile || !fs.existsSync(path.join(ROOT, r.profile))) continue;
-        const s = summarizeProfile(path.join(ROOT, r.profile), 10);
-        profiles[r.profile] = s;
-        console.log(`\nprofile ${r.profile} (${r.server}, rep ${r.rep}):\n${formatProfile(s)}`);
+      const baseline = echoBaseline(sc);
+      const references = echoReferences(sc);
+      const summary = summarize(serverIds, runs, baseline, references);
+      console.log('');
+      printSummary(serverIds, params, summary, baseline, references);
+      if (sc.servers) {
+        for (const id of serverIds) console.log(`  ${id}: ${sc.servers[id].what}`);
       }
+      let sessionRatio;
+      if (scenarioId === 'g' && summary.session && summary.plain) {
+        // The issue's goal: the session layer costs at most 20% (ratio >= 0.8).
+        sessionRatio = { msgsPerSec: summary.session.vsBaselineMsgsPerSec, perServerCpuSec: summary.session.vsBaselinePerCpuSec, goal: 0.8 };
+        const verdict = (x) => (Number.isFinite(x) ? (x >= 0.8 ? 'meets >= 0.8' : 'BELOW 0.8') : '-');
+        console.log(
+          `session/plain: ${fmtRatio(sessionRatio.msgsPerSec)} msgs/s (${verdict(sessionRatio.msgsPerSec)}), ` +
+            `${fmtRatio(sessionRatio.perServerCpuSec)} msgs per server-CPU-s (${verdict(sessionRatio.perServerCpuSec)}); goal: session layer costs at most 20%`,
+        );
+      }
+      const goals = computeGoals(scenarioId, sc, summary);
+      if (goals.length) {
+        console.log(`goals, scenario ${scenarioId} (from the medians):\n${formatGoals(goals)}`);
+        doc.goals.push(...goals);
+      }
+      const profiles = {};
+      if (opt['cpu-prof']) {
+        for (const r of runs) {
+          if (!r.profile || !fs.existsSync(path.join(ROOT, r.profile))) continue;
+          const s = summarizeProfile(path.join(ROOT, r.profile), 10);
+          profiles[r.profile] = s;
+          console.log(`\nprofile ${r.profile} (${r.server}, rep ${r.rep}):\n${formatProfile(s)}`);
+        }
+      }
+      doc.scenarios[scenarioId] = {
+        title: sc.title,
+        loadgen: sc.loadgen,
+        params,
+        baseline,
+        ...(sc.servers ? { servers: Object.fromEntries(serverIds.map((id) => [id, sc.servers[id].what])) } : {}),
+        references: references.filter((ref) => summary[ref]),
+        ...(sessionRatio ? { sessionRatio } : {}),
+        goals,
+        runs,
+        discarded,
+        summary,
+        ...(opt['cpu-prof'] ? { profiles } : {}),
+      };
+    } finally {
+      // How long each scenario takes, for planning runs (README, CI budgets).
+      const sec = (Date.now() - scenarioStart) / 1000;
+      if (doc.scenarios[scenarioId]) doc.scenarios[scenarioId].elapsedSec = Math.round(sec * 10) / 10;
+      console.log(`(scenario ${scenarioId}: ${sec.toFixed(1)} s)`);
     }
-    doc.scenarios[scenarioId] = {
-      title: sc.title,
-      loadgen: sc.loadgen,
-      params,
-      baseline,
-      ...(sc.servers ? { servers: Object.fromEntries(serverIds.map((id) => [id, sc.servers[id].what])) } : {}),
-      ...(sessionRatio ? { sessionRatio } : {}),
-      runs,
-      discarded,
-      summary,
-      ...(opt['cpu-prof'] ? { profiles } : {}),
-    };
   }
   console.log(`\n${formatBundle(browserBundle)}`);
+  if (doc.goals.length) {
+    const count = (v) => doc.goals.filter((g) => g.pass === v).length;
+    console.log(`\ngoals (${count(true)} PASS, ${count(false)} MISS, ${count(null)} n/a):\n${formatGoals(doc.goals)}`);
+  }
   if (!opt['no-write']) {
     const files = writeResults(doc);
     console.log(`\nwrote ${files.join(', ')}`);
@@ -571,8 +802,111 @@ async function idleScenario(doc, scenarioId, serverIds) {
   }
   console.log('');
   console.log(formatIdleSummary(sc, ids, params, result.summary, table));
-  doc.scenarios[scenarioId] = { kind: 'idle', title: sc.title, params, servers: Object.fromEntries(ids.map((id) => [id, sc.servers[id].what])), runs: result.runs, summary: result.summary };
+  const goals = adoptGoals(scenarioId, result.goals);
+  doc.goals.push(...goals);
+  doc.scenarios[scenarioId] = { kind: 'idle', alias: sc.alias, title: sc.title, params, servers: Object.fromEntries(ids.map((id) => [id, sc.servers[id].what])), runs: result.runs, summary: result.summary, goals };
   return result.runs.filter((r) => !r.ok).length;
+}
+
+/**
+ * Goals reported by another scenario's code (d, e, f), in this file's shape:
+ * `scenario` added, `pass` a boolean or null, and `op` ('>=' / '<=') taken
+ * from the goal, else from the first '<=' / '>=' / '<' / '>' in its text
+ * (the chart needs the direction).
+ */
+function adoptGoals(scenarioId, goals) {
+  if (!Array.isArray(goals)) return [];
+  return goals.map((g) => {
+    const m = /(<=|>=|<|>)/.exec(String(g.text ?? ''));
+    const op = g.op ?? (m ? (m[1][0] === '<' ? '<=' : '>=') : undefined);
+    return { scenario: scenarioId, ...g, ...(op ? { op } : {}), value: typeof g.value === 'number' && Number.isFinite(g.value) ? g.value : null, pass: typeof g.pass === 'boolean' ? g.pass : null };
+  });
+}
+
+/**
+ * Scenarios e and f: a module of their own (scenarios.mjs `module`) runs the
+ * whole scenario and formats its summary. Loaded here, only now, so that the
+ * suite still runs where the file does not exist (yet). Returns the number of
+ * failures (a failed load counts; a missing file does not).
+ */
+async function moduleScenario(doc, scenarioId) {
+  const sc = SCENARIOS[scenarioId];
+  const file = path.join(BENCH, sc.module);
+  if (!fs.existsSync(file)) {
+    console.log(`\nscenario ${scenarioId} not available (${path.relative(ROOT, file)} does not exist); skipped`);
+    doc.scenarios[scenarioId] = { kind: 'module', alias: sc.alias, skipped: `${path.relative(ROOT, file)} not found` };
+    return 0;
+  }
+  console.log(`\nscenario ${scenarioId} (${sc.alias}): ${path.relative(ROOT, file)}`);
+  let run;
+  let format;
+  let known = null;
+  try {
+    const m = await import(file);
+    run = m[sc.run];
+    format = m[sc.format];
+    known = sc.serversExport && m[sc.serversExport] ? m[sc.serversExport] : null;
+    if (typeof run !== 'function') throw new Error(`${path.relative(ROOT, file)} does not export ${sc.run}()`);
+  } catch (err) {
+    console.error(`bench: scenario ${scenarioId}: cannot load ${path.relative(ROOT, file)}: ${err.message}`);
+    doc.scenarios[scenarioId] = { kind: 'module', alias: sc.alias, error: `load: ${err.message}` };
+    return 1;
+  }
+  // --servers: only the names this module knows (others belong to other scenarios).
+  let servers;
+  if (requestedServers !== null) {
+    servers = known ? requestedServers.filter((id) => id in known) : requestedServers;
+    if (servers.length === 0) {
+      console.log(`  none of the requested servers runs here (it knows ${known ? Object.keys(known).join(', ') : '?'}), skipped`);
+      return 0;
+    }
+  }
+  const opts = {
+    quick: opt.quick,
+    root: ROOT,
+    bench: BENCH,
+    log: (l) => console.log(l),
+    // Shared machinery, for modules that want it (all optional to use).
+    waitQuiet,
+    tick: TICK,
+    table,
+    noWait: opt['no-wait'],
+    retries,
+    reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : undefined,
+    servers,
+    pin: opt.pin,
+    stealFlag: STEAL_FLAG,
+    otherFlag: OTHER_FLAG,
+  };
+  let result;
+  try {
+    result = await run(opts);
+  } catch (err) {
+    console.error(`bench: scenario ${scenarioId}: ${err.stack ?? err.message}`);
+    doc.scenarios[scenarioId] = { kind: 'module', alias: sc.alias, error: err.message };
+    return 1;
+  }
+  // The module's summary prints its own goal lines; the overall list at the end repeats them.
+  let printed = false;
+  if (typeof format === 'function') {
+    try {
+      console.log('');
+      console.log(format(result));
+      printed = true;
+    } catch (err) {
+      console.error(`bench: scenario ${scenarioId}: ${sc.format}() failed: ${err.message}`);
+    }
+  }
+  const goals = adoptGoals(scenarioId, result?.goals);
+  if (goals.length) {
+    if (!printed) console.log(`goals, scenario ${scenarioId}:\n${formatGoals(goals)}`);
+    doc.goals.push(...goals);
+  }
+  doc.scenarios[scenarioId] = { kind: 'module', alias: sc.alias, ...result, goals };
+  // Failures: what the module says (failures / failed runs / ok: false).
+  if (Number.isFinite(result?.failures)) return result.failures;
+  if (Array.isArray(result?.runs)) return result.runs.filter((r) => r && r.ok === false).length;
+  return result?.ok === false ? 1 : 0;
 }
 
 main().catch((err) => {

@@ -5,9 +5,19 @@
 // Full mode is the number to quote; quick mode (--quick) is a smoke test that
 // takes seconds.
 //
-// Two kinds: 'echo' (the default; loadgen.mjs, servers in SERVERS, alternating
-// runs) and 'idle' (idle-loadgen.mjs, the scenario's own `servers`, run by
-// lib/idle.mjs). `alias` is another name for --scenario.
+// Kinds: 'echo' (the default; loadgen.mjs, servers in SERVERS or the
+// scenario's own `servers`, alternating runs), 'idle' (idle-loadgen.mjs, the
+// scenario's own `servers`, run by lib/idle.mjs), and 'module' (a scenario
+// that runs itself: `module` exports `run` and `format`, loaded only when the
+// scenario runs, so that a missing file skips it instead of breaking the
+// suite). `alias` is another name for --scenario.
+//
+// `goals` are the issue's targets, computed by run.mjs from the medians:
+// value = metric(of) / metric(vs), PASS when value `op` target. Metrics:
+// perCpu (msgs per server-CPU-s), msgsPerSec, p50/p99/p999 (round-trip
+// latency, microseconds; lower is better, so those goals use '<=').
+
+import { IDLE_PEERS } from './lib/idle.mjs';
 
 /**
  * Scenario d's servers. `client` is the idle-loadgen mode (raw TCP, plain
@@ -71,6 +81,8 @@ export const IDLE_SERVERS = {
     pair: 'ws',
     what: "LifelineServer heartbeat 'off', plain WebSocket peers (what the heartbeat itself costs)",
   },
+  // uws and socketio with their own heartbeats (lib/idle.mjs keeps their definitions).
+  ...IDLE_PEERS,
 };
 
 /**
@@ -94,8 +106,38 @@ export const SCENARIOS = {
   a: {
     title: 'echo round trip, 100 connections x 32 B text, window 16',
     loadgen: { connections: 100, size: 32, window: 16 },
+    // Per run at ~100k-500k msgs/s (socket.io ~80k): about two minutes for all
+    // six peers and three repetitions.
     full: { messages: 1_000_000, warmup: 50_000, reps: 3 },
     quick: { messages: 100_000, warmup: 10_000, reps: 1 },
+    goals: [
+      { id: 'a-uws', of: 'lifeline', vs: 'uws', metric: 'perCpu', op: '>=', target: 1.0, text: 'lifeline >= 1.0x uws, msgs per server-CPU-s' },
+      { id: 'a-net', of: 'lifeline', vs: 'net-batched', metric: 'perCpu', op: '>=', target: 0.85, text: 'lifeline >= 0.85x net-batched (raw TCP), msgs per server-CPU-s' },
+    ],
+  },
+  b: {
+    title: 'echo round trip, 10 connections x 16 KiB binary, window 4',
+    loadgen: { connections: 10, size: 16 * 1024, window: 4, binary: true },
+    // ~10k-40k msgs/s (each 16 KiB both ways): about a minute in all.
+    full: { messages: 40_000, warmup: 4_000, reps: 3 },
+    quick: { messages: 4_000, warmup: 1_000, reps: 1 },
+    goals: [{ id: 'b-net', of: 'lifeline', vs: 'net-batched', metric: 'perCpu', op: '>=', target: 0.97, text: 'lifeline >= 0.97x net-batched (raw TCP), msgs per server-CPU-s' }],
+  },
+  c: {
+    title: 'latency: 1 connection x 32 B text, window 1 (one message in flight)',
+    loadgen: { connections: 1, size: 32, window: 1, latency: true },
+    // Server and loadgen on the same CPU (run.mjs pinModeOf: a cross-CPU
+    // round trip on a VM is dominated by two wake-ups, ~60-80 us of noise
+    // against ~20 us of work); --latency-pin split|none to compare.
+    pin: 'same',
+    // ~15k-40k round trips/s at window 1: about a minute in all. 50,000
+    // samples leave 50 above p99.9.
+    full: { messages: 50_000, warmup: 5_000, reps: 3 },
+    quick: { messages: 5_000, warmup: 1_000, reps: 1 },
+    goals: [
+      { id: 'c-p50', of: 'lifeline', vs: 'net-batched', metric: 'p50', op: '<=', target: 1.1, text: 'lifeline p50 latency <= 1.10x net-batched p50' },
+      { id: 'c-p99', of: 'lifeline', vs: 'uws', metric: 'p99', op: '<=', target: 1.0, text: 'lifeline p99 latency <= uws p99' },
+    ],
   },
   g: {
     alias: 'session',
@@ -104,10 +146,12 @@ export const SCENARIOS = {
     // Its own servers, and ratios against `plain` (not ws): what seq/ack/replay costs.
     servers: SESSION_SERVERS,
     baseline: 'plain',
+    references: [],
     // The same counts as a; both servers do about 250-500k msgs/s on a small
     // box, so the full scenario adds well under a minute.
     full: { messages: 1_000_000, warmup: 50_000, reps: 3 },
     quick: { messages: 100_000, warmup: 10_000, reps: 1 },
+    goals: [{ id: 'g-session', of: 'session', vs: 'plain', metric: 'perCpu', op: '>=', target: 0.8, text: 'session/plain >= 0.8, msgs per server-CPU-s (the session layer costs at most 20%)' }],
   },
   d: {
     kind: 'idle',
@@ -120,12 +164,44 @@ export const SCENARIOS = {
     // Quick is a smoke test: fewer connections, so eight servers set up in seconds.
     quick: { connections: 2_000, windowSec: 6, reps: 1 },
   },
+  // e and f are run by their own modules (lib/broadcast.mjs, lib/hold.mjs);
+  // they bring their own servers, loads, summaries and goals.
+  e: {
+    kind: 'module',
+    alias: 'broadcast',
+    title: 'broadcast (lib/broadcast.mjs)',
+    module: './lib/broadcast.mjs',
+    run: 'runBroadcastScenario',
+    format: 'formatBroadcastSummary',
+    // The module's map of servers: --servers is filtered down to its names.
+    serversExport: 'BROADCAST_SERVERS',
+  },
+  f: {
+    kind: 'module',
+    alias: 'hold',
+    title: 'hold (lib/hold.mjs)',
+    module: './lib/hold.mjs',
+    run: 'runHoldScenario',
+    format: 'formatHoldSummary',
+    serversExport: 'HOLD_SERVERS',
+  },
 };
 
-/** The servers compared; `baseline` is the one ratios are taken against. */
+/**
+ * The echo peers of scenarios a, b and c, run in this order in every
+ * repetition. `protocol` is the loadgen's --protocol; `args` go to the server.
+ */
 export const SERVERS = {
-  lifeline: { script: 'servers/lifeline-echo.mjs', what: 'lifeline (dist/)' },
-  ws: { script: 'servers/ws-echo.mjs', what: 'ws + bufferutil + utf-8-validate, perMessageDeflate off' },
+  lifeline: { script: 'servers/lifeline-echo.mjs', protocol: 'ws', what: 'lifeline WebSocketServer (dist/), deflate off' },
+  ws: { script: 'servers/ws-echo.mjs', protocol: 'ws', what: 'ws + bufferutil + utf-8-validate, perMessageDeflate off' },
+  uws: { script: 'servers/uws-echo.mjs', protocol: 'ws', what: 'uWebSockets.js native (@trufflesuite/uws-js-unofficial, binary loaded directly), compression off' },
+  socketio: { script: 'servers/socketio-echo.mjs', protocol: 'socketio', what: "socket.io, websocket transport only, perMessageDeflate off, socket.on('m', d => socket.emit('m', d))" },
+  'net-batched': { script: 'servers/net-echo.mjs', args: ['--mode', 'batched'], protocol: 'netlen', what: 'raw node:net, 4-byte length prefix, one write per read (physical reference)' },
+  'net-perframe': { script: 'servers/net-echo.mjs', args: ['--mode', 'perframe'], protocol: 'netlen', what: 'raw node:net, 4-byte length prefix, one write per message' },
 };
 
+/** The server the first ratio columns (and older JSON fields) are taken against. */
 export const BASELINE = 'ws';
+
+/** Every echo scenario on SERVERS also reports ratios to these (table and JSON). */
+export const REFERENCES = ['ws', 'uws', 'net-batched'];

@@ -20,13 +20,50 @@
 //
 // A connection closed by anyone during the run (the server's count, or the
 // loadgen's: a close frame, a dropped socket) fails the variant.
+//
+// The issue's goals for this scenario (idleGoals): lifeline (the 'normal'
+// preset) uses at most 1.15 x the RSS per connection of the bare net server,
+// and no more idle CPU than uWebSockets.js with its built-in heartbeat.
+//
+// IDLE_PEERS (below) are the other libraries' servers, uws and socketio, in
+// the shape of scenarios.mjs IDLE_SERVERS (which spreads them in). This file
+// also runs on its own (the CLI at the end), e.g.
+//   node bench/lib/idle.mjs --quick --servers net,ws,lifeline,uws,socketio
+// and exports small helpers the broadcast (e) and hold (f) scenarios share.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
-import { machineTicks, processTicks } from './proc.mjs';
+import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 import { median } from './stats.mjs';
+
+/**
+ * Scenario d's peers from other libraries, in the shape of scenarios.mjs
+ * IDLE_SERVERS (`client` is the idle-loadgen mode, `pair` the ws run with the
+ * same ping cadence).
+ */
+export const IDLE_PEERS = {
+  uws: {
+    script: 'servers/idle-uws.mjs',
+    args: ['--idle-timeout', '60'],
+    client: 'ws',
+    pair: 'ws',
+    what: 'uWebSockets.js (native), built-in heartbeat: idleTimeout 60 + sendPingsAutomatically (ping after 30 s quiet, close 30 s later)',
+  },
+  socketio: {
+    script: 'servers/idle-socketio.mjs',
+    args: [],
+    client: 'eio',
+    pair: 'ws',
+    what: 'socket.io, WebSocket transport only, default heartbeat (Engine.IO ping every 25 s, pingTimeout 20 s)',
+  },
+};
+
+/** The issue's targets for scenario d. */
+export const IDLE_GOALS = { rssVsNet: 1.15 };
 
 /** 127.0.0.2..127.0.0.9: loopback source addresses for more connections than one address has ports. */
 export const SOURCE_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
@@ -39,19 +76,45 @@ const FD_MARGIN = 512;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Waits until the machine is quiet (busy below a third of one CPU over a
+ * 500 ms sample) or `maxWaitMs` passes, as run.mjs does before each run.
+ * Returns how long it waited and the last busy share seen.
+ */
+export async function waitQuiet({ maxWaitMs = 60_000, noWait = false } = {}) {
+  const tick = clockTicks();
+  const start = Date.now();
+  let busy = NaN;
+  for (;;) {
+    const a = machineTicks();
+    await sleep(500);
+    const b = machineTicks();
+    busy = (b.busy - a.busy) / tick / 0.5;
+    if (busy < 0.33 || noWait || Date.now() - start > maxWaitMs) break;
+  }
+  return { waitedMs: Date.now() - start, busyBefore: busy };
+}
+
+/** A plain text table: first column left-aligned, the others right-aligned. */
+export function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
  * Nice value of a server and its loadgen once their connections are open. The
  * next server's setup (a CPU-bound burst of handshakes) or other work on a
  * small machine could otherwise starve an idle loadgen long enough that a 1 s
  * heartbeat timeout fires on a live peer: an artefact of sharing one machine,
  * not something the servers did. Every server gets the same treatment.
  */
-const IDLE_NICE = -5;
+export const IDLE_NICE = -5;
 
 /**
  * Sets the nice value of every thread of `pid` (on Linux it is per thread).
  * Returns null, or why it could not (e.g. EACCES without CAP_SYS_NICE).
  */
-function setNice(pid, nice) {
+export function setNice(pid, nice) {
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice);
     return null;
@@ -253,7 +316,12 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
         serverCpuSec,
         idleCpuShare: serverCpuSec / wallSec,
         loadgenCpuShare: loadgenCpuSec / wallSec,
-        pingsSent: s1.pingsSent - s0.pingsSent,
+        // uWS does not report its pings: then count those its peers received.
+        pingsSent:
+          s1.pingsSent === null || s1.pingsSent === undefined
+            ? l1.pingsReceived + l1.appPingsReceived - (l0.pingsReceived + l0.appPingsReceived)
+            : s1.pingsSent - s0.pingsSent,
+        pingsCountedBy: s1.pingsSent === null || s1.pingsSent === undefined ? 'loadgen' : 'server',
         pongsReceived: s1.pongsReceived - s0.pongsReceived,
         pingsMissed: (s1.pingsMissed ?? 0) - (s0.pingsMissed ?? 0),
         clientPingsAnswered: l1.pongsSent + l1.appPongsSent - (l0.pongsSent + l0.appPongsSent),
@@ -300,6 +368,8 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
  */
 export async function runIdleScenario(ctx, sc, ids, params) {
   const { log } = ctx;
+  // The peers run whether or not scenarios.mjs lists them yet.
+  sc = { ...sc, servers: { ...IDLE_PEERS, ...sc.servers } };
   const fd = fdPlan(params.connections);
   let groups = params.sequential ? ids.map((id) => [id]) : [ids];
   let addresses = addressPlan(params.connections, groups[0].length);
@@ -324,7 +394,46 @@ export async function runIdleScenario(ctx, sc, ids, params) {
       }
     }
   }
-  return { runs, summary: summarizeIdle(sc, ids, runs) };
+  const summary = summarizeIdle(sc, ids, runs);
+  return { runs, summary, goals: idleGoals(summary) };
+}
+
+/**
+ * The issue's goals for scenario d, from the summary: lifeline ('normal'
+ * preset, plain peers) RSS per connection <= 1.15 x net's; lifeline idle CPU
+ * <= uws's. A goal whose servers did not run is left out.
+ */
+export function idleGoals(summary) {
+  const goals = [];
+  const l = summary.lifeline;
+  if (l && summary.net) {
+    const value = l.rssPerConnKB / summary.net.rssPerConnKB;
+    goals.push({
+      id: 'd-rss-vs-net',
+      op: '<=',
+      text: `lifeline RSS/conn after GC <= ${IDLE_GOALS.rssVsNet} x net's (${fmtKB(l.rssPerConnKB)} vs ${fmtKB(summary.net.rssPerConnKB)} KB)`,
+      value,
+      target: IDLE_GOALS.rssVsNet,
+      pass: Number.isFinite(value) && value <= IDLE_GOALS.rssVsNet,
+    });
+  }
+  if (l && summary.uws) {
+    // Shares of one CPU over the window; both can be 0 ticks in a short window.
+    goals.push({
+      id: 'd-idle-cpu-vs-uws',
+      op: '<=',
+      text: `lifeline idle CPU <= uws's (${fmtCpu(l.idleCpuShare)} vs ${fmtCpu(summary.uws.idleCpuShare)} of one CPU)`,
+      value: l.idleCpuShare,
+      target: summary.uws.idleCpuShare,
+      pass: Number.isFinite(l.idleCpuShare) && Number.isFinite(summary.uws.idleCpuShare) && l.idleCpuShare <= summary.uws.idleCpuShare,
+    });
+  }
+  return goals;
+}
+
+/** Goal lines for the terminal. */
+export function formatGoals(goals) {
+  return goals.map((g) => `goal ${g.id}: ${g.text}: ${g.pass ? 'met' : 'MISSED'}`).join('\n');
 }
 
 function fmtKB(x) {
@@ -424,6 +533,65 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
     'Pings and pongs: during the window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
     'CPU/ping: server CPU over the window per ping sent in it. ' +
     "Closes: any connection closed during the whole run, either end (must be 0). 'ws pair' is the ws run with the same ping cadence." +
-    (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '')
+    (ids.includes('uws') ? ' uws does not report its pings: its pings are those the loadgen received.' : '') +
+    (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '') +
+    (idleGoals(summary).length ? `\n${formatGoals(idleGoals(summary))}` : '')
   );
+}
+
+// ------------------------------------------------------------ CLI
+//
+//   node bench/lib/idle.mjs [--quick] [--servers net,ws,lifeline,uws,socketio]
+//        [--connections N] [--idle-sec S] [--no-wait]
+//
+// Scenario d on its own, with scenarios.mjs's settings (imported only here:
+// scenarios.mjs imports this file for IDLE_PEERS). Nothing is written.
+
+async function cli() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      servers: { type: 'string', default: 'net,ws,lifeline,uws,socketio' },
+      connections: { type: 'string' },
+      'idle-sec': { type: 'string' },
+      'no-wait': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const { SCENARIOS } = await import('../scenarios.mjs');
+  const base = SCENARIOS.d;
+  const sc = { ...base, servers: { ...IDLE_PEERS, ...base.servers } };
+  const ids = values.servers.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const id of ids) if (!sc.servers[id]) throw new Error(`unknown server ${id} (known: ${Object.keys(sc.servers).join(', ')})`);
+  // Pairs and the net reference first, as run.mjs orders them: the ratios need them.
+  const first = ['net', ...new Set(ids.map((id) => sc.servers[id].pair).filter(Boolean))];
+  const ordered = [...first.filter((id) => ids.includes(id)), ...ids.filter((id) => !first.includes(id))];
+  const mode = values.quick ? 'quick' : 'full';
+  const params = {
+    connections: values.connections ? Number(values.connections) : base[mode].connections,
+    windowSec: values['idle-sec'] ? Number(values['idle-sec']) : base[mode].windowSec,
+    reps: 1,
+    sequential: false,
+  };
+  const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const ctx = {
+    ROOT: path.resolve(BENCH, '..'),
+    BENCH,
+    TICK: clockTicks(),
+    waitQuiet: () => waitQuiet({ noWait: values['no-wait'] }),
+    log: (l) => console.log(l),
+    STEAL_FLAG: 0.02,
+    OTHER_FLAG: 0.1,
+  };
+  console.log(`scenario d: ${params.connections} connections per server, ${params.windowSec} s window: ${ordered.join(', ')}`);
+  const result = await runIdleScenario(ctx, sc, ordered, params);
+  console.log(`\n${formatIdleSummary(sc, ordered, params, result.summary, table)}`);
+  if (result.runs.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  cli().catch((err) => {
+    console.error(`idle: ${err.stack ?? err}`);
+    process.exit(1);
+  });
 }

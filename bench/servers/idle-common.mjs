@@ -1,4 +1,5 @@
-// Shared by the idle-connection bench servers (scenario d): a control channel
+// Shared by the idle-connection bench servers (scenarios d and f) and the
+// broadcast servers (scenario e): a control channel
 // on stdin, one command per line, one answer line per command on stdout:
 //
 //   mem ID    ->  mem ID {"rss":..,"heapUsed":..,"heapTotal":..,"external":..,"arrayBuffers":..}
@@ -6,6 +7,8 @@
 //   stats ID  ->  stats ID {...}   (server-specific counters: connections, closes, pings)
 //   heapsnapshot ID  ->  heapsnapshot ID {"file":"..."}   (v8.writeHeapSnapshot into
 //                 the working directory; for finding out where the memory goes)
+//   <extra> ID  ->  <extra> ID {...}   (server-specific commands, e.g. the broadcast
+//                 servers' `broadcast SEQ`: there the ID is the broadcast's number)
 //
 // The orchestrator (bench/lib/idle.mjs) reads CPU time from /proc itself, so
 // nothing here runs during the measured idle window unless asked. When stdin
@@ -21,9 +24,10 @@ export function argValue(name, fallback) {
 
 /**
  * Starts the stdin control channel. `stats` is a function returning the
- * server's counters (a plain object).
+ * server's counters (a plain object); `commands` maps further command names
+ * to functions of the ID that return the answer (a plain object).
  */
-export function controlChannel(name, stats) {
+export function controlChannel(name, stats, commands = {}) {
   if (typeof globalThis.gc !== 'function') {
     console.error(`${name}: run with node --expose-gc (memory is measured after a full GC)`);
     process.exit(2);
@@ -41,6 +45,8 @@ export function controlChannel(name, stats) {
       reply(cmd, id, { file: v8.writeHeapSnapshot() });
     } else if (cmd === 'stats') {
       reply(cmd, id, stats());
+    } else if (Object.hasOwn(commands, cmd)) {
+      reply(cmd, id, commands[cmd](id));
     } else if (cmd) {
       reply('error', id, { error: `unknown command ${JSON.stringify(cmd)}` });
     }
@@ -53,4 +59,26 @@ export function controlChannel(name, stats) {
 
 function reply(cmd, id, obj) {
   process.stdout.write(`${cmd} ${id ?? '-'} ${JSON.stringify(obj)}\n`);
+}
+
+/**
+ * uWebSockets.js's NATIVE addon (@trufflesuite/uws-js-unofficial), loaded by
+ * its file name, never through the package's main: that one silently falls
+ * back to a pure-JS implementation when the binary does not load, and a bench
+ * against the fallback would measure something else under uWS's name. If the
+ * binary does not load, prints a loud error and exits 1 (the run fails).
+ */
+export function loadUwsNative(name, require) {
+  const file = `@trufflesuite/uws-js-unofficial/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+  try {
+    return require(file);
+  } catch (err) {
+    const bar = '!'.repeat(78);
+    console.error(
+      `${bar}\n${name}: the uWebSockets.js NATIVE binary did not load:\n  ${file}\n  ${String(err.message).split('\n')[0]}\n` +
+        "Refusing to run: the package's JS fallback is not uWebSockets.js and would make a meaningless baseline.\n" +
+        `Fix: npm ci (the binary ships inside the npm package; Node ${process.version}, ABI ${process.versions.modules}).\n${bar}`,
+    );
+    process.exit(1);
+  }
 }

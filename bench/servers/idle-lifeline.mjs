@@ -3,7 +3,13 @@
 // heartbeats on. Plain WebSocket peers get protocol pings; peers that offer
 // lifeline.v1 get app-level pings ({"t":"ping","ts":N}) after their hello.
 //
-//   node --expose-gc bench/servers/idle-lifeline.mjs [--heartbeat normal|aggressive|off]
+//   node --expose-gc bench/servers/idle-lifeline.mjs [--heartbeat normal|aggressive|off|JSON]
+//        [--max-connections N]
+//
+// --heartbeat JSON passes a config object as is, e.g. '{"preset":"normal","interval":6000}'
+// (scenario f shortens the interval so that pings happen within its window).
+// --max-connections raises the server's limit (default 100,000) for scenario
+// f, which may hold exactly 100,000.
 //
 // Listens on 127.0.0.1, port 0, prints `listening <port>`, then answers the
 // control commands of idle-common.mjs; `stats` reports server.stats() plus
@@ -11,8 +17,10 @@
 import { LifelineServer } from '../../dist/server/index.js';
 import { argValue, controlChannel } from './idle-common.mjs';
 
-const heartbeat = argValue('heartbeat', 'normal');
-const server = new LifelineServer({ port: 0, host: '127.0.0.1', deflate: false, heartbeat });
+const hbArg = argValue('heartbeat', 'normal');
+const heartbeat = hbArg.startsWith('{') ? JSON.parse(hbArg) : hbArg;
+const maxConnections = argValue('max-connections') === undefined ? undefined : Number(argValue('max-connections'));
+const server = new LifelineServer({ port: 0, host: '127.0.0.1', deflate: false, heartbeat, ...(maxConnections ? { maxConnections } : {}) });
 
 let transportConnections = 0;
 let transportCloses = 0;

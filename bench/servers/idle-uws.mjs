@@ -1,0 +1,65 @@
+// Idle-connection bench server on uWebSockets.js (scenario d): the native
+// addon (loadUwsNative: never the JS fallback) with its built-in heartbeat,
+// the uWS counterpart of ws's README heartbeat: idleTimeout +
+// sendPingsAutomatically. Measured here: uWS pings a connection that has been
+// quiet for idleTimeout / 2 and closes it when another idleTimeout / 2 passes
+// without an answer (its timers tick every 4 s). The default --idle-timeout
+// 60 (seconds) therefore pings every 30 s and gives up 30 s later, the
+// cadence of the ws server (30 s tick, terminate at the next tick).
+//
+//   node --expose-gc bench/servers/idle-uws.mjs [--idle-timeout 60]
+//
+// Compression off. Listens on 127.0.0.1, port 0, prints `listening <port>`,
+// then answers the control commands of idle-common.mjs. uWS does not tell
+// when it pings, so `stats` has pingsSent: null (the bench takes the pings
+// the loadgen received instead) and counts pongs in the `pong` handler.
+import { createRequire } from 'node:module';
+import { argValue, controlChannel, loadUwsNative } from './idle-common.mjs';
+
+const uWS = loadUwsNative('idle-uws', createRequire(import.meta.url));
+
+const idleTimeout = Number(argValue('idle-timeout', '60'));
+if (!Number.isInteger(idleTimeout) || idleTimeout < 8 || idleTimeout % 4 !== 0) {
+  console.error(`idle-uws: --idle-timeout must be a multiple of 4, at least 8 (uWS's granularity), got ${argValue('idle-timeout')}`);
+  process.exit(2);
+}
+
+let connections = 0;
+let closes = 0;
+let pongsReceived = 0;
+const closeCodes = {};
+
+uWS
+  .App()
+  .ws('/*', {
+    compression: uWS.DISABLED,
+    idleTimeout,
+    sendPingsAutomatically: true,
+    open: () => {
+      connections++;
+    },
+    pong: () => {
+      pongsReceived++;
+    },
+    close: (ws, code) => {
+      closes++;
+      closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+    },
+  })
+  .listen('127.0.0.1', 0, (listenSocket) => {
+    if (!listenSocket) {
+      console.error('idle-uws: listen failed');
+      process.exit(1);
+    }
+    process.stdout.write(`listening ${uWS.us_socket_local_port(listenSocket)}\n`);
+  });
+
+controlChannel('idle-uws', () => ({
+  idleTimeout,
+  connections: connections - closes,
+  accepted: connections,
+  closes,
+  closeCodes,
+  pingsSent: null,
+  pongsReceived,
+}));
