@@ -100,6 +100,10 @@ export function frameHeaderSize(payloadLength: number, masked: boolean): number 
   return masked ? base + 4 : base;
 }
 
+/** Below this many bytes the byte loop beats making a Uint32Array view. */
+const WORD_UNMASK_MIN = 128;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * XORs `buf[start..end)` in place with the 4-byte `mask`, where `maskOffset`
  * is the index into the payload of `buf[start]` (so a payload that arrives in
@@ -114,6 +118,27 @@ export function unmaskInPlace(
 ): void {
   let i = start;
   let m = maskOffset & 3;
+  if (end - start >= WORD_UNMASK_MIN && LITTLE_ENDIAN) {
+    // Bytes until the address is 4-aligned, then 32-bit words through a
+    // Uint32Array view (a quarter of the loop iterations: the profile of
+    // 16 KiB echoes had this loop at a third of the server's CPU).
+    while (((buf.byteOffset + i) & 3) !== 0) {
+      buf[i] = buf[i]! ^ mask[m]!;
+      i++;
+      m = (m + 1) & 3;
+    }
+    const words = (end - i) >>> 2;
+    const word = (mask[m]! | (mask[(m + 1) & 3]! << 8) | (mask[(m + 2) & 3]! << 16) | (mask[(m + 3) & 3]! << 24)) >>> 0;
+    const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] = view[w]! ^ word;
+    i += words << 2;
+    // The phase is unchanged after whole words.
+    for (; i < end; i++) {
+      buf[i] = buf[i]! ^ mask[m]!;
+      m = (m + 1) & 3;
+    }
+    return;
+  }
   // Align to the mask phase, then do four bytes at a time.
   while (i < end && m !== 0) {
     buf[i] = buf[i]! ^ mask[m]!;

@@ -644,7 +644,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       // Many small frames: one copy is cheaper than one write per frame.
       this.writeOut(s, Buffer.concat(list, bytes));
     } else {
+      // Large frames (headers and payloads as separate buffers): corked, Node
+      // hands them to the kernel in one writev, without copying payloads.
+      s.cork();
       for (let i = 0; i < n; i++) this.writeOut(s, list[i]!);
+      s.uncork();
     }
   }
 

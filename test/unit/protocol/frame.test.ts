@@ -160,6 +160,30 @@ describe('masking (RFC 6455 5.3)', () => {
     }
   });
 
+  it('unmaskInPlace word path (>= 128 bytes): every buffer alignment, phase and length matches the byte-wise reference, nothing outside touched', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 100, max: 700 }),
+        (key, byteOffset, start, phase, len) => {
+          // A view at an arbitrary offset into a larger ArrayBuffer, as pooled Node buffers are.
+          const backing = new Uint8Array(byteOffset + start + len + 9);
+          for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
+          const base = Buffer.from(backing.buffer, byteOffset, backing.length - byteOffset);
+          const before = Buffer.from(base);
+          unmaskInPlace(base, start, start + len, key, phase);
+          const expected = Buffer.from(before);
+          naiveMask(before.subarray(start, start + len), key, phase).copy(expected, start);
+          assert.equal(toHex(base), toHex(expected));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('unmaskInPlace at every mask phase offset, start and length, touching nothing outside the range', () => {
     const key = hex('a1 b2 c3 d4');
     const base = Buffer.alloc(40);
