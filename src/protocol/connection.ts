@@ -91,6 +91,12 @@ const M_NONE = 0; // between messages
 const M_TEXT = 1;
 const M_BINARY = 2;
 
+/** A payload prefix that writes its bytes itself (no string per message). */
+export interface PayloadPrefix {
+  readonly length: number;
+  writeInto(buf: Buffer, at: number): void;
+}
+
 /**
  * A message encoded once as an unmasked frame, to be written as-is to many
  * server connections (broadcast): the frame bytes are shared, not copied, per
@@ -105,18 +111,27 @@ export class PreparedMessage {
   private readonly headerSize: number;
 
   /**
-   * `prefix` (ASCII) goes before `data` in the payload: the session layer's
-   * data header, so header, prefix and payload cost one allocation and one copy.
+   * `prefix` goes before `data` in the payload (the session layer's data
+   * header), so header, prefix and payload cost one allocation and one copy.
+   * A string prefix must be ASCII; a PayloadPrefix writes its own bytes.
    */
-  constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string', prefix = '') {
+  constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string', prefix: string | PayloadPrefix = '') {
     const plen = prefix.length;
     const len = plen + (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
     writeHeaderInto(frame, true, binary ? Opcode.Binary : Opcode.Text, false, len);
-    for (let i = 0; i < plen; i++) frame[hsize + i] = prefix.charCodeAt(i);
-    if (typeof data === 'string') frame.write(data, hsize + plen, 'utf8');
-    else frame.set(data, hsize + plen);
+    if (typeof prefix === 'string') {
+      for (let i = 0; i < plen; i++) frame[hsize + i] = prefix.charCodeAt(i);
+    } else {
+      prefix.writeInto(frame, hsize);
+    }
+    const at = hsize + plen;
+    if (typeof data === 'string') {
+      frame.write(data, at, 'utf8');
+    } else {
+      frame.set(data, at);
+    }
     this.frame = frame;
     this.headerSize = hsize;
     this.binary = binary;

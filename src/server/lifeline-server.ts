@@ -29,7 +29,7 @@ import {
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   classify,
-  dataHeader,
+  DataHeaderWriter,
   encodeControl,
   parseDataHeaderBytes,
   type ControlMessage,
@@ -220,6 +220,8 @@ const PLAIN_REPLAY = new ReplayBuffer<PreparedMessage>(1, 1);
 const PLAIN_INBOUND = new InboundSequencer(1);
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
+/** Writes data headers into outgoing frames (used synchronously, so one serves every session). */
+const HEADER_WRITER = new DataHeaderWriter();
 
 /**
  * The parts of the opening request a session keeps (an IncomingMessage fits
@@ -327,7 +329,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const ack = attached && this.inbound.pending > 0 ? this.takeAck() : -1;
     // The whole frame (WebSocket header, data header, payload) in one buffer:
     // sent as-is now and again on a resume, without another copy.
-    const wire = new PreparedMessage(data, binary, dataHeader(seq, ack));
+    const wire = new PreparedMessage(data, binary, HEADER_WRITER.set(seq, ack));
     const bytes = wire.payloadLength;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
     this.replay.push(seq, wire, bytes);

@@ -188,7 +188,38 @@ export interface DataHeader {
  * MAX_SEQ, a missing ':'), leaving `out` unspecified.
  */
 export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader): boolean {
-  return parseHeader(b, out);
+  // Specialised for bytes (the server's hot path): no per-character type test.
+  const len = b.length;
+  if (len < 3 || b[0] !== DATA_MARK) return false;
+  let i = readNumberBytes(b, 1);
+  if (i < 0 || i >= len) return false;
+  const seq = numberValue;
+  let ack = -1;
+  if (b[i] === COMMA) {
+    i = readNumberBytes(b, i + 1);
+    if (i < 0 || i >= len) return false;
+    ack = numberValue;
+  }
+  if (b[i] !== COLON) return false;
+  out.seq = seq;
+  out.ack = ack;
+  out.offset = i + 1;
+  return true;
+}
+
+function readNumberBytes(b: Uint8Array, i: number): number {
+  const len = b.length;
+  const start = i;
+  let v = 0;
+  while (i < len) {
+    const c = b[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    v = v * 10 + (c - 0x30);
+    i++;
+  }
+  if (i === start || (b[start] === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
+  numberValue = v;
+  return i;
 }
 
 /** The same for a text message received as a string (browsers). */
@@ -242,6 +273,56 @@ function parseHeader(src: Uint8Array | string, out: DataHeader): boolean {
   out.ack = ack;
   out.offset = i + 1;
   return true;
+}
+
+function decimalDigits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+function putDecimal(buf: Uint8Array, at: number, n: number, digits: number): void {
+  for (let i = at + digits - 1; i >= at; i--) {
+    buf[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+}
+
+/**
+ * The data header 'd' SEQ [',' ACK] ':' as bytes, written straight into a
+ * frame (a PayloadPrefix: no string per message). One instance can be reused:
+ * set() then use it before the next set().
+ */
+export class DataHeaderWriter {
+  length = 0;
+  private seq = 0;
+  private ack = -1;
+  private seqDigits = 0;
+  private ackDigits = 0;
+
+  set(seq: number, ack: number): this {
+    this.seq = seq;
+    this.ack = ack;
+    this.seqDigits = decimalDigits(seq);
+    this.ackDigits = ack >= 0 ? decimalDigits(ack) : 0;
+    this.length = 2 + this.seqDigits + (ack >= 0 ? 1 + this.ackDigits : 0);
+    return this;
+  }
+
+  writeInto(buf: Uint8Array, at: number): void {
+    buf[at] = DATA_MARK;
+    putDecimal(buf, at + 1, this.seq, this.seqDigits);
+    let p = at + 1 + this.seqDigits;
+    if (this.ack >= 0) {
+      buf[p++] = COMMA;
+      putDecimal(buf, p, this.ack, this.ackDigits);
+      p += this.ackDigits;
+    }
+    buf[p] = COLON;
+  }
 }
 
 /** The header text 'd' SEQ [',' ACK] ':' (ack < 0: none). */

@@ -575,7 +575,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
         return;
       }
     }
-    if (this._owner !== null) this._owner._onSocketMessage(this, data, isBinary);
+    if (this._owner !== null) {
+      this._owner._onSocketMessage(this, data, isBinary);
+      // Owned sockets rarely have listeners of their own: skip emit()'s argument array.
+      if (this.listenerCount('message') === 0) return;
+    }
     this.emit('message', data, isBinary);
   }
 

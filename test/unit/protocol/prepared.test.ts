@@ -33,6 +33,18 @@ describe('PreparedMessage', () => {
     });
   }
 
+  it('a PayloadPrefix object writes the same frame as the equal string prefix (text, binary, small and large payloads)', () => {
+    const prefixText = 'd12,7:';
+    const prefix = { length: prefixText.length, writeInto: (buf: Buffer, at: number) => void buf.write(prefixText, at, 'latin1') };
+    for (const data of ['hi', Buffer.from('bin'), Buffer.alloc(300, 3), 'x'.repeat(70_000)]) {
+      const a = new PreparedMessage(data, typeof data !== 'string', prefixText);
+      const b = new PreparedMessage(data, typeof data !== 'string', prefix);
+      assert.deepEqual(b.frame, a.frame);
+      assert.equal(b.payloadLength, prefixText.length + Buffer.byteLength(data));
+      assert.equal(b.payload.subarray(0, prefixText.length).toString(), prefixText);
+    }
+  });
+
   it('shares the frame bytes (one buffer for every connection)', () => {
     const p = new PreparedMessage('shared');
     const seen: Buffer[] = [];

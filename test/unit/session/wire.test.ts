@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   classify,
+  DataHeaderWriter,
   dataHeader,
   encodeControl,
   parseControl,
@@ -419,6 +420,27 @@ describe("data header 'd' SEQ [',' ACK] ':'", () => {
   it('rejects a binary message whose digits are followed by a non-ASCII byte', () => {
     assert.equal(parseDataHeaderBytes(new Uint8Array([0x64, 0x31, 0xba]), fresh()), false);
     assert.equal(parseDataHeaderBytes(new Uint8Array([0x64, 0x31, 0x2c, 0x32, 0xff, 0x3a]), fresh()), false);
+  });
+
+  it('DataHeaderWriter writes exactly the bytes of dataHeader() (0..MAX_SEQ, with and without an ack), and they parse back', () => {
+    const w = new DataHeaderWriter();
+    const nat = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(0, 9, 10, 99, 100, MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: MAX_SEQ }), fc.oneof(fc.constant(-1), nat), (seq, ack) => {
+        const text = dataHeader(seq, ack);
+        w.set(seq, ack);
+        assert.equal(w.length, text.length);
+        const buf = Buffer.alloc(w.length + 2, 0xee);
+        w.writeInto(buf, 1);
+        assert.equal(buf.subarray(1, 1 + w.length).toString('latin1'), text);
+        assert.equal(buf[0], 0xee, 'nothing written before');
+        assert.equal(buf[buf.length - 1], 0xee, 'nothing written after');
+        const h = fresh();
+        assert.equal(parseDataHeaderBytes(buf.subarray(1), h), true);
+        assert.deepEqual([h.seq, h.ack, h.offset], [seq, ack, w.length]);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('dataHeader encodes with and without an ack', () => {
