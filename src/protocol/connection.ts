@@ -79,6 +79,8 @@ export interface ConnectionOptions {
   randomFill?: (buf: Uint8Array) => void;
   /** Fast validator for complete buffers (Node: buffer.isUtf8). Default: the incremental validator. */
   isUtf8?: (buf: Uint8Array) => boolean;
+  /** Accelerated in-place unmask of a whole buffer (key at phase 0), e.g. bufferutil's. Default: the built-in one. */
+  unmask?: ((buf: Buffer, mask: Buffer) => void) | null;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -218,7 +220,7 @@ export class Connection implements FrameSink {
     this.autoPong = options.autoPong ?? true;
     this.randomFill = options.randomFill ?? defaultRandomFill;
     this.isUtf8 = options.isUtf8 ?? isValidUtf8;
-    this.parser = new FrameParser(this);
+    this.parser = new FrameParser(this, options.unmask ?? null);
   }
 
   get state(): ConnectionState {

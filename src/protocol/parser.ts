@@ -37,7 +37,8 @@ const EMPTY = Buffer.alloc(0);
  * since each keeps its own mask as one number (parsing is synchronous). Saves
  * two small buffers per connection, which idle servers hold by the thousand.
  */
-const MASK_BYTES = new Uint8Array(4);
+const MASK_BYTES = Buffer.alloc(4);
+const NATIVE_UNMASK_MIN = 256;
 
 export class FrameParser {
   private state = S_HEADER;
@@ -52,7 +53,15 @@ export class FrameParser {
   private paused = false;
   private pending: Buffer[] = [];
 
-  constructor(private readonly sink: FrameSink) {}
+  /**
+   * `unmask`: an optional accelerated unmask of a whole buffer with a 4-byte
+   * key at phase 0 (Node: bufferutil's native one, when installed); used for
+   * slices of at least NATIVE_UNMASK_MIN bytes, where its call overhead pays off.
+   */
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly unmask: ((buf: Buffer, mask: Buffer) => void) | null = null,
+  ) {}
 
   get isPaused(): boolean {
     return this.paused;
@@ -129,11 +138,22 @@ export class FrameParser {
         const end = pos + take;
         if (this.masked) {
           const m = this.mask;
-          MASK_BYTES[0] = m >>> 24;
-          MASK_BYTES[1] = (m >>> 16) & 0xff;
-          MASK_BYTES[2] = (m >>> 8) & 0xff;
-          MASK_BYTES[3] = m & 0xff;
-          unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+          if (this.unmask !== null && take >= NATIVE_UNMASK_MIN) {
+            // The key rotated to this slice's phase, so the native call can start at 0.
+            const r = (this.maskOffset & 3) * 8;
+            const k = r === 0 ? m : ((m << r) | (m >>> (32 - r))) >>> 0;
+            MASK_BYTES[0] = k >>> 24;
+            MASK_BYTES[1] = (k >>> 16) & 0xff;
+            MASK_BYTES[2] = (k >>> 8) & 0xff;
+            MASK_BYTES[3] = k & 0xff;
+            this.unmask(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
+          } else {
+            MASK_BYTES[0] = m >>> 24;
+            MASK_BYTES[1] = (m >>> 16) & 0xff;
+            MASK_BYTES[2] = (m >>> 8) & 0xff;
+            MASK_BYTES[3] = m & 0xff;
+            unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+          }
         }
         this.maskOffset += take;
         this.remaining -= take;

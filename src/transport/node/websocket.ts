@@ -10,6 +10,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role } from '../../protocol/connection.js';
+import { nativeUnmask } from './native.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -99,6 +100,8 @@ export interface AttachInit {
 }
 
 const FLUSH_CONCAT_LIMIT = 64 * 1024;
+/** Above this average size per buffer, a corked writev beats copying into one buffer. */
+const CONCAT_AVERAGE_MAX = 1024;
 const WRITE_SLICE = 64 * 1024;
 
 /** Views of buf[from..] of at most 64 KiB each (no copies). */
@@ -274,6 +277,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       codec: init.codec,
       isUtf8,
       randomFill,
+      unmask: nativeUnmask,
     });
     this._readyState = ReadyState.OPEN;
     socket.setNoDelay(true);
@@ -644,7 +648,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     if (!s || s.destroyed || !s.writable) return;
     if (n === 1) {
       this.writeOut(s, list[0]!);
-    } else if (bytes <= FLUSH_CONCAT_LIMIT) {
+    } else if (bytes <= FLUSH_CONCAT_LIMIT && bytes <= n * CONCAT_AVERAGE_MAX) {
       // Many small frames: one copy is cheaper than one write per frame.
       this.writeOut(s, Buffer.concat(list, bytes));
     } else {

@@ -397,3 +397,57 @@ describe('FrameParser: pause and resume', () => {
     assert.equal(sink.frames()[0]!.payload, Buffer.from('abcdefghij').toString('hex'));
   });
 });
+
+describe('FrameParser: an injected accelerated unmask (bufferutil-style, key at phase 0)', () => {
+  /** A reference "native" unmask: whole buffer, key at phase 0; counts its calls. */
+  function referenceUnmask() {
+    const calls: number[] = [];
+    const fn = (buf: Buffer, mask: Buffer): void => {
+      calls.push(buf.length);
+      for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! ^ mask[i & 3]!;
+    };
+    return { fn, calls };
+  }
+
+  it('gives the same payloads as the built-in unmask for masked frames split anywhere', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 0, maxLength: 3000 }), { minLength: 1, maxLength: 4 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 8 }),
+        (payloads, key, cuts) => {
+          const wire = Buffer.concat(payloads.map((p) => frame(0x2, Buffer.from(p), { mask: Buffer.from(key) })));
+          // Cut the stream at the given (cycled) sizes so slices start at every mask phase.
+          const chunks: Buffer[] = [];
+          for (let off = 0, i = 0; off < wire.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            chunks.push(Buffer.from(wire.subarray(off, off + n)));
+            off += n;
+          }
+          const plain = new RecordingSink();
+          const a = new FrameParser(plain);
+          for (const c of chunks) a.push(Buffer.from(c));
+          const native = referenceUnmask();
+          const accel = new RecordingSink();
+          const b = new FrameParser(accel, native.fn);
+          for (const c of chunks) b.push(Buffer.from(c));
+          assert.deepEqual(accel.frames(), plain.frames());
+          assert.deepEqual(accel.frames().map((f) => f.payload), payloads.map((p) => Buffer.from(p).toString('hex')));
+          // Small slices stay on the built-in path; only slices of >= 256 bytes use the injected one.
+          for (const n of native.calls) assert.ok(n >= 256, `native called for a ${n}-byte slice`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is really used for large slices (one call for a 16 KiB frame in one chunk)', () => {
+    const native = referenceUnmask();
+    const sink = new RecordingSink();
+    const p = new FrameParser(sink, native.fn);
+    const payload = Buffer.alloc(16384, 0x5a);
+    p.push(frame(0x2, payload, { mask: hex('01 02 03 04') }));
+    assert.deepEqual(native.calls, [16384]);
+    assert.equal(sink.frames()[0]!.payload, payload.toString('hex'));
+  });
+});
