@@ -21,7 +21,7 @@ import {
   type UpgradeRequestInfo,
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, serverAccept, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
-import { WebSocket, type SocketOptions } from './websocket.js';
+import { WebSocket, flushBatched, type SocketOptions } from './websocket.js';
 import { PreparedMessage } from '../../protocol/connection.js';
 
 /** What the upgrade hook decides: accept (optionally attaching context), or reject with an HTTP status. */
@@ -393,11 +393,14 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     const message = data instanceof PreparedMessage ? data : new PreparedMessage(data, options?.binary ?? typeof data !== 'string');
     const filter = options?.filter;
     let n = 0;
-    for (const ws of this.clients) {
-      if (ws.readyState !== WebSocket.OPEN || (filter !== undefined && !filter(ws))) continue;
-      ws.sendPrepared(message);
-      n++;
-    }
+    // Written socket by socket at the end, not one process.nextTick per client.
+    flushBatched(() => {
+      for (const ws of this.clients) {
+        if (ws.readyState !== WebSocket.OPEN || (filter !== undefined && !filter(ws))) continue;
+        ws.sendPrepared(message);
+        n++;
+      }
+    });
     return n;
   }
 

@@ -157,6 +157,32 @@ function flushTick(ws: WebSocket): void {
   ws._flush();
 }
 
+/**
+ * While set (see flushBatched), sockets that queue bytes are collected here
+ * and flushed in one pass at the end, instead of one process.nextTick each.
+ */
+let flushBatch: WebSocket[] | null = null;
+
+/**
+ * @internal Runs `fn` (which sends on many sockets, e.g. a broadcast) and
+ * then writes what it queued at once, socket by socket, without scheduling a
+ * tick per socket. Nested calls join the outer batch.
+ */
+export function flushBatched(fn: () => void): void {
+  if (flushBatch !== null) {
+    fn();
+    return;
+  }
+  const batch: WebSocket[] = [];
+  flushBatch = batch;
+  try {
+    fn();
+  } finally {
+    flushBatch = null;
+    for (let i = 0; i < batch.length; i++) batch[i]!._flush();
+  }
+}
+
 export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionHandler {
   static readonly CONNECTING = 0;
   static readonly OPEN = 1;
@@ -556,7 +582,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(flushTick, this);
+      if (flushBatch !== null) flushBatch.push(this);
+      else process.nextTick(flushTick, this);
     }
   }
 
