@@ -59,6 +59,8 @@
 //                         ws-5s, lifeline, lifeline-aggr, lifeline-v1,
 //                         lifeline-v1-aggr, lifeline-off. e and f get the
 //                         list as it is and pick what they know.
+//   --unpinned            let the kernel place server and loadgen (a, b and g pin
+//                         the server to CPU 0 and the loadgen to CPU 1 by default)
 //   --pin                 pin the server to CPU 0 and the loadgen to CPU 1 (taskset),
 //                         in every echo scenario
 //   --latency-pin MODE    scenario c's placement: same (default: server and
@@ -114,6 +116,7 @@ const { values: opt } = parseArgs({
     scenario: { type: 'string' },
     servers: { type: 'string' },
     pin: { type: 'boolean', default: false },
+    unpinned: { type: 'boolean', default: false },
     'latency-pin': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
@@ -157,7 +160,7 @@ function listArg(name, v, known, aliases = {}) {
 const SCENARIO_ALIASES = Object.fromEntries(Object.entries(SCENARIOS).filter(([, sc]) => sc.alias).map(([id, sc]) => [sc.alias, id]));
 
 const mode = opt.quick ? 'quick' : 'full';
-const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'] || opt['latency-pin'] !== undefined;
+const custom = opt.reps !== undefined || opt.messages !== undefined || opt.connections !== undefined || opt.size !== undefined || opt.window !== undefined || opt.scenario !== undefined || opt.servers !== undefined || opt.pin || opt.unpinned || opt['cpu-prof'] || opt['idle-sec'] !== undefined || opt['idle-sequential'] || opt['latency-pin'] !== undefined;
 const scenarioIds = listArg('scenario', opt.scenario, SCENARIOS, SCENARIO_ALIASES);
 // Each scenario runs the requested servers it knows (echo: SERVERS, idle: its
 // own). Module scenarios (e, f) have their own server names, unknown here: when
@@ -214,6 +217,9 @@ const retries = opt.retries === undefined ? (opt.quick ? 0 : 2) : nonNegativeInt
  */
 function pinModeOf(sc) {
   if (opt.pin) return 'split';
+  if (opt.unpinned) return 'none';
+  // A scenario's own placement needs the CPUs for it.
+  if (sc.pin === 'split' && cpuCount() < 2) return 'none';
   if (sc.loadgen?.latency && opt['latency-pin'] !== undefined) return opt['latency-pin'];
   return sc.pin ?? 'none';
 }

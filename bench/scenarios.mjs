@@ -104,6 +104,9 @@ export const SESSION_SERVERS = {
 
 export const SCENARIOS = {
   a: {
+    // Server on CPU 0, loadgen on CPU 1 (run.mjs pinModeOf): the same placement for
+    // every server; unpinned, the scheduler's choices moved results by +-20%.
+    pin: 'split',
     title: 'echo round trip, 100 connections x 32 B text, window 16',
     loadgen: { connections: 100, size: 32, window: 16 },
     // Per run at ~100k-500k msgs/s (socket.io ~80k): about two minutes for all
@@ -116,6 +119,9 @@ export const SCENARIOS = {
     ],
   },
   b: {
+    // Server on CPU 0, loadgen on CPU 1 (run.mjs pinModeOf): the same placement for
+    // every server; unpinned, the scheduler's choices moved results by +-20%.
+    pin: 'split',
     title: 'echo round trip, 10 connections x 16 KiB binary, window 4',
     loadgen: { connections: 10, size: 16 * 1024, window: 4, binary: true },
     // ~10k-40k msgs/s (each 16 KiB both ways): about a minute in all.
@@ -140,6 +146,9 @@ export const SCENARIOS = {
     ],
   },
   g: {
+    // Server on CPU 0, loadgen on CPU 1 (run.mjs pinModeOf): the same placement for
+    // every server; unpinned, the scheduler's choices moved results by +-20%.
+    pin: 'split',
     alias: 'session',
     title: 'session layer on vs off: echo round trip, 100 connections x 32 B text, window 16 (load of scenario a)',
     loadgen: { connections: 100, size: 32, window: 16 },
