@@ -61,7 +61,17 @@ export interface ConnectionHandler {
   closeTransport(): void;
   /** The connection is finished (transportClosed() was called). Called once. */
   onClosed(code: number, reason: string, wasClean: boolean): void;
+  /**
+   * Optional: appends one small unmasked frame (first header byte `b0`,
+   * payload of `length` bytes, at most SMALL_FRAME_MAX) to the transport's
+   * current write batch, encoded in place: no buffer per frame. Without it the
+   * frame is encoded into a buffer of its own and handed to write().
+   */
+  writeFrame?(b0: number, payload: Uint8Array | string, length: number): void;
 }
+
+/** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes). */
+export const SMALL_FRAME_MAX = 1024;
 
 export interface ConnectionOptions {
   role: Role;
@@ -646,6 +656,13 @@ export class Connection implements FrameSink {
 
   private writeServerString(data: string): void {
     const len = Buffer.byteLength(data);
+    const h = this.handler;
+    if (len <= SMALL_FRAME_MAX && h.writeFrame !== undefined) {
+      this.messagesOut++;
+      this.bytesOut += (len < 126 ? 2 : 4) + len;
+      h.writeFrame(0x80 | Opcode.Text, data, len);
+      return;
+    }
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
     writeHeaderInto(frame, true, Opcode.Text, false, len);
@@ -672,7 +689,13 @@ export class Connection implements FrameSink {
       this.handler.write(frame);
       return;
     }
-    if (len <= 1024) {
+    if (len <= SMALL_FRAME_MAX && this.handler.writeFrame !== undefined) {
+      // Small payloads, encoded straight into the transport's write batch.
+      this.bytesOut += (len < 126 ? 2 : 4) + len;
+      this.handler.writeFrame((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payload, len);
+      return;
+    }
+    if (len <= SMALL_FRAME_MAX) {
       // Small payloads: one allocation, one write.
       const hsize = frameHeaderSize(len, false);
       const frame = Buffer.allocUnsafe(hsize + len);

@@ -111,6 +111,23 @@ function slices(buf: Buffer, from: number): Buffer[] {
   return out;
 }
 
+/** Writes a small unmasked frame (payload <= 1024 bytes) at `at`; returns the offset after it. */
+function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
+  buf[at] = b0;
+  let p = at + 2;
+  if (length < 126) {
+    buf[at + 1] = length;
+  } else {
+    buf[at + 1] = 126;
+    buf[at + 2] = length >>> 8;
+    buf[at + 3] = length & 0xff;
+    p = at + 4;
+  }
+  if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
+  else buf.set(payload, p);
+  return p + length;
+}
+
 /** Masking keys for client frames (servers never call it). */
 function randomFill(buf: Uint8Array): void {
   randomFillSync(buf);
@@ -156,6 +173,20 @@ function socketOnDrain(this: OwnedSocket): void {
 function flushTick(ws: WebSocket): void {
   ws._flush();
 }
+
+/**
+ * Small frames are encoded straight into a shared slab (ConnectionHandler
+ * writeFrame): each socket holds one open segment at the slab's end while it
+ * keeps writing, and hands the segment to Node as one buffer at flush time.
+ * So a tick's worth of small frames costs no buffer per frame and no
+ * concatenation copy. A full slab is replaced, never reused: Node may still
+ * hold earlier segments of it.
+ */
+const SLAB_SIZE = 64 * 1024;
+let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabOff = 0;
+/** The socket whose open segment ends at slabOff (only it may extend in place). */
+let slabTail: WebSocket | null = null;
 
 /**
  * While set (see flushBatched), sockets that queue bytes are collected here
@@ -223,6 +254,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   // Write batching: frames queued during a tick go out in one socket write.
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** This socket's open segment of the slab: slab[segStart..slabOff), or -1 when none. */
+  private segStart = -1;
   private flushScheduled = false;
   private needDrain = false;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
@@ -572,8 +605,47 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       if (g.droppable) this.queuedBytes += data.length;
       return;
     }
+    if (this.segStart >= 0) this._closeSegment();
     this.pending.push(data);
     this.pendingBytes += data.length;
+    this.afterQueued();
+  }
+
+  /** @internal Moves this socket's open slab segment to the pending list (order kept). */
+  _closeSegment(): void {
+    this.pending.push(slab.subarray(this.segStart, slabOff));
+    this.segStart = -1;
+    slabTail = null;
+  }
+
+  /** ConnectionHandler.writeFrame: a small frame, encoded into the slab (see SLAB_SIZE). */
+  writeFrame(b0: number, payload: Uint8Array | string, length: number): void {
+    const size = (length < 126 ? 2 : 4) + length;
+    if (this.holding) {
+      // Congested: held frames need buffers of their own (they may be dropped or paced).
+      const frame = Buffer.allocUnsafe(size);
+      encodeSmallFrame(frame, 0, b0, payload, length);
+      this.write(frame);
+      return;
+    }
+    if (this.segStart < 0 || slabOff + size > SLAB_SIZE) {
+      if (this.segStart >= 0) this._closeSegment();
+      // Another socket's segment ends here: close it, so each segment stays contiguous.
+      else if (slabTail !== null) slabTail._closeSegment();
+      if (slabOff + size > SLAB_SIZE) {
+        slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+        slabOff = 0;
+      }
+      this.segStart = slabOff;
+      slabTail = this;
+    }
+    slabOff = encodeSmallFrame(slab, slabOff, b0, payload, length);
+    this.pendingBytes += size;
+    this.afterQueued();
+  }
+
+  /** After bytes were queued: flush now past the high-water mark, else once per tick. */
+  private afterQueued(): void {
     if (this.pendingBytes >= this.highWaterMark) {
       // A burst larger than the high-water mark within one tick: write now, so
       // congestion is noticed (and held frames bounded) before the tick ends.
@@ -665,6 +737,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** @internal Writes what this tick queued. */
   _flush(): void {
     this.flushScheduled = false;
+    if (this.segStart >= 0) this._closeSegment();
     const n = this.pending.length;
     if (n === 0) return;
     const s = this.socket;
@@ -764,6 +837,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     }
     this.pending = [];
     this.pendingBytes = 0;
+    if (this.segStart >= 0) {
+      // Abandon the open segment (its bytes are never written).
+      this.segStart = -1;
+      slabTail = null;
+    }
     this.held = [];
     this.heldBytes = 0;
     this.queuedBytes = 0;

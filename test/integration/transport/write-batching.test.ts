@@ -1,0 +1,105 @@
+// Write batching on the server (websocket.ts): small frames are encoded into a
+// shared slab, one open segment per socket, and flushed once per tick. These
+// tests interleave sends on several sockets within one tick (so segments are
+// closed and reopened as sockets take turns), mix in frames that bypass the
+// slab (large ones, pings), cross slab boundaries, and hit the high-water mark
+// mid-tick; a real `ws` client on each socket must see exactly what was sent,
+// in order.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import WsWebSocket from 'ws';
+
+import { ms, once, withTimeout } from '../../helpers/peers.js';
+import { WebSocketServer } from '../../../src/transport/node/server.js';
+import type { WebSocket } from '../../../src/transport/node/websocket.js';
+
+interface Got {
+  text: string[];
+  pings: number;
+}
+
+async function setup(n: number, highWaterMark?: number) {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', highWaterMark });
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const serverSide: WebSocket[] = [];
+  server.on('connection', (ws) => serverSide.push(ws));
+  const clients: Array<{ ws: WsWebSocket; got: Got }> = [];
+  for (let i = 0; i < n; i++) {
+    const ws = new WsWebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    const got: Got = { text: [], pings: 0 };
+    ws.on('message', (d: Buffer, isBinary: boolean) => got.text.push((isBinary ? 'b:' : 't:') + (d.length > 64 ? `${d.length}x${d[0]}` : d.toString())));
+    ws.on('ping', () => got.pings++);
+    await once(ws, 'open');
+    clients.push({ ws, got });
+  }
+  while (serverSide.length < n) await new Promise((r) => setImmediate(r));
+  return { server, serverSide, clients };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    ms(10_000),
+    what,
+  );
+}
+
+describe('server write batching (slab segments)', () => {
+  for (const [name, hwm] of [['default high-water mark', undefined], ['16 KiB high-water mark (flushes mid-tick)', 16 * 1024]] as const) {
+    it(`sockets taking turns within one tick, mixed sizes and pings: every client gets exactly its sequence (${name})`, async () => {
+      const { server, serverSide, clients } = await setup(5, hwm);
+      const expected: string[][] = serverSide.map(() => []);
+      const pings = serverSide.map(() => 0);
+      // ~3,000 sends per socket in one synchronous loop: many slab segments and several slab replacements.
+      for (let i = 0; i < 3000; i++) {
+        for (let k = 0; k < serverSide.length; k++) {
+          const ws = serverSide[k]!;
+          if (i % 97 === 0) {
+            const big = Buffer.alloc(2000, i & 0xff);
+            ws.send(big);
+            expected[k]!.push(`b:2000x${i & 0xff}`);
+          } else if (i % 13 === 0) {
+            ws.send(Buffer.from(`bin${i}`));
+            expected[k]!.push(`b:bin${i}`);
+          } else if (i % 31 === 0) {
+            ws.ping('p');
+            pings[k]!++;
+          } else {
+            const t = `m${i}-${k}` + (i % 7 === 0 ? 'é'.repeat(70) : '');
+            ws.send(t);
+            const b = Buffer.from(t);
+            expected[k]!.push(b.length > 64 ? `t:${b.length}x${b[0]}` : `t:${t}`);
+          }
+        }
+      }
+      try {
+        await until(() => clients.every((c, k) => c.got.text.length >= expected[k]!.length && c.got.pings >= pings[k]!), 'all messages');
+        clients.forEach((c, k) => {
+          assert.deepEqual(c.got.text, expected[k], `client ${k}`);
+          assert.equal(c.got.pings, pings[k]);
+        });
+      } finally {
+        await server.close({ timeout: ms(2000) });
+      }
+    });
+  }
+
+  it('a socket closed with an open segment does not disturb the others', async () => {
+    const { server, serverSide, clients } = await setup(3);
+    try {
+      for (let i = 0; i < 50; i++) for (const ws of serverSide) ws.send(`a${i}`);
+      // Terminated in the same tick, while its segment is open.
+      serverSide[1]!.terminate();
+      for (let i = 0; i < 50; i++) for (const k of [0, 2]) serverSide[k]!.send(`b${i}`);
+      const want = [...Array.from({ length: 50 }, (_, i) => `t:a${i}`), ...Array.from({ length: 50 }, (_, i) => `t:b${i}`)];
+      await until(() => clients[0]!.got.text.length >= 100 && clients[2]!.got.text.length >= 100, 'messages on the open sockets');
+      assert.deepEqual(clients[0]!.got.text, want);
+      assert.deepEqual(clients[2]!.got.text, want);
+    } finally {
+      await server.close({ timeout: ms(2000) });
+    }
+  });
+});
