@@ -25,6 +25,7 @@ import {
   frameHeaderSize,
   isValidWireCloseCode,
   maskInto,
+  writeFrameHeader,
 } from './frame.js';
 import { FrameParser, type FrameSink } from './parser.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
@@ -132,7 +133,7 @@ export class PreparedMessage {
     const len = plen + (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
-    writeHeaderInto(frame, true, binary ? Opcode.Binary : Opcode.Text, false, len);
+    writeFrameHeader(frame, 0, 0x80 | (binary ? Opcode.Binary : Opcode.Text), len);
     if (typeof prefix === 'string') {
       for (let i = 0; i < plen; i++) frame[hsize + i] = prefix.charCodeAt(i);
     } else {
@@ -665,7 +666,7 @@ export class Connection implements FrameSink {
     }
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
-    writeHeaderInto(frame, true, Opcode.Text, false, len);
+    writeFrameHeader(frame, 0, 0x80 | Opcode.Text, len);
     frame.write(data, hsize, 'utf8');
     this.messagesOut++;
     this.bytesOut += frame.length;
@@ -683,7 +684,7 @@ export class Connection implements FrameSink {
       const mask = this.nextMask();
       const hsize = frameHeaderSize(len, true);
       const frame = Buffer.allocUnsafe(hsize + len);
-      writeHeaderInto(frame, fin, opcode, rsv1, len, mask);
+      writeFrameHeader(frame, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, len, mask);
       maskInto(payload, frame, hsize, mask);
       this.bytesOut += frame.length;
       this.handler.write(frame);
@@ -699,7 +700,7 @@ export class Connection implements FrameSink {
       // Small payloads: one allocation, one write.
       const hsize = frameHeaderSize(len, false);
       const frame = Buffer.allocUnsafe(hsize + len);
-      writeHeaderInto(frame, fin, opcode, rsv1, len);
+      writeFrameHeader(frame, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, len);
       payload.copy(frame, hsize);
       this.bytesOut += frame.length;
       this.handler.write(frame);
@@ -721,32 +722,6 @@ export class Connection implements FrameSink {
     const m = this.maskPool.subarray(this.maskPoolOffset, this.maskPoolOffset + 4);
     this.maskPoolOffset += 4;
     return m;
-  }
-}
-
-/** Writes a frame header at the start of `buf` (which has room for it). */
-function writeHeaderInto(buf: Buffer, fin: boolean, opcode: number, rsv1: boolean, len: number, mask?: Uint8Array): void {
-  buf[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
-  let p = 2;
-  const maskBit = mask ? 0x80 : 0;
-  if (len < 126) {
-    buf[1] = maskBit | len;
-  } else if (len < 65536) {
-    buf[1] = maskBit | 126;
-    buf[2] = len >>> 8;
-    buf[3] = len & 0xff;
-    p = 4;
-  } else {
-    buf[1] = maskBit | 127;
-    buf.writeUInt32BE(Math.floor(len / 0x100000000), 2);
-    buf.writeUInt32BE(len >>> 0, 6);
-    p = 10;
-  }
-  if (mask) {
-    buf[p] = mask[0]!;
-    buf[p + 1] = mask[1]!;
-    buf[p + 2] = mask[2]!;
-    buf[p + 3] = mask[3]!;
   }
 }
 

@@ -66,32 +66,50 @@ export function encodeFrameHeader(
   payloadLength: number,
   mask: Uint8Array | null,
 ): Buffer {
-  let offset = 2;
-  let len7 = payloadLength;
-  if (payloadLength >= 65536) {
-    offset += 8;
-    len7 = 127;
-  } else if (payloadLength > 125) {
-    offset += 2;
-    len7 = 126;
-  }
-  const header = Buffer.allocUnsafe(mask ? offset + 4 : offset);
-  header[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
-  header[1] = (mask ? 0x80 : 0) | len7;
-  if (len7 === 126) {
-    header.writeUInt16BE(payloadLength, 2);
-  } else if (len7 === 127) {
+  const header = Buffer.allocUnsafe(frameHeaderSize(payloadLength, mask !== null));
+  writeFrameHeader(header, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payloadLength, mask ?? undefined);
+  return header;
+}
+
+/**
+ * Writes a frame header into `buf` at `at` (which has room for it): first byte
+ * `b0` (FIN, RSV and opcode bits), the minimal length encoding, and the mask
+ * key when given (MASK bit set). Returns the offset after the header.
+ */
+export function writeFrameHeader(buf: Uint8Array, at: number, b0: number, len: number, mask?: Uint8Array): number {
+  buf[at] = b0;
+  const maskBit = mask ? 0x80 : 0;
+  let p = at + 2;
+  if (len < 126) {
+    buf[at + 1] = maskBit | len;
+  } else if (len < 65536) {
+    buf[at + 1] = maskBit | 126;
+    buf[at + 2] = len >>> 8;
+    buf[at + 3] = len & 0xff;
+    p = at + 4;
+  } else {
+    buf[at + 1] = maskBit | 127;
     // RFC 6455 5.2: the most significant bit MUST be 0. JS numbers stay below 2^53.
-    header.writeUInt32BE(Math.floor(payloadLength / 0x100000000), 2);
-    header.writeUInt32BE(payloadLength >>> 0, 6);
+    const hi = Math.floor(len / 0x100000000);
+    const lo = len >>> 0;
+    buf[at + 2] = hi >>> 24;
+    buf[at + 3] = (hi >>> 16) & 0xff;
+    buf[at + 4] = (hi >>> 8) & 0xff;
+    buf[at + 5] = hi & 0xff;
+    buf[at + 6] = lo >>> 24;
+    buf[at + 7] = (lo >>> 16) & 0xff;
+    buf[at + 8] = (lo >>> 8) & 0xff;
+    buf[at + 9] = lo & 0xff;
+    p = at + 10;
   }
   if (mask) {
-    header[offset] = mask[0]!;
-    header[offset + 1] = mask[1]!;
-    header[offset + 2] = mask[2]!;
-    header[offset + 3] = mask[3]!;
+    buf[p] = mask[0]!;
+    buf[p + 1] = mask[1]!;
+    buf[p + 2] = mask[2]!;
+    buf[p + 3] = mask[3]!;
+    p += 4;
   }
-  return header;
+  return p;
 }
 
 /** Size of the header encodeFrameHeader would produce. */

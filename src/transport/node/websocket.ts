@@ -11,6 +11,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
+import { writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -111,18 +112,9 @@ function slices(buf: Buffer, from: number): Buffer[] {
   return out;
 }
 
-/** Writes a small unmasked frame (payload <= 1024 bytes) at `at`; returns the offset after it. */
+/** Writes a small unmasked frame at `at`; returns the offset after it. */
 function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
-  buf[at] = b0;
-  let p = at + 2;
-  if (length < 126) {
-    buf[at + 1] = length;
-  } else {
-    buf[at + 1] = 126;
-    buf[at + 2] = length >>> 8;
-    buf[at + 3] = length & 0xff;
-    p = at + 4;
-  }
+  const p = writeFrameHeader(buf, at, b0, length);
   if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
   else buf.set(payload, p);
   return p + length;
