@@ -660,7 +660,7 @@ export class Connection implements FrameSink {
     const h = this.handler;
     if (len <= SMALL_FRAME_MAX && h.writeFrame !== undefined) {
       this.messagesOut++;
-      this.bytesOut += (len < 126 ? 2 : 4) + len;
+      this.bytesOut += frameHeaderSize(len, false) + len;
       h.writeFrame(0x80 | Opcode.Text, data, len);
       return;
     }
@@ -692,7 +692,7 @@ export class Connection implements FrameSink {
     }
     if (len <= SMALL_FRAME_MAX && this.handler.writeFrame !== undefined) {
       // Small payloads, encoded straight into the transport's write batch.
-      this.bytesOut += (len < 126 ? 2 : 4) + len;
+      this.bytesOut += frameHeaderSize(len, false) + len;
       this.handler.writeFrame((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payload, len);
       return;
     }

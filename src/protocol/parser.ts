@@ -137,23 +137,17 @@ export class FrameParser {
         const take = avail < this.remaining ? avail : this.remaining;
         const end = pos + take;
         if (this.masked) {
+          // The native unmask starts at phase 0: give it the key rotated to this slice's phase.
+          const native = this.unmask !== null && take >= NATIVE_UNMASK_MIN;
           const m = this.mask;
-          if (this.unmask !== null && take >= NATIVE_UNMASK_MIN) {
-            // The key rotated to this slice's phase, so the native call can start at 0.
-            const r = (this.maskOffset & 3) * 8;
-            const k = r === 0 ? m : ((m << r) | (m >>> (32 - r))) >>> 0;
-            MASK_BYTES[0] = k >>> 24;
-            MASK_BYTES[1] = (k >>> 16) & 0xff;
-            MASK_BYTES[2] = (k >>> 8) & 0xff;
-            MASK_BYTES[3] = k & 0xff;
-            this.unmask(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
-          } else {
-            MASK_BYTES[0] = m >>> 24;
-            MASK_BYTES[1] = (m >>> 16) & 0xff;
-            MASK_BYTES[2] = (m >>> 8) & 0xff;
-            MASK_BYTES[3] = m & 0xff;
-            unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
-          }
+          const r = native ? (this.maskOffset & 3) * 8 : 0;
+          const k = r === 0 ? m : ((m << r) | (m >>> (32 - r))) >>> 0;
+          MASK_BYTES[0] = k >>> 24;
+          MASK_BYTES[1] = (k >>> 16) & 0xff;
+          MASK_BYTES[2] = (k >>> 8) & 0xff;
+          MASK_BYTES[3] = k & 0xff;
+          if (native) this.unmask!(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
+          else unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
         }
         this.maskOffset += take;
         this.remaining -= take;

@@ -188,38 +188,7 @@ export interface DataHeader {
  * MAX_SEQ, a missing ':'), leaving `out` unspecified.
  */
 export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader): boolean {
-  // Specialised for bytes (the server's hot path): no per-character type test.
-  const len = b.length;
-  if (len < 3 || b[0] !== DATA_MARK) return false;
-  let i = readNumberBytes(b, 1);
-  if (i < 0 || i >= len) return false;
-  const seq = numberValue;
-  let ack = -1;
-  if (b[i] === COMMA) {
-    i = readNumberBytes(b, i + 1);
-    if (i < 0 || i >= len) return false;
-    ack = numberValue;
-  }
-  if (b[i] !== COLON) return false;
-  out.seq = seq;
-  out.ack = ack;
-  out.offset = i + 1;
-  return true;
-}
-
-function readNumberBytes(b: Uint8Array, i: number): number {
-  const len = b.length;
-  const start = i;
-  let v = 0;
-  while (i < len) {
-    const c = b[i]!;
-    if (c < 0x30 || c > 0x39) break;
-    v = v * 10 + (c - 0x30);
-    i++;
-  }
-  if (i === start || (b[start] === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
-  numberValue = v;
-  return i;
+  return parseHeader(b, out);
 }
 
 /** The same for a text message received as a string (browsers). */

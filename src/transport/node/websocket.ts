@@ -11,7 +11,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
-import { writeFrameHeader } from '../../protocol/frame.js';
+import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -612,7 +612,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   /** ConnectionHandler.writeFrame: a small frame, encoded into the slab (see SLAB_SIZE). */
   writeFrame(b0: number, payload: Uint8Array | string, length: number): void {
-    const size = (length < 126 ? 2 : 4) + length;
+    const size = frameHeaderSize(length, false) + length;
     if (this.holding) {
       // Congested: held frames need buffers of their own (they may be dropped or paced).
       const frame = Buffer.allocUnsafe(size);
