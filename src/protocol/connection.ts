@@ -69,10 +69,56 @@ export interface ConnectionHandler {
    * frame is encoded into a buffer of its own and handed to write().
    */
   writeFrame?(b0: number, payload: Uint8Array | string, length: number): void;
+  /**
+   * Optional: appends the already encoded frame `src[start..end)` (at most
+   * SMALL_ENCODED_MAX bytes) to the current write batch by copying it. Without
+   * it the frame goes to write() as a view.
+   */
+  writeBytes?(src: Buffer, start: number, end: number): void;
 }
 
 /** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes). */
 export const SMALL_FRAME_MAX = 1024;
+/** Largest encoded frame a server hands to ConnectionHandler.writeBytes. */
+export const SMALL_ENCODED_MAX = SMALL_FRAME_MAX + 4;
+
+/**
+ * Writes a complete unmasked data frame (FIN set, no RSV bits) at `at`:
+ * header, then `prefix` (payload bytes that come first, such as the session
+ * layer's data header), then `dataLength` bytes of `data`. `buf` has room for
+ * frameHeaderSize(prefix.length + dataLength) + prefix.length + dataLength
+ * bytes from `at`. Returns the offset after the frame.
+ */
+export function writeDataFrame(
+  buf: Buffer,
+  at: number,
+  binary: boolean,
+  prefix: string | PayloadPrefix,
+  data: string | Uint8Array,
+  dataLength: number,
+): number {
+  const plen = prefix.length;
+  let p = writeFrameHeader(buf, at, 0x80 | (binary ? Opcode.Binary : Opcode.Text), plen + dataLength);
+  if (typeof prefix === 'string') {
+    for (let i = 0; i < plen; i++) buf[p + i] = prefix.charCodeAt(i);
+  } else {
+    prefix.writeInto(buf, p);
+  }
+  p += plen;
+  if (typeof data === 'string') buf.write(data, p, dataLength, 'utf8');
+  else buf.set(data, p);
+  return p + dataLength;
+}
+
+/** Size of the unmasked frame that starts at `src[at]` (its header says how long it is). */
+export function encodedFrameSize(src: Uint8Array, at: number): number {
+  const b1 = src[at + 1]! & 0x7f;
+  if (b1 < 126) return 2 + b1;
+  if (b1 === 126) return 4 + ((src[at + 2]! << 8) | src[at + 3]!);
+  let len = 0;
+  for (let i = 2; i < 10; i++) len = len * 256 + src[at + i]!;
+  return 10 + len;
+}
 
 export interface ConnectionOptions {
   role: Role;
@@ -129,22 +175,11 @@ export class PreparedMessage {
    * A string prefix must be ASCII; a PayloadPrefix writes its own bytes.
    */
   constructor(data: string | Buffer | Uint8Array, binary = typeof data !== 'string', prefix: string | PayloadPrefix = '') {
-    const plen = prefix.length;
-    const len = plen + (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
+    const dlen = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const len = prefix.length + dlen;
     const hsize = frameHeaderSize(len, false);
     const frame = Buffer.allocUnsafe(hsize + len);
-    writeFrameHeader(frame, 0, 0x80 | (binary ? Opcode.Binary : Opcode.Text), len);
-    if (typeof prefix === 'string') {
-      for (let i = 0; i < plen; i++) frame[hsize + i] = prefix.charCodeAt(i);
-    } else {
-      prefix.writeInto(frame, hsize);
-    }
-    const at = hsize + plen;
-    if (typeof data === 'string') {
-      frame.write(data, at, 'utf8');
-    } else {
-      frame.set(data, at);
-    }
+    writeDataFrame(frame, 0, binary, prefix, data, dlen);
     this.frame = frame;
     this.headerSize = hsize;
     this.binary = binary;
@@ -515,14 +550,33 @@ export class Connection implements FrameSink {
    * sends plain unfragmented server frames, else its payload through send().
    */
   sendPrepared(message: PreparedMessage): void {
-    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || message.payloadLength <= this.fragmentSize)) {
+    this.sendEncoded(message.frame, 0, message.frame.length, false);
+  }
+
+  /**
+   * Sends the complete unmasked data frame (FIN, no RSV bits) encoded in
+   * `src[start..end)`: a PreparedMessage's, or one the session layer keeps for
+   * replay. The bytes go out as they are when this connection may send them
+   * (server role, no permessage-deflate, no compression job in flight, no
+   * fragmentation needed); otherwise the payload is sent the usual way.
+   * `copySmall`: copy a small frame into the transport's write batch (bytes
+   * written once) instead of queueing a view (bytes shared by many sockets,
+   * which broadcast queues by reference). The bytes must not change until written.
+   */
+  sendEncoded(src: Buffer, start: number, end: number, copySmall: boolean): void {
+    const size = end - start;
+    const b1 = src[start + 1]! & 0x7f;
+    const hsize = b1 < 126 ? 2 : b1 === 126 ? 4 : 10;
+    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || size - hsize <= this.fragmentSize)) {
       this.assertCanSend();
       this.messagesOut++;
-      this.bytesOut += message.frame.length;
-      this.handler.write(message.frame);
+      this.bytesOut += size;
+      const h = this.handler;
+      if (copySmall && size <= SMALL_ENCODED_MAX && h.writeBytes !== undefined) h.writeBytes(src, start, end);
+      else h.write(start === 0 && end === src.length ? src : src.subarray(start, end));
       return;
     }
-    this.send(message.payload, message.binary);
+    this.send(src.subarray(start + hsize, end), (src[start]! & 0x0f) === Opcode.Binary);
   }
 
   /**

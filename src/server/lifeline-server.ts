@@ -19,7 +19,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
-import { PreparedMessage } from '../protocol/connection.js';
+import { encodedFrameSize, writeDataFrame } from '../protocol/connection.js';
+import { frameHeaderSize } from '../protocol/frame.js';
+import { FrameArena } from './frame-arena.js';
 import { systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
@@ -187,8 +189,13 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
     if (ws.readyState !== WebSocket.OPEN) return;
     const s = this.session;
     // Plain peers get protocol pings (the payload is our timestamp), lifeline.v1 peers app-level ones.
-    if (s !== null && s.mode === 'plain') ws.ping(String(ts));
-    else ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
+    if (s !== null && s.mode === 'plain') {
+      ws.ping(String(ts));
+      return;
+    }
+    ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
+    // A ping means the socket went quiet: the session need not keep spare replay space.
+    if (s !== null) s._onQuiet();
   }
 
   onDead(reason: 'heartbeat-timeout'): void {
@@ -216,7 +223,7 @@ function heartbeatOf(ws: WebSocket): SocketHeartbeat | null {
 }
 
 /** Plain sessions never number messages: they share these empty, never-written instances. */
-const PLAIN_REPLAY = new ReplayBuffer<PreparedMessage>(1, 1);
+const PLAIN_REPLAY = new ReplayBuffer<Buffer>(1, 1);
 const PLAIN_INBOUND = new InboundSequencer(1);
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
@@ -253,7 +260,9 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   private readonly createdAt: number;
   // Resume bookkeeping (lifeline mode).
   private lastSent = 0;
-  private readonly replay: ReplayBuffer<PreparedMessage>;
+  /** Entries are (chunk, offset) of frames kept in `arena`. */
+  private readonly replay: ReplayBuffer<Buffer>;
+  private readonly arena: FrameArena | null;
   private readonly inbound: InboundSequencer;
   /** @internal In the server's ack sweep (see LifelineServer._queueAck). */
   _ackQueued = false;
@@ -277,11 +286,13 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
+      this.arena = new FrameArena();
       this.inbound = new InboundSequencer(o.ackEvery);
       this.id = randomBytes(12).toString('base64url');
       this.token = randomBytes(18).toString('base64url');
     } else {
       this.replay = PLAIN_REPLAY;
+      this.arena = null;
       this.inbound = PLAIN_INBOUND;
       this.id = null;
       this.token = null;
@@ -327,18 +338,24 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const attached = st === 'open';
     // Piggyback the cumulative ack when there is something to acknowledge.
     const ack = attached && this.inbound.pending > 0 ? this.takeAck() : -1;
-    // The whole frame (WebSocket header, data header, payload) in one buffer:
-    // sent as-is now and again on a resume, without another copy.
-    const wire = new PreparedMessage(data, binary, HEADER_WRITER.set(seq, ack));
-    const bytes = wire.payloadLength;
+    // The whole frame (WebSocket header, data header, payload) encoded once,
+    // into the session's arena: sent as-is now and again on a resume.
+    const prefix = HEADER_WRITER.set(seq, ack);
+    const dataLength = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const bytes = prefix.length + dataLength;
+    const size = frameHeaderSize(bytes, false) + bytes;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
-    this.replay.push(seq, wire, bytes);
+    const arena = this.arena!;
+    const chunk = arena.reserve(size);
+    const at = arena.at;
+    writeDataFrame(chunk, at, binary, prefix, data, dataLength);
+    this.replay.push(seq, chunk, bytes, at);
     this.counters.messagesOut++;
     this.counters.bytesOut += bytes;
     // While the socket is going away (not yet detached) the message just waits for the resume.
     if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
     this.touchOut();
-    return this._socket.sendPrepared(wire);
+    return this._socket._sendEncoded(chunk, at, at + size);
   }
 
   /** Ends the session: a lifeline.v1 'bye' (the client will not come back), then the closing handshake. */
@@ -451,7 +468,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     this.sendWelcome(ws, true);
     let n = 0;
     for (const e of this.replay.from(clientAck)) {
-      ws.sendPrepared(e.wire);
+      ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
       n++;
     }
     this.counters.replayed += n;
@@ -532,6 +549,11 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
 
   private takeAck(): number {
     return this.inbound.takeAck();
+  }
+
+  /** @internal The heartbeat pinged (the socket was quiet): drop spare replay space. */
+  _onQuiet(): void {
+    this.arena?.release();
   }
 
   /** @internal Sends a pending ack now (before shutdown). */
@@ -650,6 +672,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     if (this._socket.readyState !== WebSocket.CLOSED) this._socket.terminate();
     this.server._sessionClosed(this, info);
     this.replay.clear();
+    this.arena?.release();
     this.emit('close', info);
   }
 }

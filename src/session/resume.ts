@@ -8,10 +8,15 @@
  * Pure bookkeeping, browser-safe: no timers (the owner schedules acks).
  */
 
-/** One sent message kept for replay: its sequence number and its encoded wire form. */
+/**
+ * One sent message kept for replay: its sequence number and its encoded wire
+ * form (`offset`: where in `wire` it starts, for owners that keep many
+ * messages in one buffer; 0 otherwise).
+ */
 export interface ReplayEntry<T> {
   seq: number;
   wire: T;
+  offset: number;
   bytes: number;
 }
 
@@ -28,6 +33,7 @@ export class ReplayBuffer<T> {
   // pair runs once per message on the hot path. Slots before `head` are dead.
   private seqs: number[] = [];
   private wires: Array<T | undefined> = [];
+  private offsets: number[] = [];
   private sizes: number[] = [];
   private head = 0;
   private _bytes = 0;
@@ -58,9 +64,10 @@ export class ReplayBuffer<T> {
     return this.length + 1 > this.maxMessages || this._bytes + bytes > this.maxBytes;
   }
 
-  push(seq: number, wire: T, bytes: number): void {
+  push(seq: number, wire: T, bytes: number, offset = 0): void {
     this.seqs.push(seq);
     this.wires.push(wire);
+    this.offsets.push(offset);
     this.sizes.push(bytes);
     this._bytes += bytes;
   }
@@ -93,13 +100,14 @@ export class ReplayBuffer<T> {
   *from(after: number): IterableIterator<ReplayEntry<T>> {
     for (let i = this.head; i < this.seqs.length; i++) {
       const seq = this.seqs[i]!;
-      if (seq > after) yield { seq, wire: this.wires[i]!, bytes: this.sizes[i]! };
+      if (seq > after) yield { seq, wire: this.wires[i]!, offset: this.offsets[i]!, bytes: this.sizes[i]! };
     }
   }
 
   clear(): void {
     this.seqs = [];
     this.wires = [];
+    this.offsets = [];
     this.sizes = [];
     this.head = 0;
     this._bytes = 0;
@@ -120,12 +128,14 @@ export class ReplayBuffer<T> {
       if (h > 0) {
         this.seqs.length = 0;
         this.wires.length = 0;
+        this.offsets.length = 0;
         this.sizes.length = 0;
         this.head = 0;
       }
     } else if (h > 1024 && h * 2 > this.seqs.length) {
       this.seqs = this.seqs.slice(h);
       this.wires = this.wires.slice(h);
+      this.offsets = this.offsets.slice(h);
       this.sizes = this.sizes.slice(h);
       this.head = 0;
     }

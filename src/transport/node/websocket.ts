@@ -395,7 +395,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       conn.send(payload, binary);
       return this.afterSend();
     }
-    return this.sendHeld(conn, payload, binary, null, options?.key);
+    return this.sendHeld(conn, payload, binary, null, 0, 0, options?.key);
   }
 
   /**
@@ -404,12 +404,25 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * slow-consumer handling as send().
    */
   sendPrepared(message: PreparedMessage, options?: { key?: string }): boolean {
+    return this.sendFrameBytes(message.frame, 0, message.frame.length, false, options?.key);
+  }
+
+  /**
+   * @internal Sends a frame the session layer keeps encoded for replay,
+   * `src[start..end)`; the bytes do not change until written. Same return
+   * value and slow-consumer handling as send().
+   */
+  _sendEncoded(src: Buffer, start: number, end: number): boolean {
+    return this.sendFrameBytes(src, start, end, true, undefined);
+  }
+
+  private sendFrameBytes(src: Buffer, start: number, end: number, copySmall: boolean, key: string | undefined): boolean {
     const conn = this.requireOpen('send');
     if (!this.holding) {
-      conn.sendPrepared(message);
+      conn.sendEncoded(src, start, end, copySmall);
       return this.afterSend();
     }
-    return this.sendHeld(conn, message.payload, message.binary, message, options?.key);
+    return this.sendHeld(conn, null, false, src, start, end, key);
   }
 
   private afterSend(): boolean {
@@ -420,14 +433,25 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     return true;
   }
 
-  /** Congested: collect this message's frames as one group, then apply the policy. */
-  private sendHeld(conn: Connection, payload: string | Buffer | Uint8Array, binary: boolean, prepared: PreparedMessage | null, key: string | undefined): boolean {
+  /**
+   * Congested: collect this message's frames as one group, then apply the
+   * policy. The message is `payload`, or the encoded frame `frame[start..end)`.
+   */
+  private sendHeld(
+    conn: Connection,
+    payload: string | Buffer | Uint8Array | null,
+    binary: boolean,
+    frame: Buffer | null,
+    start: number,
+    end: number,
+    key: string | undefined,
+  ): boolean {
     {
       const g: HeldGroup = { bufs: [], bytes: 0, droppable: true };
       this.group = g;
       try {
-        if (prepared !== null) conn.sendPrepared(prepared);
-        else conn.send(payload, binary);
+        if (frame !== null) conn.sendEncoded(frame, start, end, false);
+        else conn.send(payload!, binary);
       } finally {
         this.group = null;
       }
@@ -620,6 +644,31 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       this.write(frame);
       return;
     }
+    // Reserve first: it may replace `slab`.
+    const at = this.slabReserve(size);
+    encodeSmallFrame(slab, at, b0, payload, length);
+    this.pendingBytes += size;
+    this.afterQueued();
+  }
+
+  /** ConnectionHandler.writeBytes: a small encoded frame, copied into the slab. */
+  writeBytes(src: Buffer, start: number, end: number): void {
+    const size = end - start;
+    if (this.holding) {
+      // The caller keeps these bytes unchanged until written: a view will do.
+      this.write(src.subarray(start, end));
+      return;
+    }
+    const at = this.slabReserve(size);
+    // Short frames: a byte loop is cheaper than copy()'s view of the source range.
+    if (size <= 64) for (let i = 0; i < size; i++) slab[at + i] = src[start + i]!;
+    else src.copy(slab, at, start, end);
+    this.pendingBytes += size;
+    this.afterQueued();
+  }
+
+  /** Room for `size` bytes at the end of this socket's open slab segment; returns where. */
+  private slabReserve(size: number): number {
     if (this.segStart < 0 || slabOff + size > SLAB_SIZE) {
       if (this.segStart >= 0) this._closeSegment();
       // Another socket's segment ends here: close it, so each segment stays contiguous.
@@ -631,9 +680,9 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       this.segStart = slabOff;
       slabTail = this;
     }
-    slabOff = encodeSmallFrame(slab, slabOff, b0, payload, length);
-    this.pendingBytes += size;
-    this.afterQueued();
+    const at = slabOff;
+    slabOff += size;
+    return at;
   }
 
   /** After bytes were queued: flush now past the high-water mark, else once per tick. */

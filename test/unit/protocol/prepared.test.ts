@@ -3,7 +3,15 @@
 // connection that cannot use shared bytes must fall back to its own framing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Connection, PreparedMessage, type ConnectionOptions } from '../../../src/protocol/connection.js';
+import {
+  Connection,
+  PreparedMessage,
+  SMALL_ENCODED_MAX,
+  encodedFrameSize,
+  writeDataFrame,
+  type ConnectionOptions,
+} from '../../../src/protocol/connection.js';
+import { frameHeaderSize } from '../../../src/protocol/frame.js';
 import { UsageError } from '../../../src/protocol/errors.js';
 import { RecordingHandler } from '../../helpers/recording.js';
 
@@ -81,5 +89,84 @@ describe('PreparedMessage', () => {
     const { conn } = server();
     conn.close(1000);
     assert.throws(() => conn.sendPrepared(new PreparedMessage('late')), UsageError);
+  });
+});
+
+/** `data` encoded with writeDataFrame at offset `at` of a larger buffer filled with 0xee. */
+function encodedAt(at: number, data: string | Buffer, binary: boolean, prefix = '') {
+  const dlen = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  const size = frameHeaderSize(prefix.length + dlen, false) + prefix.length + dlen;
+  const buf = Buffer.alloc(at + size + 7, 0xee);
+  const end = writeDataFrame(buf, at, binary, prefix, data, dlen);
+  assert.equal(end, at + size);
+  return { buf, start: at, end };
+}
+
+describe('writeDataFrame / encodedFrameSize / Connection.sendEncoded', () => {
+  const cases = [
+    ['short text', 'héllo', false],
+    ['125 B (7-bit length)', 'y'.repeat(125), false],
+    ['126 B binary (16-bit length)', Buffer.alloc(126, 1), true],
+    ['64 KiB text (64-bit length)', 'z'.repeat(65536), false],
+  ] as const;
+
+  for (const [name, data, binary] of cases) {
+    it(`${name}: the frame written at an offset is PreparedMessage's frame, and encodedFrameSize reads its size back`, () => {
+      const { buf, start, end } = encodedAt(13, data, binary, 'd5,2:');
+      assert.deepEqual(buf.subarray(start, end), new PreparedMessage(data, binary, 'd5,2:').frame);
+      assert.equal(encodedFrameSize(buf, start), end - start);
+      assert.equal(buf[end], 0xee, 'nothing written past the frame');
+    });
+
+    it(`${name}: sendEncoded writes the same bytes as send() of prefix + data`, () => {
+      const { buf, start, end } = encodedAt(5, data, binary, 'd9:');
+      const a = server();
+      a.conn.send(Buffer.concat([Buffer.from('d9:'), Buffer.from(data)]), binary);
+      const b = server();
+      b.conn.sendEncoded(buf, start, end, true);
+      assert.deepEqual(b.h.takeWritten(), a.h.takeWritten());
+      assert.equal(b.conn.messagesOut, 1);
+      assert.equal(b.conn.bytesOut, end - start);
+    });
+  }
+
+  it('copySmall: frames up to SMALL_ENCODED_MAX go to writeBytes as (src, start, end); larger ones to write() as a view', () => {
+    const calls: Array<[string, Buffer, number, number]> = [];
+    const h = new RecordingHandler();
+    const handler = Object.assign(h, {
+      writeBytes: (src: Buffer, s: number, e: number) => void calls.push(['bytes', src, s, e]),
+      write: (d: Buffer) => void calls.push(['write', d, d.byteOffset, d.length]),
+    });
+    const conn = new Connection(handler, { role: 'server' });
+    const small = encodedAt(3, 'x'.repeat(SMALL_ENCODED_MAX - 4), false);
+    assert.equal(small.end - small.start, SMALL_ENCODED_MAX);
+    conn.sendEncoded(small.buf, small.start, small.end, true);
+    assert.deepEqual(calls[0], ['bytes', small.buf, small.start, small.end]);
+    const large = encodedAt(3, 'x'.repeat(SMALL_ENCODED_MAX - 3), false);
+    conn.sendEncoded(large.buf, large.start, large.end, true);
+    assert.equal(calls[1]![0], 'write');
+    assert.equal(calls[1]![1].buffer, large.buf.buffer, 'a view of the stored bytes, not a copy');
+    assert.deepEqual(calls[1]![1], large.buf.subarray(large.start, large.end));
+    // copySmall false (broadcast): shared bytes are queued as they are.
+    conn.sendEncoded(small.buf, small.start, small.end, false);
+    assert.equal(calls[2]![0], 'write');
+  });
+
+  it('fragmentSize smaller than the payload: re-framed from the payload after the header', () => {
+    const { buf, start, end } = encodedAt(9, '0123456789', false);
+    const a = server({ fragmentSize: 4 });
+    a.conn.send('0123456789', false);
+    const b = server({ fragmentSize: 4 });
+    b.conn.sendEncoded(buf, start, end, true);
+    assert.deepEqual(b.h.takeWritten(), a.h.takeWritten());
+  });
+
+  it('binary frames keep their opcode on the re-framing path', () => {
+    const { buf, start, end } = encodedAt(2, Buffer.from([1, 2, 3, 4, 5, 6]), true);
+    const a = server({ fragmentSize: 2 });
+    a.conn.send(Buffer.from([1, 2, 3, 4, 5, 6]), true);
+    const b = server({ fragmentSize: 2 });
+    b.conn.sendEncoded(buf, start, end, true);
+    assert.deepEqual(b.h.takeWritten(), a.h.takeWritten());
   });
 });

@@ -39,10 +39,20 @@ describe('ReplayBuffer', () => {
     assert.equal(b.bytes, 15);
     assert.equal(b.firstSeq, 1);
     assert.deepEqual([...b.from(0)], [
-      { seq: 1, wire: 'd1:a', bytes: 4 },
-      { seq: 2, wire: 'd2:bb', bytes: 5 },
-      { seq: 3, wire: 'd3:ccc', bytes: 6 },
+      { seq: 1, wire: 'd1:a', offset: 0, bytes: 4 },
+      { seq: 2, wire: 'd2:bb', offset: 0, bytes: 5 },
+      { seq: 3, wire: 'd3:ccc', offset: 0, bytes: 6 },
     ]);
+  });
+
+  it('keeps each entry\'s offset into a shared wire through acks and compaction', () => {
+    const shared = 'x'.repeat(10);
+    const b = new ReplayBuffer<string>(5000, 1e9);
+    for (let seq = 1; seq <= 3000; seq++) b.push(seq, shared, 1, seq * 7);
+    b.ack(2000); // past the compaction threshold: the arrays are sliced
+    const rest = [...b.from(2990)];
+    assert.deepEqual(rest.map((e) => [e.seq, e.offset]), [...Array(10)].map((_, i) => [2991 + i, (2991 + i) * 7]));
+    assert.ok(rest.every((e) => e.wire === shared));
   });
 
   it('from(after) yields only seq > after, oldest first', () => {
