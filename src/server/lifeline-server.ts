@@ -27,12 +27,14 @@ import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type Heartbea
 import { HeartbeatWheel } from '../session/scheduler.js';
 import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
 import {
+  CONTROL_MARK,
   DATA_MARK,
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   classify,
   DataHeaderWriter,
   encodeControl,
+  parseCanonicalAck,
   parseDataHeaderBytes,
   type ControlMessage,
   type DataHeader,
@@ -596,6 +598,10 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       else if (!this._ackQueued) this.server._queueAck(this);
       this.emit('message', h.offset === data.length ? EMPTY : data.subarray(h.offset), isBinary);
       return;
+    }
+    if (first === CONTROL_MARK && !isBinary) {
+      const ack = parseCanonicalAck(data);
+      if (ack >= 0) return this.onPeerAck(ack);
     }
     // classify() decodes the text only for a '{' text frame (a control message).
     const d = classify(first, !isBinary, () => data.toString('utf8'));

@@ -170,6 +170,24 @@ export function classify(first: number, isText: boolean, text: () => string): De
   return { kind: 'invalid', why: `reserved message type 0x${first.toString(16).padStart(2, '0')}` };
 }
 
+const ACK_HEAD = '{"t":"ack","seq":';
+
+/**
+ * The acknowledgement as encodeControl() writes it, `{"t":"ack","seq":N}`,
+ * read from bytes without JSON.parse (the control message a busy session
+ * receives most). Returns N, or -1 when the bytes are not exactly that form:
+ * the caller then parses them as any control message, so the answer for
+ * every input is the one parseControl() gives.
+ */
+export function parseCanonicalAck(b: Uint8Array): number {
+  const n = ACK_HEAD.length;
+  const len = b.length;
+  if (len < n + 2 || b[len - 1] !== 0x7d) return -1;
+  for (let i = 0; i < n; i++) if (b[i] !== ACK_HEAD.charCodeAt(i)) return -1;
+  const end = readNumber(b, n);
+  return end === len - 1 ? numberValue : -1;
+}
+
 /**
  * The parsed header of an application message. Parsers fill one reusable
  * object instead of allocating per message.
@@ -244,19 +262,24 @@ function parseHeader(src: Uint8Array | string, out: DataHeader): boolean {
   return true;
 }
 
+// Both run twice per message sent (seq and ack): multiplications and 32-bit
+// integer division where the value allows, not floating-point division.
 function decimalDigits(n: number): number {
   let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
+  for (let p = 10; n >= p; p *= 10) d++;
   return d;
 }
 
 function putDecimal(buf: Uint8Array, at: number, n: number, digits: number): void {
-  for (let i = at + digits - 1; i >= at; i--) {
+  let i = at + digits - 1;
+  for (; n > 0x7fffffff; i--) {
     buf[i] = 0x30 + (n % 10);
     n = Math.floor(n / 10);
+  }
+  for (; i >= at; i--) {
+    const q = (n / 10) | 0;
+    buf[i] = 0x30 + n - q * 10;
+    n = q;
   }
 }
 

@@ -22,6 +22,7 @@ import {
   DataHeaderWriter,
   dataHeader,
   encodeControl,
+  parseCanonicalAck,
   parseControl,
   parseDataHeaderBytes,
   parseDataHeaderString,
@@ -424,9 +425,9 @@ describe("data header 'd' SEQ [',' ACK] ':'", () => {
 
   it('DataHeaderWriter writes exactly the bytes of dataHeader() (0..MAX_SEQ, with and without an ack), and they parse back', () => {
     const w = new DataHeaderWriter();
-    const nat = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(0, 9, 10, 99, 100, MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ }));
+    const nat = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(0, 9, 10, 99, 100, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 9, 999_999_999_999, 10 ** 15, MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ }));
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: MAX_SEQ }), fc.oneof(fc.constant(-1), nat), (seq, ack) => {
+      fc.property(fc.oneof(fc.integer({ min: 1, max: MAX_SEQ }), nat.filter((n) => n > 0)), fc.oneof(fc.constant(-1), nat), (seq, ack) => {
         const text = dataHeader(seq, ack);
         w.set(seq, ack);
         assert.equal(w.length, text.length);
@@ -559,6 +560,51 @@ describe('properties', () => {
         assert.ok(typeof r === 'string' || r.t === t);
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('parseCanonicalAck (the ack fast path)', () => {
+  it('reads back every ack encodeControl() writes', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 9, 10, 2 ** 31, MAX_SEQ)), (seq) => {
+        assert.equal(parseCanonicalAck(Buffer.from(encodeControl({ t: 'ack', seq }))), seq);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  for (const text of [
+    '{"t":"ack","seq":01}',
+    '{"t":"ack","seq":}',
+    '{"t":"ack","seq":1 }',
+    '{"t":"ack","seq":1,"x":2}',
+    '{"t":"ack", "seq":1}',
+    '{"seq":1,"t":"ack"}',
+    '{"t":"ack","seq":-1}',
+    '{"t":"ack","seq":1.5}',
+    `{"t":"ack","seq":${MAX_SEQ + 1}}`,
+    '{"t":"ack","seq":1',
+    '{"t":"ping","ts":1}',
+    '',
+  ]) {
+    it(`declines ${JSON.stringify(text)} (left to parseControl)`, () => {
+      assert.equal(parseCanonicalAck(Buffer.from(text)), -1);
+    });
+  }
+
+  it('never disagrees with parseControl: whatever it accepts, parseControl reads as the same ack', () => {
+    const piece = fc.constantFrom('{', '}', '"t"', ':', '"ack"', ',', '"seq"', '0', '1', '9', ' ', '-', '.', 'e');
+    const near = fc.oneof(
+      fc.array(piece, { maxLength: 14 }).map((a) => a.join('')),
+      fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.string({ maxLength: 3 })).map(([n, tail]) => `{"t":"ack","seq":${n}${tail}`),
+    );
+    fc.assert(
+      fc.property(near, (text) => {
+        const fast = parseCanonicalAck(Buffer.from(text));
+        if (fast >= 0) assert.deepEqual(parseControl(text), { t: 'ack', seq: fast });
+      }),
+      { numRuns: 3000 },
     );
   });
 });
