@@ -70,17 +70,16 @@ export interface ConnectionHandler {
    */
   writeFrame?(b0: number, payload: Uint8Array | string, length: number): void;
   /**
-   * Optional: appends the already encoded frame `src[start..end)` (at most
-   * SMALL_ENCODED_MAX bytes) to the current write batch by copying it. Without
-   * it the frame goes to write() as a view.
+   * Optional: appends the already encoded frame `src[start..end)`, whose bytes
+   * stay unchanged until written, to the current write batch; frames that
+   * follow each other in `src` may go out as one view. Without it the frame
+   * goes to write() as a view of its own.
    */
   writeBytes?(src: Buffer, start: number, end: number): void;
 }
 
 /** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes). */
 export const SMALL_FRAME_MAX = 1024;
-/** Largest encoded frame a server hands to ConnectionHandler.writeBytes. */
-export const SMALL_ENCODED_MAX = SMALL_FRAME_MAX + 4;
 
 /**
  * Writes a complete unmasked data frame (FIN set, no RSV bits) at `at`:
@@ -550,7 +549,7 @@ export class Connection implements FrameSink {
    * sends plain unfragmented server frames, else its payload through send().
    */
   sendPrepared(message: PreparedMessage): void {
-    this.sendEncoded(message.frame, 0, message.frame.length, false);
+    this.sendEncoded(message.frame, 0, message.frame.length, true);
   }
 
   /**
@@ -558,12 +557,13 @@ export class Connection implements FrameSink {
    * `src[start..end)`: a PreparedMessage's, or one the session layer keeps for
    * replay. The bytes go out as they are when this connection may send them
    * (server role, no permessage-deflate, no compression job in flight, no
-   * fragmentation needed); otherwise the payload is sent the usual way.
-   * `copySmall`: copy a small frame into the transport's write batch (bytes
-   * written once) instead of queueing a view (bytes shared by many sockets,
-   * which broadcast queues by reference). The bytes must not change until written.
+   * fragmentation needed); otherwise the payload is sent the usual way. The
+   * bytes must not change until written. `shared`: the same bytes go to many
+   * connections (broadcast): queued by reference, as they are; otherwise
+   * they go to handler.writeBytes, which may join them with the frames next
+   * to them in `src`.
    */
-  sendEncoded(src: Buffer, start: number, end: number, copySmall: boolean): void {
+  sendEncoded(src: Buffer, start: number, end: number, shared: boolean): void {
     const size = end - start;
     const b1 = src[start + 1]! & 0x7f;
     const hsize = b1 < 126 ? 2 : b1 === 126 ? 4 : 10;
@@ -572,7 +572,7 @@ export class Connection implements FrameSink {
       this.messagesOut++;
       this.bytesOut += size;
       const h = this.handler;
-      if (copySmall && size <= SMALL_ENCODED_MAX && h.writeBytes !== undefined) h.writeBytes(src, start, end);
+      if (!shared && h.writeBytes !== undefined) h.writeBytes(src, start, end);
       else h.write(start === 0 && end === src.length ? src : src.subarray(start, end));
       return;
     }

@@ -246,8 +246,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   // Write batching: frames queued during a tick go out in one socket write.
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  /** This socket's open segment of the slab: slab[segStart..slabOff), or -1 when none. */
+  /**
+   * This socket's open segment, or -1 when none: of the slab,
+   * slab[segStart..slabOff), or (runBuf set) a run of encoded frames in a
+   * caller's buffer, runBuf[segStart..runEnd).
+   */
   private segStart = -1;
+  private runBuf: Buffer | null = null;
+  private runEnd = 0;
   private flushScheduled = false;
   private needDrain = false;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
@@ -404,7 +410,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * slow-consumer handling as send().
    */
   sendPrepared(message: PreparedMessage, options?: { key?: string }): boolean {
-    return this.sendFrameBytes(message.frame, 0, message.frame.length, false, options?.key);
+    return this.sendFrameBytes(message.frame, 0, message.frame.length, true, options?.key);
   }
 
   /**
@@ -413,13 +419,13 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * value and slow-consumer handling as send().
    */
   _sendEncoded(src: Buffer, start: number, end: number): boolean {
-    return this.sendFrameBytes(src, start, end, true, undefined);
+    return this.sendFrameBytes(src, start, end, false, undefined);
   }
 
-  private sendFrameBytes(src: Buffer, start: number, end: number, copySmall: boolean, key: string | undefined): boolean {
+  private sendFrameBytes(src: Buffer, start: number, end: number, shared: boolean, key: string | undefined): boolean {
     const conn = this.requireOpen('send');
     if (!this.holding) {
-      conn.sendEncoded(src, start, end, copySmall);
+      conn.sendEncoded(src, start, end, shared);
       return this.afterSend();
     }
     return this.sendHeld(conn, null, false, src, start, end, key);
@@ -450,7 +456,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       const g: HeldGroup = { bufs: [], bytes: 0, droppable: true };
       this.group = g;
       try {
-        if (frame !== null) conn.sendEncoded(frame, start, end, false);
+        if (frame !== null) conn.sendEncoded(frame, start, end, true);
         else conn.send(payload!, binary);
       } finally {
         this.group = null;
@@ -627,11 +633,17 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.afterQueued();
   }
 
-  /** @internal Moves this socket's open slab segment to the pending list (order kept). */
+  /** @internal Moves this socket's open segment to the pending list (order kept). */
   _closeSegment(): void {
-    this.pending.push(slab.subarray(this.segStart, slabOff));
+    const run = this.runBuf;
+    if (run === null) {
+      this.pending.push(slab.subarray(this.segStart, slabOff));
+      slabTail = null;
+    } else {
+      this.pending.push(this.segStart === 0 && this.runEnd === run.length ? run : run.subarray(this.segStart, this.runEnd));
+      this.runBuf = null;
+    }
     this.segStart = -1;
-    slabTail = null;
   }
 
   /** ConnectionHandler.writeFrame: a small frame, encoded into the slab (see SLAB_SIZE). */
@@ -651,28 +663,34 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.afterQueued();
   }
 
-  /** ConnectionHandler.writeBytes: a small encoded frame, copied into the slab. */
+  /**
+   * ConnectionHandler.writeBytes: an encoded frame that stays unchanged until
+   * written (the session layer's replay arena), queued without a copy; frames
+   * that follow each other in one buffer extend one run, written as one view.
+   */
   writeBytes(src: Buffer, start: number, end: number): void {
-    const size = end - start;
     if (this.holding) {
-      // The caller keeps these bytes unchanged until written: a view will do.
       this.write(src.subarray(start, end));
       return;
     }
-    const at = this.slabReserve(size);
-    // Short frames: a byte loop is cheaper than copy()'s view of the source range.
-    if (size <= 64) for (let i = 0; i < size; i++) slab[at + i] = src[start + i]!;
-    else src.copy(slab, at, start, end);
-    this.pendingBytes += size;
+    if (this.segStart >= 0 && this.runBuf === src && this.runEnd === start) {
+      this.runEnd = end;
+    } else {
+      if (this.segStart >= 0) this._closeSegment();
+      this.runBuf = src;
+      this.segStart = start;
+      this.runEnd = end;
+    }
+    this.pendingBytes += end - start;
     this.afterQueued();
   }
 
   /** Room for `size` bytes at the end of this socket's open slab segment; returns where. */
   private slabReserve(size: number): number {
-    if (this.segStart < 0 || slabOff + size > SLAB_SIZE) {
+    if (this.segStart < 0 || this.runBuf !== null || slabOff + size > SLAB_SIZE) {
       if (this.segStart >= 0) this._closeSegment();
       // Another socket's segment ends here: close it, so each segment stays contiguous.
-      else if (slabTail !== null) slabTail._closeSegment();
+      if (slabTail !== null) slabTail._closeSegment();
       if (slabOff + size > SLAB_SIZE) {
         slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
         slabOff = 0;
@@ -880,8 +898,9 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.pendingBytes = 0;
     if (this.segStart >= 0) {
       // Abandon the open segment (its bytes are never written).
+      if (this.runBuf === null) slabTail = null;
+      this.runBuf = null;
       this.segStart = -1;
-      slabTail = null;
     }
     this.held = [];
     this.heldBytes = 0;

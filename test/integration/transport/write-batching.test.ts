@@ -2,7 +2,8 @@
 // shared slab, one open segment per socket, and flushed once per tick. These
 // tests interleave sends on several sockets within one tick (so segments are
 // closed and reopened as sockets take turns), mix in frames that bypass the
-// slab (large ones, pings), cross slab boundaries, and hit the high-water mark
+// slab (large ones, pings, runs of pre-encoded frames from a FrameArena as the
+// session layer sends them), cross slab boundaries, and hit the high-water mark
 // mid-tick; a real `ws` client on each socket must see exactly what was sent,
 // in order.
 import assert from 'node:assert/strict';
@@ -12,6 +13,9 @@ import WsWebSocket from 'ws';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 import { WebSocketServer } from '../../../src/transport/node/server.js';
 import type { WebSocket } from '../../../src/transport/node/websocket.js';
+import { writeDataFrame } from '../../../src/protocol/connection.js';
+import { frameHeaderSize } from '../../../src/protocol/frame.js';
+import { FrameArena } from '../../../src/server/frame-arena.js';
 
 interface Got {
   text: string[];
@@ -53,6 +57,7 @@ describe('server write batching (slab segments)', () => {
       const { server, serverSide, clients } = await setup(5, hwm);
       const expected: string[][] = serverSide.map(() => []);
       const pings = serverSide.map(() => 0);
+      const arenas = serverSide.map(() => new FrameArena());
       // ~3,000 sends per socket in one synchronous loop: many slab segments and several slab replacements.
       for (let i = 0; i < 3000; i++) {
         for (let k = 0; k < serverSide.length; k++) {
@@ -67,6 +72,17 @@ describe('server write batching (slab segments)', () => {
           } else if (i % 31 === 0) {
             ws.ping('p');
             pings[k]!++;
+          } else if (i % 5 <= 1) {
+            // Encoded frames in a per-socket arena (the session layer's path):
+            // consecutive ones extend one run; now and then one of 5,000 B.
+            const t = i % 485 === 0 ? `e${i}`.padEnd(5000, 'z') : `enc${i}-${k}`;
+            const dlen = Buffer.byteLength(t);
+            const size = frameHeaderSize(dlen, false) + dlen;
+            const chunk = arenas[k]!.reserve(size);
+            const at = arenas[k]!.at;
+            writeDataFrame(chunk, at, false, '', t, dlen);
+            ws._sendEncoded(chunk, at, at + size);
+            expected[k]!.push(dlen > 64 ? `t:${dlen}x${t.charCodeAt(0)}` : `t:${t}`);
           } else {
             const t = `m${i}-${k}` + (i % 7 === 0 ? 'é'.repeat(70) : '');
             ws.send(t);

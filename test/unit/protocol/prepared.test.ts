@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import {
   Connection,
   PreparedMessage,
-  SMALL_ENCODED_MAX,
   encodedFrameSize,
   writeDataFrame,
   type ConnectionOptions,
@@ -130,7 +129,7 @@ describe('writeDataFrame / encodedFrameSize / Connection.sendEncoded', () => {
     });
   }
 
-  it('copySmall: frames up to SMALL_ENCODED_MAX go to writeBytes as (src, start, end); larger ones to write() as a view', () => {
+  it('not shared: every frame goes to writeBytes as (src, start, end); shared: to write() as is (broadcast)', () => {
     const calls: Array<[string, Buffer, number, number]> = [];
     const h = new RecordingHandler();
     const handler = Object.assign(h, {
@@ -138,18 +137,23 @@ describe('writeDataFrame / encodedFrameSize / Connection.sendEncoded', () => {
       write: (d: Buffer) => void calls.push(['write', d, d.byteOffset, d.length]),
     });
     const conn = new Connection(handler, { role: 'server' });
-    const small = encodedAt(3, 'x'.repeat(SMALL_ENCODED_MAX - 4), false);
-    assert.equal(small.end - small.start, SMALL_ENCODED_MAX);
-    conn.sendEncoded(small.buf, small.start, small.end, true);
-    assert.deepEqual(calls[0], ['bytes', small.buf, small.start, small.end]);
-    const large = encodedAt(3, 'x'.repeat(SMALL_ENCODED_MAX - 3), false);
-    conn.sendEncoded(large.buf, large.start, large.end, true);
-    assert.equal(calls[1]![0], 'write');
-    assert.equal(calls[1]![1].buffer, large.buf.buffer, 'a view of the stored bytes, not a copy');
-    assert.deepEqual(calls[1]![1], large.buf.subarray(large.start, large.end));
-    // copySmall false (broadcast): shared bytes are queued as they are.
+    const small = encodedAt(3, 'x'.repeat(10), false);
+    const large = encodedAt(3, 'x'.repeat(70_000), false);
     conn.sendEncoded(small.buf, small.start, small.end, false);
+    conn.sendEncoded(large.buf, large.start, large.end, false);
+    assert.deepEqual(calls[0], ['bytes', small.buf, small.start, small.end]);
+    assert.deepEqual(calls[1], ['bytes', large.buf, large.start, large.end]);
+    const p = new PreparedMessage('shared');
+    conn.sendEncoded(p.frame, 0, p.frame.length, true);
     assert.equal(calls[2]![0], 'write');
+    assert.equal(calls[2]![1], p.frame, 'the shared buffer itself');
+    // Without writeBytes, a frame inside a larger buffer goes to write() as a view of it.
+    const seen: Buffer[] = [];
+    const plain = new RecordingHandler();
+    plain.write = (d: Buffer) => void seen.push(d);
+    new Connection(plain, { role: 'server' }).sendEncoded(large.buf, large.start, large.end, false);
+    assert.equal(seen[0]!.buffer, large.buf.buffer, 'a view of the stored bytes, not a copy');
+    assert.deepEqual(seen[0], large.buf.subarray(large.start, large.end));
   });
 
   it('fragmentSize smaller than the payload: re-framed from the payload after the header', () => {
