@@ -30,24 +30,29 @@ const closeCodes = {};
 // (it waits sessionTtl for a resume), so session closes alone would miss them.
 const socketCloses = {};
 
-// What an application does: listen for its sessions' closes and errors.
+// What an application does: listen for its sessions' closes and errors. The
+// listeners are shared functions (`this` is the emitter), not closures per
+// connection, as in idle-ws.mjs: the figure is the library's, not the app's.
+function onSessionError() {}
+function onSessionClose(info) {
+  sessionCloses++;
+  const k = `${info.code} ${info.cause}`;
+  closeCodes[k] = (closeCodes[k] ?? 0) + 1;
+}
+function onSocketClose(code) {
+  transportCloses++;
+  const k = `${code} ${this.closeCause ?? '?'}`;
+  socketCloses[k] = (socketCloses[k] ?? 0) + 1;
+}
 server.on('connection', (session) => {
-  session.on('error', () => {});
-  session.on('close', (info) => {
-    sessionCloses++;
-    const k = `${info.code} ${info.cause}`;
-    closeCodes[k] = (closeCodes[k] ?? 0) + 1;
-  });
+  session.on('error', onSessionError);
+  session.on('close', onSessionClose);
 });
 // Counted on the transport too: a lifeline.v1 peer whose hello never arrived
 // has no session 'connection' event but still holds a socket.
 server.transport.on('connection', (ws) => {
   transportConnections++;
-  ws.on('close', (code) => {
-    transportCloses++;
-    const k = `${code} ${ws.closeCause ?? '?'}`;
-    socketCloses[k] = (socketCloses[k] ?? 0) + 1;
-  });
+  ws.on('close', onSocketClose);
 });
 server.on('error', (err) => {
   console.error(`idle-lifeline: ${err.message}`);

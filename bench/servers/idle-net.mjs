@@ -13,10 +13,15 @@ import { controlChannel } from './idle-common.mjs';
 let connections = 0;
 let closes = 0;
 
+// Shared listener functions, no closure per connection (as in the other idle servers).
+function onError() {}
+function onClose() {
+  closes++;
+}
 const server = net.createServer((sock) => {
   connections++;
-  sock.on('error', () => {});
-  sock.on('close', () => closes++);
+  sock.on('error', onError);
+  sock.on('close', onClose);
 });
 server.on('error', (err) => {
   console.error(`idle-net: ${err.message}`);

@@ -39,15 +39,18 @@ function heartbeat() {
 
 const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
 
+// Shared listener functions, no closure per connection (as in idle-lifeline.mjs).
+function onClose(code) {
+  closes++;
+  closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+}
+
 wss.on('connection', function connection(ws) {
   connections++;
   ws.isAlive = true;
   ws.on('error', console.error);
   ws.on('pong', heartbeat);
-  ws.on('close', (code) => {
-    closes++;
-    closeCodes[code] = (closeCodes[code] ?? 0) + 1;
-  });
+  ws.on('close', onClose);
 });
 
 const interval = setInterval(function ping() {

@@ -142,6 +142,11 @@ export interface ConnectionOptions {
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 const EMPTY = Buffer.alloc(0);
+/** Never updated: stands for "no code point open" in connections that have not needed incremental validation. */
+const IDLE_UTF8 = new Utf8Validator();
+/** Shared empty lists: an idle connection allocates no array of its own (replaced on the first push). */
+const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
+const NO_SENDS = Object.freeze([]) as unknown as QueuedSend[];
 const MASK_POOL_SIZE = 8192;
 
 // Receive-side message states.
@@ -219,32 +224,36 @@ export class Connection implements FrameSink {
   private frameOpcode = 0;
   private frameFin = false;
   private frameCompressed = false;
-  private controlChunks: Buffer[] = [];
+  private controlChunks: Buffer[] = NO_BUFS;
 
   // Current data message.
   private messageType = M_NONE;
   private messageCompressed = false;
   private messageLength = 0;
-  private fragments: Buffer[] = [];
-  private readonly utf8 = new Utf8Validator();
+  private fragments: Buffer[] = NO_BUFS;
+  /** Incremental UTF-8 state: the shared idle one (always at a boundary, never updated) until a text message needs its own. */
+  private utf8 = IDLE_UTF8;
 
+  // Cold fields (written only when closing or failing, with permessage-deflate,
+  // or on the client side): their initial values live on the prototype (see
+  // the end of this file), an own property appears only once one is written.
+  // Idle server connections never write them: 8 B saved per field.
   // Close handshake.
-  private closeSent = false;
+  declare private closeSent: boolean;
   /** The close frame is on the wire (closeSent can precede it while compression jobs drain). */
-  private closeWritten = false;
+  declare private closeWritten: boolean;
   /** The server owes closeTransport() once the send queue has drained. */
-  private closeTransportPending = false;
-  private closeReceived = false;
-  private receivedCode: number = CloseCode.NoStatus;
-  private receivedReason = '';
-  private failed = false;
+  declare private closeTransportPending: boolean;
+  declare private closeReceived: boolean;
+  declare private receivedCode: number;
+  declare private receivedReason: string;
+  declare private failed: boolean;
 
   // Send side.
-  private maskPool: Uint8Array | null = null;
-  private maskPoolOffset = MASK_POOL_SIZE;
-  private compressing = 0;
-  private sendQueue: QueuedSend[] = [];
-  private sendContinuing = false;
+  declare private maskPool: Uint8Array | null;
+  declare private maskPoolOffset: number;
+  declare private compressing: number;
+  private sendQueue: QueuedSend[] = NO_SENDS;
 
   /** Counters for statistics; cheap increments on the hot path. */
   bytesIn = 0;
@@ -272,6 +281,14 @@ export class Connection implements FrameSink {
     return this._state;
   }
 
+  private fragmentList(): Buffer[] {
+    return this.fragments === NO_BUFS ? (this.fragments = []) : this.fragments;
+  }
+
+  private sendQueueList(): QueuedSend[] {
+    return this.sendQueue === NO_SENDS ? (this.sendQueue = []) : this.sendQueue;
+  }
+
   /** True once a close frame has been sent (no more data may be sent). */
   get isCloseSent(): boolean {
     return this.closeSent;
@@ -294,7 +311,7 @@ export class Connection implements FrameSink {
     if (this._state === 'closed') return;
     this._state = 'closed';
     this.parser.stop();
-    this.sendQueue = [];
+    this.sendQueue = NO_SENDS;
     if (this.codec) this.codec.close();
     const code = this.closeReceived ? this.receivedCode : CloseCode.Abnormal;
     this.handler.onClosed(code, this.closeReceived ? this.receivedReason : '', this.closeReceived && this.closeSent && !this.failed);
@@ -361,6 +378,7 @@ export class Connection implements FrameSink {
   onFramePayload(data: Buffer, last: boolean): boolean | 'pause' {
     if (this.frameOpcode >= 0x8) {
       if (!last) {
+        if (this.controlChunks === NO_BUFS) this.controlChunks = [];
         this.controlChunks.push(Buffer.from(data));
         return true;
       }
@@ -368,16 +386,16 @@ export class Connection implements FrameSink {
       if (this.controlChunks.length > 0) {
         this.controlChunks.push(data);
         payload = Buffer.concat(this.controlChunks);
-        this.controlChunks = [];
+        this.controlChunks = NO_BUFS;
       }
       return this.handleControl(this.frameOpcode, payload);
     }
 
     if (this.frameCompressed) {
-      if (data.length > 0) this.fragments.push(data);
+      if (data.length > 0) this.fragmentList().push(data);
       if (!last) return true;
       const frame = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
-      this.fragments = [];
+      this.fragments = NO_BUFS;
       const fin = this.frameFin;
       const isText = this.messageType === M_TEXT;
       // 0: inflating, 1: answered synchronously, 2: parser paused and waiting.
@@ -404,12 +422,12 @@ export class Connection implements FrameSink {
       // single-frame message goes to the fast whole-buffer validator instead.
       if (last && this.frameFin && this.fragments.length === 0 && this.utf8.atBoundary) {
         if (!this.isUtf8(data)) return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
-      } else if (!this.utf8.update(data, 0, data.length)) {
+      } else if (!(this.utf8 === IDLE_UTF8 ? (this.utf8 = new Utf8Validator()) : this.utf8).update(data, 0, data.length)) {
         return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
       }
     }
     if (!last || !this.frameFin) {
-      if (data.length > 0) this.fragments.push(data);
+      if (data.length > 0) this.fragmentList().push(data);
       return true;
     }
     if (this.messageType === M_TEXT && !this.utf8.atBoundary) {
@@ -420,9 +438,9 @@ export class Connection implements FrameSink {
     if (n === 0) {
       message = data;
     } else {
-      if (data.length > 0) this.fragments.push(data);
+      if (data.length > 0) this.fragmentList().push(data);
       message = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments, this.messageLength);
-      this.fragments = [];
+      this.fragments = NO_BUFS;
     }
     const isBinary = this.messageType === M_BINARY;
     this.messageType = M_NONE;
@@ -501,7 +519,7 @@ export class Connection implements FrameSink {
     if (this.failed || this._state === 'closed') return false;
     this.failed = true;
     this.parser.stop();
-    this.fragments = [];
+    this.fragments = NO_BUFS;
     this.handler.onError(err);
     // The handler may have finished the connection from inside onError.
     if (!this.closeSent && !this.isClosed()) {
@@ -537,7 +555,7 @@ export class Connection implements FrameSink {
     const opcode = binary ? Opcode.Binary : Opcode.Text;
     const compress = this.codec !== null && payload.length >= this.codec.threshold;
     if (this.compressing > 0) {
-      this.sendQueue.push({ opcode, data: payload, compress });
+      this.sendQueueList().push({ opcode, data: payload, compress });
       return;
     }
     if (compress) this.compressAndSend(opcode, payload);
@@ -591,7 +609,7 @@ export class Connection implements FrameSink {
     const q = bufs.map((b, i) => ({ opcode: i === 0 ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation, data: b, fin: i === bufs.length - 1 }));
     if (this.compressing > 0) {
       // Rare path: keep it simple and correct by concatenating behind the queue.
-      this.sendQueue.push({ opcode: binary ? Opcode.Binary : Opcode.Text, data: Buffer.concat(bufs), compress: false });
+      this.sendQueueList().push({ opcode: binary ? Opcode.Binary : Opcode.Text, data: Buffer.concat(bufs), compress: false });
       return;
     }
     for (const f of q) this.sendFrame(f.opcode, f.data, false, f.fin);
@@ -647,7 +665,7 @@ export class Connection implements FrameSink {
       payload.write(reason, 2, 'utf8');
     }
     if (this.compressing > 0 && !immediate) {
-      this.sendQueue.push({ opcode: Opcode.Close, data: payload, compress: false });
+      this.sendQueueList().push({ opcode: Opcode.Close, data: payload, compress: false });
     } else {
       this.sendFrame(Opcode.Close, payload, false, true);
     }
@@ -790,4 +808,19 @@ function checkSize(name: string, value: number | undefined, dflt: number): numbe
 function defaultRandomFill(buf: Uint8Array): void {
   // getRandomValues fills at most 65536 bytes per call; the pool is smaller.
   globalThis.crypto.getRandomValues(buf);
+}
+
+for (const [k, v] of Object.entries({
+  closeSent: false,
+  closeWritten: false,
+  closeTransportPending: false,
+  closeReceived: false,
+  receivedCode: CloseCode.NoStatus,
+  receivedReason: '',
+  failed: false,
+  maskPool: null,
+  maskPoolOffset: MASK_POOL_SIZE,
+  compressing: 0,
+})) {
+  Object.defineProperty(Connection.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }

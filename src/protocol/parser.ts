@@ -32,6 +32,8 @@ const S_PAYLOAD = 1;
 const S_STOPPED = 2;
 
 const EMPTY = Buffer.alloc(0);
+/** Shared empty list: a parser that never pauses allocates no array of its own. */
+const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
 /**
  * The mask of the frame being unmasked, as bytes: shared by every parser,
  * since each keeps its own mask as one number (parsing is synchronous). Saves
@@ -51,7 +53,7 @@ export class FrameParser {
   private remaining = 0;
   private maskOffset = 0;
   private paused = false;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] = NO_BUFS;
 
   /**
    * `unmask`: an optional accelerated unmask of a whole buffer with a 4-byte
@@ -70,7 +72,7 @@ export class FrameParser {
   /** Stops parsing for good; later input is ignored. */
   stop(): void {
     this.state = S_STOPPED;
-    this.pending = [];
+    this.pending = NO_BUFS;
   }
 
   /** Continues after the sink returned 'pause', replaying held input. */
@@ -86,6 +88,7 @@ export class FrameParser {
   push(chunk: Buffer): void {
     if (this.state === S_STOPPED || chunk.length === 0) return;
     if (this.paused) {
+      if (this.pending === NO_BUFS) this.pending = [];
       this.pending.push(chunk);
       return;
     }
@@ -172,7 +175,10 @@ export class FrameParser {
 
   private pauseWith(chunk: Buffer, pos: number): void {
     this.paused = true;
-    if (pos < chunk.length) this.pending.unshift(chunk.subarray(pos));
+    if (pos < chunk.length) {
+      if (this.pending === NO_BUFS) this.pending = [];
+      this.pending.unshift(chunk.subarray(pos));
+    }
   }
 
   private readHeader(b: Buffer, at: number): boolean {
@@ -205,7 +211,9 @@ export class FrameParser {
       length = hi * 0x100000000 + lo;
       if (length < 65536) return this.nonMinimal(length);
     }
-    if (this.masked) this.mask = ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+    // Kept as a signed 32-bit value: always a Smi (an unsigned key >= 2^31 would make
+    // the field a double, boxed in a HeapNumber per parser).
+    if (this.masked) this.mask = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
     this.remaining = length;
     this.maskOffset = 0;
     return this.sink.onFrameHeader(fin, rsv, opcode, this.masked, length);

@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
+import { sessionEventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
@@ -227,6 +228,9 @@ function heartbeatOf(ws: WebSocket): SocketHeartbeat | null {
 /** Plain sessions never number messages: they share these empty, never-written instances. */
 const PLAIN_REPLAY = new ReplayBuffer<Buffer>(1, 1);
 const PLAIN_INBOUND = new InboundSequencer(1);
+interface SessionCounters { bytesIn: number; bytesOut: number; messagesIn: number; messagesOut: number; resumes: number; replayed: number }
+/** Plain sessions count on their socket (stats() reads it): they share these zeros, never written (frozen: a write would throw). */
+const PLAIN_COUNTERS: SessionCounters = Object.freeze({ bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 });
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
 /** Writes data headers into outgoing frames (used synchronously, so one serves every session). */
@@ -244,60 +248,119 @@ export interface SessionRequest {
   readonly socket: { readonly remoteAddress?: string; readonly remotePort?: number };
 }
 
+/** Headers whose values repeat across clients: the snapshot shares one string per value. */
+const SHARED_VALUES = new Set(['upgrade', 'connection', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'pragma', 'cache-control', 'accept-encoding', 'accept-language', 'user-agent', 'origin']);
+const valueTable = new Map<string, string>();
+function shared(v: string): string {
+  const x = valueTable.get(v);
+  if (x !== undefined) return x;
+  if (valueTable.size < 1024 && v.length <= 256) valueTable.set(v, v);
+  return v;
+}
+
+/**
+ * A copy of the request headers for a session to keep: without the one-time
+ * Sec-WebSocket-Key, and with values that repeat across clients shared (a
+ * parsed header value is a new string per request). Small enough to stay
+ * in-object for the usual handful of headers.
+ */
+function compactHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const k in h) {
+    if (k === 'sec-websocket-key') continue;
+    const v = h[k];
+    out[k] = typeof v === 'string' && SHARED_VALUES.has(k) ? shared(v) : v;
+  }
+  return out;
+}
+
+/**
+ * The request snapshot. The peer's address is read at once: after the socket
+ * is gone (a reset, or any close before the application asked) Node no longer
+ * knows it, and apps read it in 'close' handlers. It is kept as two fields
+ * (the address string is the one Node caches on its socket); the
+ * `socket` object the SessionRequest shape asks for is made on first use.
+ */
+class RequestSnapshot implements SessionRequest {
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  private readonly remoteAddress: string | undefined;
+  private readonly remotePort: number | undefined;
+  private addr: { readonly remoteAddress?: string; readonly remotePort?: number } | null = null;
+
+  constructor(req: IncomingMessage) {
+    this.method = req.method;
+    this.url = req.url;
+    this.headers = compactHeaders(req.headers);
+    this.remoteAddress = req.socket.remoteAddress;
+    this.remotePort = req.socket.remotePort;
+  }
+
+  get socket(): { readonly remoteAddress?: string; readonly remotePort?: number } {
+    return (this.addr ??= { remoteAddress: this.remoteAddress, remotePort: this.remotePort });
+  }
+}
+
 export class ServerSession extends EventEmitter<SessionEvents> implements SocketOwner {
   /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only, no resume). */
   readonly mode: 'lifeline' | 'plain';
-  /** Session id (lifeline mode), null for plain peers. */
-  readonly id: string | null;
+  /** Session id (lifeline mode), null for plain peers (from the prototype). */
+  declare readonly id: string | null;
   /** @internal resume token */
-  readonly token: string | null;
+  declare readonly token: string | null;
   /** What the session keeps of the request that opened it. */
-  readonly request: SessionRequest;
+  readonly request: RequestSnapshot;
   /** What authenticate() returned for the current token. */
-  user: unknown = undefined;
+  declare user: unknown;
   private _socket: WebSocket;
   private _state: SessionState = 'open';
   private monitor: HeartbeatMonitor | null = null;
   private readonly server: LifelineServer;
   private readonly createdAt: number;
-  // Resume bookkeeping (lifeline mode).
-  private lastSent = 0;
+  // Resume bookkeeping (lifeline mode). Cold fields: their plain-session
+  // values live on the prototype (see after the class); lifeline sessions
+  // get own properties. 8 B per field per plain session saved.
+  declare private lastSent: number;
   /** Entries are (chunk, offset) of frames kept in `arena`. */
-  private readonly replay: ReplayBuffer<Buffer>;
-  private readonly arena: FrameArena | null;
-  private readonly inbound: InboundSequencer;
+  declare private readonly replay: ReplayBuffer<Buffer>;
+  declare private readonly arena: FrameArena | null;
+  declare private readonly inbound: InboundSequencer;
   /** @internal In the server's ack sweep (see LifelineServer._queueAck). */
-  _ackQueued = false;
-  private ttlTimer: NodeJS.Timeout | null = null;
-  private authTimer: NodeJS.Timeout | null = null;
-  private authExpiresAt = 0;
-  private counters = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 };
-  private closeInfo: SessionCloseInfo | null = null;
+  declare _ackQueued: boolean;
+  declare private ttlTimer: NodeJS.Timeout | null;
+  declare private authTimer: NodeJS.Timeout | null;
+  declare private authExpiresAt: number;
+  declare private readonly counters: SessionCounters;
+  declare private closeInfo: SessionCloseInfo | null;
   /** The client said 'bye': its socket's end is the session's end. */
-  private peerBye = false;
+  declare private peerBye: boolean;
 
   /** @internal */
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
     super();
+    sessionEventSlots(this);
     this.server = server;
     // A snapshot, not the IncomingMessage (with its stream state and raw
     // header list, about 1 KB that an idle connection would carry for life).
-    this.request = { method: req.method, url: req.url, headers: req.headers, socket: { remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort } };
+    this.request = new RequestSnapshot(req);
     this.mode = mode;
     this.createdAt = server.now();
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
+      this.lastSent = 0;
+      this._ackQueued = false;
+      this.ttlTimer = null;
+      this.authTimer = null;
+      this.peerBye = false;
+      this.counters = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 };
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
       this.arena = new FrameArena();
       this.inbound = new InboundSequencer(o.ackEvery);
       this.id = randomBytes(12).toString('base64url');
       this.token = randomBytes(18).toString('base64url');
     } else {
-      this.replay = PLAIN_REPLAY;
-      this.arena = null;
-      this.inbound = PLAIN_INBOUND;
-      this.id = null;
-      this.token = null;
+      // replay, arena, inbound, counters, id, token: the prototype's shared plain values.
     }
     this._socket = ws;
     this.attach(ws);
@@ -681,6 +744,25 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     this.arena?.release();
     this.emit('close', info);
   }
+}
+
+for (const [k, v] of Object.entries({
+  user: undefined,
+  id: null,
+  token: null,
+  lastSent: 0,
+  replay: PLAIN_REPLAY,
+  arena: null,
+  inbound: PLAIN_INBOUND,
+  counters: PLAIN_COUNTERS,
+  _ackQueued: false,
+  ttlTimer: null,
+  authTimer: null,
+  authExpiresAt: 0,
+  closeInfo: null,
+  peerBye: false,
+})) {
+  Object.defineProperty(ServerSession.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }
 
 /** Resolved session-layer options, shared by all sessions of a server. */

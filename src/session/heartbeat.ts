@@ -149,9 +149,20 @@ export interface HeartbeatStats {
   state: LivenessState;
 }
 
+/** Stands for "no sample yet" in every monitor that has none (frozen: never sampled). */
+const NO_RTT: RttEstimator = Object.freeze(new RttEstimator());
+
 export class HeartbeatMonitor {
   readonly config: HeartbeatConfig;
-  readonly rtt = new RttEstimator();
+  /**
+   * The RTT estimate. Internally a shared, never-sampled one stands in until
+   * the first answer (an idle connection needs none of its own); asking for
+   * it here gives the monitor its own.
+   */
+  get rtt(): RttEstimator {
+    return this._rtt === NO_RTT ? (this._rtt = new RttEstimator()) : this._rtt;
+  }
+  private _rtt: RttEstimator = NO_RTT;
   private readonly host: HeartbeatHost;
   private _state: LivenessState = 'alive';
   /** Time of the last inbound byte (or outbound progress). */
@@ -190,7 +201,7 @@ export class HeartbeatMonitor {
   /** The answer timeout in force: clamp(srtt + k*rttvar, floor, ceiling). */
   get timeout(): number {
     const c = this.config;
-    return this.rtt.timeout(c.k, c.timeoutFloor, c.timeoutCeiling, c.timeoutInitial);
+    return this._rtt.timeout(c.k, c.timeoutFloor, c.timeoutCeiling, c.timeoutInitial);
   }
 
   /** Any inbound data: the peer is alive. Cheap on purpose (called per read). */
@@ -210,7 +221,7 @@ export class HeartbeatMonitor {
     // Only answers to pings we sent count for RTT (ts within the outstanding window).
     if (ts > 0 && ts <= now && now - ts < this.config.timeoutCeiling + this.config.interval + this.config.lateSlack) {
       this.pongsReceived++;
-      this.rtt.sample(now - ts);
+      (this._rtt === NO_RTT ? (this._rtt = new RttEstimator()) : this._rtt).sample(now - ts);
     }
     if (this._state === 'probing') this.setState('alive');
   }
@@ -293,7 +304,7 @@ export class HeartbeatMonitor {
       pongsReceived: this.pongsReceived,
       pingsMissed: this.pingsMissed,
       lossRate: sent === 0 ? 0 : this.pingsMissed / sent,
-      rtt: this.rtt.snapshot(),
+      rtt: this._rtt.snapshot(),
       timeout: Math.round(this.timeout),
       state: this._state,
     };

@@ -352,7 +352,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     socket.write(buildAcceptResponse(key, responseHeaders));
     socket.removeListener('error', onEarlyError);
     const ws = new WebSocket();
-    (ws as { context?: unknown }).context = context;
+    if (context !== undefined) ws.context = context;
     const extHeader = responseHeaders.find((h) => h.toLowerCase().startsWith('sec-websocket-extensions:'));
     ws._attach({
       role: 'server',

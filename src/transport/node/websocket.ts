@@ -13,6 +13,7 @@ import { Connection, type ConnectionHandler, type ConnectionState, type MessageC
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
+import { socketEventSlots } from './event-slots.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
@@ -101,6 +102,9 @@ export interface AttachInit {
 }
 
 const FLUSH_CONCAT_LIMIT = 64 * 1024;
+/** Shared empty lists: an idle socket allocates no array of its own (replaced on the first push). */
+const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
+const NO_HELD = Object.freeze([]) as unknown as HeldGroup[];
 /** Above this average size per buffer, a corked writev beats copying into one buffer. */
 const CONCAT_AVERAGE_MAX = 1024;
 const WRITE_SLICE = 64 * 1024;
@@ -156,9 +160,6 @@ function socketOnClose(this: OwnedSocket): void {
 function socketOnError(): void {
   // ECONNRESET and friends: the 'close' that follows reports 1006.
 }
-function socketOnEnd(this: OwnedSocket): void {
-  this[kWebSocket]!._onEnd();
-}
 function socketOnDrain(this: OwnedSocket): void {
   this[kWebSocket]!._onDrain();
 }
@@ -211,15 +212,21 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   static readonly OPEN = 1;
   static readonly CLOSING = 2;
   static readonly CLOSED = 3;
-  /** readyState value of an open socket (instance mirror of WebSocket.OPEN). */
-  readonly OPEN_STATE = 1;
+
+  constructor() {
+    super();
+    socketEventSlots(this);
+  }
+
+  /** readyState value of an open socket (instance mirror of WebSocket.OPEN); on the prototype, not per instance. */
+  declare readonly OPEN_STATE: 1;
 
   /** The negotiated subprotocol, '' if none. */
   protocol = '';
   /** The negotiated extensions header value, '' if none. */
   extensions = '';
-  /** The URL for client sockets; '' on the server side. */
-  url = '';
+  /** The URL for client sockets (an own property there); '' from the prototype on the server side. */
+  declare url: string;
 
   protected conn: Connection | null = null;
   protected socket: Socket | null = null;
@@ -227,15 +234,18 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   protected _readyState: number = ReadyState.CONNECTING;
   private closeCode = 1006;
   private closeReason = '';
-  private closeTimer: NodeJS.Timeout | null = null;
-  private cause: CloseCause | null = null;
+  // Cold fields: initial values on the prototype (see the end of this file).
+  declare private closeTimer: NodeJS.Timeout | null;
+  declare private cause: CloseCause | null;
   private readonly openedAt = Date.now();
 
   /**
    * Called with the byte count of every read, before it is parsed: liveness
    * drivers use it, so that a large frame still arriving counts as life.
    */
-  onActivity: ((bytes: number) => void) | null = null;
+  declare onActivity: ((bytes: number) => void) | null;
+  /** What verifyUpgrade attached (server side); undefined from the prototype otherwise. */
+  declare context: unknown;
   /** @internal Like onActivity, as an object (no closure per connection). */
   _activity: ActivitySink | null = null;
   /** @internal See SocketOwner. */
@@ -244,7 +254,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   _closeHook: { _socketClosed(ws: WebSocket): void } | null = null;
 
   // Write batching: frames queued during a tick go out in one socket write.
-  private pending: Buffer[] = [];
+  private pending: Buffer[] = NO_BUFS;
   private pendingBytes = 0;
   /**
    * This socket's open segment, or -1 when none: of the slab,
@@ -252,13 +262,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * caller's buffer, runBuf[segStart..runEnd).
    */
   private segStart = -1;
-  private runBuf: Buffer | null = null;
-  private runEnd = 0;
+  // Cold until the session layer sends (prototype defaults: null, 0).
+  declare private runBuf: Buffer | null;
+  declare private runEnd: number;
   private flushScheduled = false;
   private needDrain = false;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
   private holding = false;
-  private held: HeldGroup[] = [];
+  private held: HeldGroup[] = NO_HELD;
   private heldBytes = 0;
   /**
    * Bytes of held messages not yet started: what the slow-consumer cap counts.
@@ -267,10 +278,10 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    */
   private queuedBytes = 0;
   /** The group being filled by the current send(), while holding. */
-  private group: HeldGroup | null = null;
-  private dropped = 0;
-  private rateWindowStart = 0;
-  private rateCount = 0;
+  declare private group: HeldGroup | null;
+  declare private dropped: number;
+  declare private rateWindowStart: number;
+  declare private rateCount: number;
 
   get readyState(): number {
     return this._readyState;
@@ -346,9 +357,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     // Sockets handed over by http.Server's 'upgrade' have allowHalfOpen = true:
     // a peer's FIN would leave us half-open forever. A WebSocket peer that sends
     // FIN is done (RFC 6455 7.1.5: without a close frame that is 1006), so end
-    // our side too, after whatever is queued (see _onEnd).
+    // our side too. Node does it itself once allowHalfOpen is false (its
+    // endReadableNT ends the writable side a tick after 'end', after our
+    // flush tick): no 'end' listener of ours, which would turn the socket's
+    // 'end' entry into an array (64 B per connection).
     socket.allowHalfOpen = false;
-    socket.on('end', socketOnEnd);
     socket.on('drain', socketOnDrain);
     this.emit('open');
     if (init.head.length > 0) this.conn.receiveData(init.head);
@@ -359,13 +372,6 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     if (this._activity !== null) this._activity.noteActivity(chunk.length);
     if (this.onActivity !== null) this.onActivity(chunk.length);
     this.conn!.receiveData(chunk);
-  }
-
-  /** @internal */
-  _onEnd(): void {
-    this._flush();
-    const s = this.socket;
-    if (s && !s.destroyed) s.end();
   }
 
   /** @internal */
@@ -615,9 +621,9 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       if (g === null) {
         // Control frames and frames written outside send() (compression) are never dropped.
         g = { bufs: [], bytes: 0, droppable: false };
-        this.held.push(g);
+        this.heldList().push(g);
       } else if (g.bufs.length === 0) {
-        this.held.push(g);
+        this.heldList().push(g);
       }
       // Held bytes are stored in slices, so releasing them can be paced (see writeOut).
       if (data.length <= WRITE_SLICE) g.bufs.push(data);
@@ -628,19 +634,27 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       return;
     }
     if (this.segStart >= 0) this._closeSegment();
-    this.pending.push(data);
+    this.pendingList().push(data);
     this.pendingBytes += data.length;
     this.afterQueued();
+  }
+
+  private pendingList(): Buffer[] {
+    return this.pending === NO_BUFS ? (this.pending = []) : this.pending;
+  }
+
+  private heldList(): HeldGroup[] {
+    return this.held === NO_HELD ? (this.held = []) : this.held;
   }
 
   /** @internal Moves this socket's open segment to the pending list (order kept). */
   _closeSegment(): void {
     const run = this.runBuf;
     if (run === null) {
-      this.pending.push(slab.subarray(this.segStart, slabOff));
+      this.pendingList().push(slab.subarray(this.segStart, slabOff));
       slabTail = null;
     } else {
-      this.pending.push(this.segStart === 0 && this.runEnd === run.length ? run : run.subarray(this.segStart, this.runEnd));
+      this.pendingList().push(this.segStart === 0 && this.runEnd === run.length ? run : run.subarray(this.segStart, this.runEnd));
       this.runBuf = null;
     }
     this.segStart = -1;
@@ -778,7 +792,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this._flush();
     // Held frames (and the close frame among them) go out before FIN.
     for (const g of this.held) for (const b of g.bufs) s.write(b);
-    this.held = [];
+    this.held = NO_HELD;
     this.heldBytes = 0;
     this.queuedBytes = 0;
     this.holding = false;
@@ -802,7 +816,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const s = this.socket;
     const list = this.pending;
     const bytes = this.pendingBytes;
-    this.pending = [];
+    this.pending = NO_BUFS;
     this.pendingBytes = 0;
     if (!s || s.destroyed || !s.writable) return;
     if (n === 1) {
@@ -855,7 +869,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   private holdTail(bufs: Buffer[]): void {
     let bytes = 0;
     for (const b of bufs) bytes += b.length;
-    this.held.push({ bufs, bytes, droppable: false });
+    this.heldList().push({ bufs, bytes, droppable: false });
     this.heldBytes += bytes;
   }
 
@@ -894,7 +908,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       clearTimeout(this.closeTimer);
       this.closeTimer = null;
     }
-    this.pending = [];
+    this.pending = NO_BUFS;
     this.pendingBytes = 0;
     if (this.segStart >= 0) {
       // Abandon the open segment (its bytes are never written).
@@ -902,7 +916,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       this.runBuf = null;
       this.segStart = -1;
     }
-    this.held = [];
+    this.held = NO_HELD;
     this.heldBytes = 0;
     this.queuedBytes = 0;
     this._readyState = ReadyState.CLOSED;
@@ -912,6 +926,16 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.emit('close', this.closeCode, this.closeReason);
   }
 }
+
+// Per-instance constants would cost 8 B per socket each: they live on the prototype,
+// and so do the initial values of cold fields (written only when closing, under
+// congestion, with a rate limit, or by the application): an own property appears
+// only once one is written.
+for (const [k, v] of Object.entries({ closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0 })) {
+  Object.defineProperty(WebSocket.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
+}
+Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
+Object.defineProperty(WebSocket.prototype, 'url', { value: '', writable: true, enumerable: false, configurable: true });
 
 /** A connection-lost error, for clients whose socket died during the handshake. */
 export function connectionLost(message: string): ConnectionLostError {

@@ -1,0 +1,86 @@
+// What a session keeps of the request that opened it (session.request), and
+// the listener tables of WebSocket and ServerSession (pre-shaped, see
+// transport/node/event-slots.ts) behaving as any EventEmitter's.
+//
+// Real sockets: LifelineServer on 127.0.0.1, a `ws` client (plain peer).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import WsWebSocket from 'ws';
+
+import type { ServerSession } from '../../../src/server/lifeline-server.js';
+import { ms, once } from '../../helpers/peers.js';
+import { Cleanup, Served } from './helpers.js';
+
+describe('session.request and the pre-shaped listener tables', () => {
+  test('request: method, url and headers (without Sec-WebSocket-Key); the peer address, even after the socket closed', async () => {
+    const cleanup = new Cleanup();
+    try {
+      const served = await Served.start({ heartbeat: 'off' });
+      cleanup.add(() => served.close());
+      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+      const client = new WsWebSocket(`ws://127.0.0.1:${served.port}/room/7?x=1`, { headers: { 'X-Custom': 'v1', 'User-Agent': 'test-agent' } });
+      client.on('error', () => {});
+      const s = await sessP;
+      s.on('error', () => {});
+      const r = s.request;
+      assert.equal(r.method, 'GET');
+      assert.equal(r.url, '/room/7?x=1');
+      assert.equal(r.headers['x-custom'], 'v1');
+      assert.equal(r.headers['user-agent'], 'test-agent');
+      assert.equal(r.headers.upgrade?.toLowerCase(), 'websocket');
+      assert.equal(r.headers['sec-websocket-key'], undefined, 'the one-time key is not kept');
+      assert.ok(!('sec-websocket-key' in r.headers));
+
+      const closed = once(s, 'close', ms(5000));
+      client.close();
+      await closed;
+      // Read only now: captured when the socket closed (a closed socket no longer knows it).
+      assert.equal(r.socket.remoteAddress, '127.0.0.1');
+      assert.equal(typeof r.socket.remotePort, 'number');
+      assert.ok(r.socket.remotePort! > 0);
+    } finally {
+      await cleanup.run();
+    }
+  });
+
+  test('listeners on a session and its socket: on/off/once, listenerCount, eventNames, error without a listener throws', async () => {
+    const cleanup = new Cleanup();
+    try {
+      const served = await Served.start({ heartbeat: 'off' });
+      cleanup.add(() => served.close());
+      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+      const client = new WsWebSocket(`ws://127.0.0.1:${served.port}/`);
+      client.on('error', () => {});
+      cleanup.add(() => client.terminate());
+      const s = await sessP;
+      for (const ee of [s, s.socket] as Array<import('node:events').EventEmitter>) {
+        assert.equal(ee.listenerCount('message'), 0);
+        const got: unknown[] = [];
+        const a = (x: unknown) => got.push(['a', x]);
+        const b = (x: unknown) => got.push(['b', x]);
+        ee.on('message', a);
+        ee.on('message', b);
+        ee.once('custom-event', (x: unknown) => got.push(['once', x]));
+        assert.equal(ee.listenerCount('message'), 2);
+        assert.deepEqual(ee.eventNames().filter((n) => ee.listenerCount(n) > 0).sort(), ['custom-event', 'message']);
+        ee.emit('message', 1);
+        ee.emit('custom-event', 2);
+        ee.emit('custom-event', 3);
+        ee.off('message', a);
+        ee.emit('message', 4);
+        ee.off('message', b);
+        assert.equal(ee.listenerCount('message'), 0);
+        assert.equal(ee.emit('message', 5), false, 'no listener left');
+        assert.deepEqual(got, [['a', 1], ['b', 1], ['once', 2], ['b', 4]]);
+        assert.throws(() => ee.emit('error', new Error('unhandled')), /unhandled/);
+        let handled = 0;
+        ee.on('error', () => handled++);
+        assert.equal(ee.emit('error', new Error('x')), true);
+        assert.equal(handled, 1);
+        ee.removeAllListeners('error');
+      }
+    } finally {
+      await cleanup.run();
+    }
+  });
+});
