@@ -13,6 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import { LifelineServer, type LifelineServerOptions } from '../../../src/server/lifeline-server.js';
+import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { ms, withTimeout } from '../../helpers/peers.js';
 
 export const now = (): number => performance.now();
@@ -275,4 +276,16 @@ export function ksDistance(a: number[], b: number[]): number {
     d = Math.max(d, Math.abs(i / x.length - j / y.length));
   }
   return d;
+}
+
+/** A Served LifelineServer (heartbeat off unless `options` say otherwise) behind a FaultProxy; `cleanup` closes both. */
+export async function servedBehindProxy(
+  cleanup: Cleanup,
+  options: Omit<LifelineServerOptions, 'port' | 'server' | 'noServer'> = { heartbeat: 'off' },
+): Promise<{ served: Served; proxy: FaultProxy }> {
+  const served = await Served.start(options);
+  cleanup.add(() => served.close());
+  const proxy = await FaultProxy.start({ host: '127.0.0.1', port: served.port });
+  cleanup.add(() => proxy.close());
+  return { served, proxy };
 }

@@ -13,9 +13,8 @@ import { after, describe, test } from 'node:test';
 import { LifelineClient } from '../../../src/client/lifeline-client.js';
 import { OutboxFullError } from '../../../src/session/lifeline-client.js';
 import type { ServerSession } from '../../../src/server/lifeline-server.js';
-import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { freePort, ms, once } from '../../helpers/peers.js';
-import { Cleanup, Served, Tally, Waiters, now } from './helpers.js';
+import { Cleanup, Served, Tally, Waiters, now, servedBehindProxy } from './helpers.js';
 
 const report: string[] = [];
 after(() => {
@@ -84,10 +83,7 @@ describe('outbox: queued while unreachable, bounded, never silent', () => {
   test('established session cut and refused: sends queue, then resume delivers them in order, exactly once', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const proxy = await FaultProxy.start({ host: '127.0.0.1', port: served.port });
-      cleanup.add(() => proxy.close());
+      const { served, proxy } = await servedBehindProxy(cleanup);
       const sessP = firstSession(served);
       const connP = proxy.onConnection();
       const client = new LifelineClient(proxy.url('/'), { backoff: { base: 50, cap: 200 } });
@@ -141,10 +137,7 @@ describe('outbox: queued while unreachable, bounded, never silent', () => {
     try {
       const MAX = 20;
       const MAX_BYTES = 2000;
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const proxy = await FaultProxy.start({ host: '127.0.0.1', port: served.port });
-      cleanup.add(() => proxy.close());
+      const { served, proxy } = await servedBehindProxy(cleanup);
       const sessP = firstSession(served);
       const connP = proxy.onConnection();
       const client = new LifelineClient(proxy.url('/'), { backoff: { base: 50, cap: 200 }, outboxMaxMessages: MAX, outboxMaxBytes: MAX_BYTES });

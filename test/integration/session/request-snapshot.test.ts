@@ -11,16 +11,22 @@ import type { ServerSession } from '../../../src/server/lifeline-server.js';
 import { ms, once } from '../../helpers/peers.js';
 import { Cleanup, Served } from './helpers.js';
 
+/** A LifelineServer and one plain `ws` client on `path` with `headers`: its session. `cleanup` closes both. */
+async function plainSession(cleanup: Cleanup, path: string, headers: Record<string, string>): Promise<{ s: ServerSession; client: WsWebSocket }> {
+  const served = await Served.start({ heartbeat: 'off' });
+  cleanup.add(() => served.close());
+  const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+  const client = new WsWebSocket(`ws://127.0.0.1:${served.port}${path}`, { headers });
+  client.on('error', () => {});
+  cleanup.add(() => client.terminate());
+  return { s: await sessP, client };
+}
+
 describe('session.request and the pre-shaped listener tables', () => {
   test('request: method, url and headers (without Sec-WebSocket-Key); the peer address, even after the socket closed', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const client = new WsWebSocket(`ws://127.0.0.1:${served.port}/room/7?x=1`, { headers: { 'X-Custom': 'v1', 'User-Agent': 'test-agent' } });
-      client.on('error', () => {});
-      const s = await sessP;
+      const { s, client } = await plainSession(cleanup, '/room/7?x=1', { 'X-Custom': 'v1', 'User-Agent': 'test-agent' });
       s.on('error', () => {});
       const r = s.request;
       assert.equal(r.method, 'GET');
@@ -46,13 +52,7 @@ describe('session.request and the pre-shaped listener tables', () => {
   test('listeners on a session and its socket: on/off/once, listenerCount, eventNames, error without a listener throws', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const client = new WsWebSocket(`ws://127.0.0.1:${served.port}/`);
-      client.on('error', () => {});
-      cleanup.add(() => client.terminate());
-      const s = await sessP;
+      const { s } = await plainSession(cleanup, '/', {});
       for (const ee of [s, s.socket] as Array<import('node:events').EventEmitter>) {
         assert.equal(ee.listenerCount('message'), 0);
         const got: unknown[] = [];

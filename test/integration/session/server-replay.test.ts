@@ -12,9 +12,8 @@ import { describe, test } from 'node:test';
 import { LifelineClient } from '../../../src/client/lifeline-client.js';
 import type { ServerSession } from '../../../src/server/lifeline-server.js';
 import { ARENA_MAX_CHUNK, ARENA_OWN_BUFFER_ABOVE } from '../../../src/server/frame-arena.js';
-import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { ms, once } from '../../helpers/peers.js';
-import { Cleanup, Served, Waiters } from './helpers.js';
+import { Cleanup, Waiters, servedBehindProxy } from './helpers.js';
 
 /** Message i: its size cycles through the interesting cases; content says its number. */
 function message(i: number): string | Buffer {
@@ -29,10 +28,7 @@ describe('server replay buffer: resume resends the stored frames as they were', 
   test('messages queued while detached (many chunks, own buffers, all length encodings) arrive byte-identical, in order, once', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const proxy = await FaultProxy.start({ host: '127.0.0.1', port: served.port });
-      cleanup.add(() => proxy.close());
+      const { served, proxy } = await servedBehindProxy(cleanup);
       const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
       const connP = proxy.onConnection();
       const client = new LifelineClient(proxy.url('/'), { backoff: { base: 50, cap: 200 } });
