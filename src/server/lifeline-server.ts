@@ -310,7 +310,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** @internal resume token */
   declare readonly token: string | null;
   /** What the session keeps of the request that opened it. */
-  readonly request: RequestSnapshot;
+  readonly request: SessionRequest;
   /** What authenticate() returned for the current token. */
   declare user: unknown;
   private _socket: WebSocket;
