@@ -72,10 +72,14 @@ console.log(
     `${filters.length ? ` (filter: ${filters.join(' ')})` : ''}, LIFELINE_TEST_UNIT=${env.LIFELINE_TEST_UNIT}`,
 );
 
-// Load tests (test/**/load/) measure memory and timing spreads: they run
-// after the rest, one file at a time, so other suites do not skew them.
-const serial = files.filter((f) => f.includes('/load/'));
-const parallel = files.filter((f) => !f.includes('/load/'));
+// Load tests (test/**/load/) measure memory and timing spreads, and the
+// browser liveness suite asserts that a healthy line sees no heartbeat
+// timeout with deadlines of 300-600 ms: they run after the rest, one file at
+// a time, so other suites' CPU does not skew them (a CI run with a
+// conformance suite alongside once stalled Chromium past 300 ms).
+const isSerial = (f) => f.includes('/load/') || f === 'test/browser/liveness.test.ts';
+const serial = files.filter(isSerial);
+const parallel = files.filter((f) => !isSerial(f));
 
 let current = null;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -108,7 +112,7 @@ function runBatch(batch, concurrency) {
 let exitCode = 0;
 if (parallel.length > 0) exitCode = await runBatch(parallel, 2);
 if (serial.length > 0) {
-  console.log(`[run-tests] load tests, one file at a time: ${serial.join(' ')}`);
+  console.log(`[run-tests] timing-sensitive tests, one file at a time: ${serial.join(' ')}`);
   const code = await runBatch(serial, 1);
   if (exitCode === 0) exitCode = code;
 }
