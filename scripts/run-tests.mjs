@@ -8,7 +8,8 @@
 //
 // Arguments starting with '-' go to `node --test` unchanged; the others select
 // files. LIFELINE_TEST_UNIT (default 1) scales every real-socket timeout; raise
-// it on a slow machine: LIFELINE_TEST_UNIT=3 npm test.
+// it on a slow machine: LIFELINE_TEST_UNIT=3 npm test. Every test, suite and
+// file fails after 300 s x LIFELINE_TEST_UNIT instead of hanging the run.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -86,11 +87,18 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => current?.kill(sig));
 }
 
+// node:test has no default timeout: a test stuck on an event that never
+// comes (a teardown waiting on a corrupted stream did) would hang the run.
+// Every test, suite and file gets TEST_TIMEOUT_MS, scaled like every
+// real-socket timeout; the longest file today, the browser liveness suite,
+// takes about 2 minutes.
+const TEST_TIMEOUT_MS = 300_000 * Number(env.LIFELINE_TEST_UNIT);
+
 function runBatch(batch, concurrency) {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...nodeArgs, ...batch],
+      ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...nodeArgs, ...batch],
       { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] },
     );
     current = child;
