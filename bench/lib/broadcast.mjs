@@ -42,7 +42,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
-import { fdPlan, formatGoals, table, waitQuiet } from './idle.mjs';
+import { checkScenarioOpts, commonScenarioOpts, failRun, fdPlan, formatGoals, table, waitQuiet } from './idle.mjs';
 import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 import { median } from './stats.mjs';
 
@@ -249,9 +249,7 @@ async function runOne(o, id, rep, fd) {
     r.ok = problems.length === 0;
     for (const p of problems) r.flags.push(`FAILED: ${p}`);
   } catch (err) {
-    r.ok = false;
-    r.errors.push(err.message);
-    r.flags.push(`FAILED: ${err.message}`);
+    failRun(r, err);
   } finally {
     // Server first: its side of each connection goes to TIME_WAIT, so the receivers' ports are free again.
     if (server) await server.stop();
@@ -263,9 +261,7 @@ async function runOne(o, id, rep, fd) {
 function resolveOpts(opts) {
   const base = BROADCAST_DEFAULTS[opts.quick ? 'quick' : 'full'];
   const o = {
-    quick: Boolean(opts.quick),
-    root: opts.root ?? path.resolve(BENCH, '..'),
-    log: opts.log ?? ((l) => console.log(l)),
+    ...commonScenarioOpts(opts, BENCH),
     servers: opts.servers ?? Object.keys(BROADCAST_SERVERS).filter((id) => !BROADCAST_SERVERS[id].optional),
     connections: opts.connections ?? base.connections,
     broadcasts: opts.broadcasts ?? base.broadcasts,
@@ -274,12 +270,8 @@ function resolveOpts(opts) {
     window: opts.window ?? 1,
     loadgens: opts.loadgens ?? 1,
     binary: Boolean(opts.binary),
-    noWait: Boolean(opts.noWait),
   };
-  for (const id of o.servers) if (!BROADCAST_SERVERS[id]) throw new Error(`broadcast: unknown server ${JSON.stringify(id)} (known: ${Object.keys(BROADCAST_SERVERS).join(', ')})`);
-  for (const k of ['connections', 'broadcasts', 'reps', 'window', 'loadgens']) {
-    if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new Error(`broadcast: ${k} must be a positive integer, got ${o[k]}`);
-  }
+  checkScenarioOpts('broadcast', o, BROADCAST_SERVERS, ['connections', 'broadcasts', 'reps', 'window', 'loadgens']);
   if (!Number.isSafeInteger(o.warmup) || o.warmup < 0) throw new Error(`broadcast: warmup must be an integer >= 0, got ${o.warmup}`);
   if (o.loadgens > o.connections) throw new Error('broadcast: more loadgens than connections');
   if (o.binary && o.servers.includes('socketio')) throw new Error('broadcast: --binary does not apply to socketio (leave it out with servers)');

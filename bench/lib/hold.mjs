@@ -43,7 +43,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
-import { fileLimits, formatGoals, IDLE_NICE, portsPerAddress, setNice, SOURCE_ADDRESSES, table, waitQuiet } from './idle.mjs';
+import { checkScenarioOpts, commonScenarioOpts, failRun, fileLimits, formatGoals, IDLE_NICE, portsPerAddress, setNice, SOURCE_ADDRESSES, table, waitQuiet } from './idle.mjs';
 import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 
 export const HOLD_DEFAULTS = {
@@ -262,9 +262,7 @@ async function runOne(o, id, plan) {
     if (r.pingsMissed > 0) r.flags.push(`${r.pingsMissed} ping(s) missed`);
     if (r.otherShare > 0.1) r.flags.push(`other load ${(100 * r.otherShare).toFixed(0)}% of a CPU during the window`);
   } catch (err) {
-    r.ok = false;
-    r.errors.push(err.message);
-    r.flags.push(`FAILED: ${err.message}`);
+    failRun(r, err);
   } finally {
     if (server) await server.stop();
     for (const l of loadgens) await l.stop();
@@ -275,19 +273,13 @@ async function runOne(o, id, plan) {
 function resolveOpts(opts) {
   const base = HOLD_DEFAULTS[opts.quick ? 'quick' : 'full'];
   const o = {
-    quick: Boolean(opts.quick),
-    root: opts.root ?? path.resolve(BENCH, '..'),
-    log: opts.log ?? ((l) => console.log(l)),
+    ...commonScenarioOpts(opts, BENCH),
     servers: opts.servers ?? ['lifeline'],
     connections: opts.connections ?? base.connections,
     windowSec: opts.windowSec ?? base.windowSec,
     hbIntervalMs: opts.hbIntervalMs ?? base.hbIntervalMs,
-    noWait: Boolean(opts.noWait),
   };
-  for (const id of o.servers) if (!HOLD_SERVERS[id]) throw new Error(`hold: unknown server ${JSON.stringify(id)} (known: ${Object.keys(HOLD_SERVERS).join(', ')})`);
-  for (const key of ['connections', 'windowSec', 'hbIntervalMs']) {
-    if (!Number.isSafeInteger(o[key]) || o[key] < 1) throw new Error(`hold: ${key} must be a positive integer, got ${o[key]}`);
-  }
+  checkScenarioOpts('hold', o, HOLD_SERVERS, ['connections', 'windowSec', 'hbIntervalMs']);
   if (o.connections > SOURCE_ADDRESSES.length * portsPerAddress()) {
     throw new Error(`hold: ${o.connections} connections need more than the ${SOURCE_ADDRESSES.length} x ${portsPerAddress()} source ports of 127.0.0.2-9`);
   }

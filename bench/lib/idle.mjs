@@ -431,6 +431,34 @@ export function idleGoals(summary) {
   return goals;
 }
 
+/**
+ * The options the child-process scenarios (e broadcast, f hold) share, from
+ * their callers' opts; `bench` is the bench/ directory.
+ */
+export function commonScenarioOpts(opts, bench) {
+  return {
+    quick: Boolean(opts.quick),
+    root: opts.root ?? path.resolve(bench, '..'),
+    log: opts.log ?? ((l) => console.log(l)),
+    noWait: Boolean(opts.noWait),
+  };
+}
+
+/** Throws unless every server of `o.servers` is in `known` and every `keys` option is a positive integer. */
+export function checkScenarioOpts(scenario, o, known, keys) {
+  for (const id of o.servers) if (!known[id]) throw new Error(`${scenario}: unknown server ${JSON.stringify(id)} (known: ${Object.keys(known).join(', ')})`);
+  for (const k of keys) {
+    if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new Error(`${scenario}: ${k} must be a positive integer, got ${o[k]}`);
+  }
+}
+
+/** Marks a run record failed by `err` (a run that threw). */
+export function failRun(r, err) {
+  r.ok = false;
+  r.errors.push(err.message);
+  r.flags.push(`FAILED: ${err.message}`);
+}
+
 /** Goal lines for the terminal. */
 export function formatGoals(goals) {
   return goals.map((g) => `goal ${g.id}: ${g.text}: ${g.pass ? 'met' : 'MISSED'}`).join('\n');
