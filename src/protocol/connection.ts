@@ -28,7 +28,7 @@ import {
   writeFrameHeader,
 } from './frame.js';
 import { FrameParser, type FrameSink } from './parser.js';
-import { Utf8Validator, isValidUtf8 } from './utf8.js';
+import { Utf8Validator, isShortAscii, isValidUtf8 } from './utf8.js';
 
 export type Role = 'server' | 'client';
 
@@ -48,6 +48,14 @@ export interface ConnectionHandler {
   /** Bytes to put on the wire, in order. */
   write(data: Buffer): void;
   onMessage(data: Buffer, isBinary: boolean): void;
+  /**
+   * Optional: a message that arrived whole in one frame, as the range
+   * `chunk[start..end)` of the bytes read (valid UTF-8 for text), instead of a
+   * view handed to onMessage(): a handler that looks at the bytes before
+   * deciding what to hand on (the session layer's data header) makes the only
+   * view. The range's bytes stay unchanged after the call.
+   */
+  onMessageRange?(chunk: Buffer, start: number, end: number, isBinary: boolean): void;
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
   /** The peer's close frame arrived (before the TCP connection is gone). */
@@ -375,7 +383,13 @@ export class Connection implements FrameSink {
     return true;
   }
 
-  onFramePayload(data: Buffer, last: boolean): boolean | 'pause' {
+  onFramePayload(chunk: Buffer, start: number, end: number, last: boolean): boolean | 'pause' {
+    // The common case first: a whole uncompressed data message in one frame,
+    // handed on as a range when the handler takes one (no view made here).
+    if (last && this.frameFin && this.frameOpcode < 0x8 && !this.frameCompressed && this.fragments.length === 0) {
+      return this.deliverRange(chunk, start, end);
+    }
+    const data = viewOf(chunk, start, end);
     if (this.frameOpcode >= 0x8) {
       if (!last) {
         if (this.controlChunks === NO_BUFS) this.controlChunks = [];
@@ -447,6 +461,22 @@ export class Connection implements FrameSink {
     this.utf8.reset();
     this.messagesIn++;
     this.handler.onMessage(message, isBinary);
+    return !this.closeReceived && this._state !== 'closed';
+  }
+
+  /** A complete single-frame, uncompressed data message `chunk[start..end)`: UTF-8 check, then to the handler. */
+  private deliverRange(chunk: Buffer, start: number, end: number): boolean {
+    const isText = this.messageType === M_TEXT;
+    let view: Buffer | null = null;
+    if (isText && end > start && !isShortAscii(chunk, start, end)) {
+      view = viewOf(chunk, start, end);
+      if (!this.isUtf8(view)) return this.fail(new InvalidPayloadError('WS_ERR_INVALID_UTF8', 'Text message is not valid UTF-8'));
+    }
+    this.messageType = M_NONE;
+    this.messagesIn++;
+    const h = this.handler;
+    if (h.onMessageRange !== undefined) h.onMessageRange(chunk, start, end, !isText);
+    else h.onMessage(view ?? viewOf(chunk, start, end), !isText);
     return !this.closeReceived && this._state !== 'closed';
   }
 
@@ -795,6 +825,11 @@ export class Connection implements FrameSink {
     this.maskPoolOffset += 4;
     return m;
   }
+}
+
+/** `chunk[start..end)` as a Buffer: the chunk itself when the range is all of it. */
+function viewOf(chunk: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
 }
 
 function checkSize(name: string, value: number | undefined, dflt: number): number {

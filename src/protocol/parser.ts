@@ -4,7 +4,7 @@
  * allowed when (fragmentation, control rules, limits) is the FrameSink's call.
  *
  * Hot-path choices: numeric states, a 14-byte spill buffer for headers split
- * across reads, payload handed out as views of the input (unmasked in place),
+ * across reads, payload handed out as ranges of the input (unmasked in place),
  * one sink object set at construction instead of closures per frame.
  */
 import { ProtocolError } from './errors.js';
@@ -17,12 +17,15 @@ export interface FrameSink {
    */
   onFrameHeader(fin: boolean, rsv: number, opcode: number, masked: boolean, length: number): boolean;
   /**
-   * A slice of the current frame's payload, already unmasked. `last` is true on
-   * the slice that completes the frame (an empty frame gets one empty slice).
-   * Return false to stop parsing, or 'pause' to hold the remaining input until
-   * resume() (used while a compressed message is being inflated).
+   * A slice of the current frame's payload, already unmasked: bytes
+   * `chunk[start..end)` (a range, not a view: most messages need one view,
+   * which the sink makes, and some none). The bytes stay as they are after
+   * the call; the rest of `chunk` does not. `last` is true on the slice that
+   * completes the frame (an empty frame gets one empty slice). Return false to
+   * stop parsing, or 'pause' to hold the remaining input until resume() (used
+   * while a compressed message is being inflated).
    */
-  onFramePayload(data: Buffer, last: boolean): boolean | 'pause';
+  onFramePayload(chunk: Buffer, start: number, end: number, last: boolean): boolean | 'pause';
   /** A framing error the sink did not see coming (e.g. an oversized 64-bit length). */
   onParseError(err: ProtocolError): void;
 }
@@ -131,7 +134,7 @@ export class FrameParser {
           return;
         }
         if (this.remaining === 0) {
-          if (!this.proceed(this.sink.onFramePayload(EMPTY, true), chunk, pos)) return;
+          if (!this.proceed(this.sink.onFramePayload(EMPTY, 0, 0, true), chunk, pos)) return;
         } else {
           this.state = S_PAYLOAD;
         }
@@ -156,7 +159,7 @@ export class FrameParser {
         this.remaining -= take;
         const last = this.remaining === 0;
         if (last) this.state = S_HEADER;
-        const r = this.sink.onFramePayload(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), last);
+        const r = this.sink.onFramePayload(chunk, pos, end, last);
         pos = end;
         if (!this.proceed(r, chunk, pos)) return;
       } else {

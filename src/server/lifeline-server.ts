@@ -18,7 +18,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
-import { sessionEventSlots } from '../transport/node/event-slots.js';
+import { emitMessage, sessionEventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
@@ -498,7 +498,12 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
 
   /** @internal SocketOwner */
   _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (ws === this._socket) this.onMessage(data, isBinary);
+    if (ws === this._socket) this.onMessage(data, 0, data.length, isBinary);
+  }
+
+  /** @internal SocketOwner: most messages come this way, a range of the read (one view made, for the payload). */
+  _onSocketMessageRange(ws: WebSocket, chunk: Buffer, start: number, end: number, isBinary: boolean): void {
+    if (ws === this._socket) this.onMessage(chunk, start, end, isBinary);
   }
 
   /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
@@ -638,36 +643,37 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     this.touchOut();
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  /** The message `data[start..end)`, whose bytes stay as they are (a view of them may be handed on). */
+  private onMessage(data: Buffer, start: number, end: number, isBinary: boolean): void {
     if (this.mode === 'plain') {
-      this.emit('message', data, isBinary);
+      emitMessage(this, start === 0 && end === data.length ? data : data.subarray(start, end), isBinary);
       return;
     }
-    const first = data.length > 0 ? data[0]! : -1;
+    const first = end > start ? data[start]! : -1;
     if (first === DATA_MARK) {
       // Once the socket is closing we can neither acknowledge nor answer: leave
       // the message unreceived (the client replays it on resume, or reports it
       // failed on session-lost), never processed-but-reported-lost.
       if (this._socket.readyState !== WebSocket.OPEN) return;
       const h = HEADER;
-      if (!parseDataHeaderBytes(data, h)) return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', 'Malformed data header'));
+      if (!parseDataHeaderBytes(data, h, start, end)) return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', 'Malformed data header'));
       if (h.ack >= 0) this.onPeerAck(h.ack);
       const verdict = this.inbound.accept(h.seq);
       if (verdict === 'gap') return this.fail(new ProtocolError('LL_ERR_SEQUENCE_GAP', `Expected seq ${this.inbound.received + 1}, got ${h.seq}`));
       if (verdict === 'duplicate') return;
       this.counters.messagesIn++;
-      this.counters.bytesIn += data.length;
+      this.counters.bytesIn += end - start;
       if (this.inbound.ackDue) this.sendAckNow();
       else if (!this._ackQueued) this.server._queueAck(this);
-      this.emit('message', h.offset === data.length ? EMPTY : data.subarray(h.offset), isBinary);
+      emitMessage(this, h.offset === end ? EMPTY : data.subarray(h.offset, end), isBinary);
       return;
     }
     if (first === CONTROL_MARK && !isBinary) {
-      const ack = parseCanonicalAck(data);
+      const ack = parseCanonicalAck(data, start, end);
       if (ack >= 0) return this.onPeerAck(ack);
     }
     // classify() decodes the text only for a '{' text frame (a control message).
-    const d = classify(first, !isBinary, () => data.toString('utf8'));
+    const d = classify(first, !isBinary, () => data.toString('utf8', start, end));
     if (d.kind !== 'control') return this.fail(new ProtocolError('LL_ERR_INVALID_MESSAGE', `Invalid lifeline.v1 message: ${d.kind === 'invalid' ? d.why : 'unexpected'}`));
     const msg = d.msg;
     switch (msg.t) {

@@ -179,13 +179,11 @@ const ACK_HEAD = '{"t":"ack","seq":';
  * the caller then parses them as any control message, so the answer for
  * every input is the one parseControl() gives.
  */
-export function parseCanonicalAck(b: Uint8Array): number {
+export function parseCanonicalAck(b: Uint8Array, start = 0, end = b.length): number {
   const n = ACK_HEAD.length;
-  const len = b.length;
-  if (len < n + 2 || b[len - 1] !== 0x7d) return -1;
-  for (let i = 0; i < n; i++) if (b[i] !== ACK_HEAD.charCodeAt(i)) return -1;
-  const end = readNumber(b, n);
-  return end === len - 1 ? numberValue : -1;
+  if (end - start < n + 2 || b[end - 1] !== 0x7d) return -1;
+  for (let i = 0; i < n; i++) if (b[start + i] !== ACK_HEAD.charCodeAt(i)) return -1;
+  return readNumber(b, start + n, end) === end - 1 ? numberValue : -1;
 }
 
 /**
@@ -196,22 +194,22 @@ export interface DataHeader {
   seq: number;
   /** Piggybacked cumulative ack, or -1 when absent. */
   ack: number;
-  /** Index of the first payload byte (or char). */
+  /** Index of the first payload byte (or char), in the input (not from `start`). */
   offset: number;
 }
 
 /**
- * Parses 'd' SEQ [',' ACK] ':' from bytes. Returns false when malformed
- * (no digits, a leading zero in a multi-digit number, a number above
- * MAX_SEQ, a missing ':'), leaving `out` unspecified.
+ * Parses 'd' SEQ [',' ACK] ':' from the message `b[start..end)`. Returns
+ * false when malformed (no digits, a leading zero in a multi-digit number, a
+ * number above MAX_SEQ, a missing ':'), leaving `out` unspecified.
  */
-export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader): boolean {
-  return parseHeader(b, out);
+export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader, start = 0, end = b.length): boolean {
+  return parseHeader(b, start, end, out);
 }
 
 /** The same for a text message received as a string (browsers). */
 export function parseDataHeaderString(s: string, out: DataHeader): boolean {
-  return parseHeader(s, out);
+  return parseHeader(s, 0, s.length, out);
 }
 
 // One parser for both forms, without a closure per message (this runs for
@@ -224,12 +222,11 @@ function codeAt(src: Uint8Array | string, i: number): number {
 let numberValue = 0;
 
 /**
- * Reads ASCII digits from `i`; returns the index after them, or -1 when there
- * are none, there is a leading zero in a multi-digit number, or the value
- * exceeds MAX_SEQ.
+ * Reads ASCII digits from `i` (up to `len`); returns the index after them, or
+ * -1 when there are none, there is a leading zero in a multi-digit number, or
+ * the value exceeds MAX_SEQ.
  */
-function readNumber(src: Uint8Array | string, i: number): number {
-  const len = src.length;
+function readNumber(src: Uint8Array | string, i: number, len: number): number {
   const start = i;
   let v = 0;
   while (i < len) {
@@ -243,15 +240,14 @@ function readNumber(src: Uint8Array | string, i: number): number {
   return i;
 }
 
-function parseHeader(src: Uint8Array | string, out: DataHeader): boolean {
-  const len = src.length;
-  if (len < 3 || codeAt(src, 0) !== DATA_MARK) return false;
-  let i = readNumber(src, 1);
+function parseHeader(src: Uint8Array | string, start: number, len: number, out: DataHeader): boolean {
+  if (len - start < 3 || codeAt(src, start) !== DATA_MARK) return false;
+  let i = readNumber(src, start + 1, len);
   if (i < 0 || i >= len) return false;
   const seq = numberValue;
   let ack = -1;
   if (codeAt(src, i) === COMMA) {
-    i = readNumber(src, i + 1);
+    i = readNumber(src, i + 1, len);
     if (i < 0 || i >= len) return false;
     ack = numberValue;
   }

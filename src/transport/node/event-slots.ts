@@ -10,9 +10,16 @@
  */
 import { EventEmitter } from 'node:events';
 
-const kShapeMode = Object.getOwnPropertySymbols(new EventEmitter()).find((s) => s.description === 'shapeMode');
+const own = Object.getOwnPropertySymbols(new EventEmitter());
+const kShapeMode = own.find((s) => s.description === 'shapeMode');
+const kCapture = own.find((s) => s.description === 'kCapture');
 
 type Slots = Record<string, unknown>;
+
+/** An emitter seen through its listener table (what emitMessage reads). */
+export interface EventSlots {
+  _events: Slots;
+}
 
 function SocketEventSlots(this: Slots): void {
   // The events applications listen to on every socket; others ('open',
@@ -45,4 +52,19 @@ export function socketEventSlots(ee: EventEmitter): void {
 /** Call right after super() in a ServerSession. */
 export function sessionEventSlots(ee: EventEmitter): void {
   install(ee, new (SessionEventSlots as unknown as new () => Slots)());
+}
+
+/**
+ * emit('message', data, isBinary), the event of every message, for the usual
+ * single listener: calls it the way emit() would (`this` is the emitter),
+ * without emit()'s rest-argument array and generic checks. Several listeners,
+ * or captureRejections on, go through emit() itself.
+ */
+export function emitMessage(ee: EventEmitter, data: unknown, isBinary: boolean): void {
+  const h = (ee as unknown as EventSlots)._events.message;
+  if (typeof h === 'function' && (kCapture === undefined || (ee as unknown as Record<symbol, unknown>)[kCapture] !== true)) {
+    (h as (this: EventEmitter, d: unknown, b: boolean) => void).call(ee, data, isBinary);
+  } else if (h !== undefined) {
+    ee.emit('message', data, isBinary);
+  }
 }

@@ -13,7 +13,7 @@ import { Connection, type ConnectionHandler, type ConnectionState, type MessageC
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
-import { socketEventSlots } from './event-slots.js';
+import { type EventSlots, emitMessage, socketEventSlots } from './event-slots.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
@@ -136,6 +136,8 @@ function randomFill(buf: Uint8Array): void {
  */
 export interface SocketOwner {
   _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void;
+  /** A single-frame message as a range of the read (see ConnectionHandler.onMessageRange). */
+  _onSocketMessageRange(ws: WebSocket, chunk: Buffer, start: number, end: number, isBinary: boolean): void;
   _onSocketPong(ws: WebSocket, data: Buffer): void;
   _onSocketError(ws: WebSocket, err: Error): void;
   _onSocketClose(ws: WebSocket, code: number, reason: string): void;
@@ -733,30 +735,42 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   }
 
   onMessage(data: Buffer, isBinary: boolean): void {
-    const limit = this.options.maxMessagesPerSecond;
-    if (limit) {
-      const now = Date.now();
-      if (now - this.rateWindowStart >= 1000) {
-        this.rateWindowStart = now;
-        this.rateCount = 0;
-      }
-      if (++this.rateCount > limit) {
-        if (this.rateCount === limit + 1 && this.conn && !this.conn.isCloseSent) {
-          this.cause ??= 'protocol-error';
-          // RFC 6455 7.4.1: 1008, a message that violates policy.
-          this.conn.close(1008, 'rate limit');
-          this._readyState = ReadyState.CLOSING;
-          this.armCloseTimer();
-        }
-        return;
-      }
-    }
+    if (this.options.maxMessagesPerSecond && this.overRate()) return;
     if (this._owner !== null) {
       this._owner._onSocketMessage(this, data, isBinary);
-      // Owned sockets rarely have listeners of their own: skip emit()'s argument array.
-      if (this.listenerCount('message') === 0) return;
+      // Owned sockets rarely have listeners of their own.
+      if ((this as unknown as EventSlots)._events.message === undefined) return;
     }
-    this.emit('message', data, isBinary);
+    emitMessage(this, data, isBinary);
+  }
+
+  /** A single-frame message as a range of the read (ConnectionHandler.onMessageRange): an owner gets the range, listeners a view. */
+  onMessageRange(chunk: Buffer, start: number, end: number, isBinary: boolean): void {
+    if (this.options.maxMessagesPerSecond && this.overRate()) return;
+    if (this._owner !== null) {
+      this._owner._onSocketMessageRange(this, chunk, start, end, isBinary);
+      if ((this as unknown as EventSlots)._events.message === undefined) return;
+    }
+    emitMessage(this, start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end), isBinary);
+  }
+
+  /** maxMessagesPerSecond: counts this message; true (after starting a 1008 close once) when it is over the limit. */
+  private overRate(): boolean {
+    const limit = this.options.maxMessagesPerSecond!;
+    const now = Date.now();
+    if (now - this.rateWindowStart >= 1000) {
+      this.rateWindowStart = now;
+      this.rateCount = 0;
+    }
+    if (++this.rateCount <= limit) return false;
+    if (this.rateCount === limit + 1 && this.conn && !this.conn.isCloseSent) {
+      this.cause ??= 'protocol-error';
+      // RFC 6455 7.4.1: 1008, a message that violates policy.
+      this.conn.close(1008, 'rate limit');
+      this._readyState = ReadyState.CLOSING;
+      this.armCloseTimer();
+    }
+    return true;
   }
 
   onPing(data: Buffer): void {

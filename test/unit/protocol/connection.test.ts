@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { Connection, type ConnectionOptions, type MessageCodec, type Role } from '../../../src/protocol/connection.js';
 import { LifelineError, UsageError } from '../../../src/protocol/errors.js';
 import { Opcode } from '../../../src/protocol/frame.js';
+import { ASCII_SCAN_MAX } from '../../../src/protocol/utf8.js';
 import { RecordingHandler, frame, type RecordedEvent } from '../../helpers/recording.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -300,7 +301,7 @@ describe('Connection: receiving data messages', () => {
     assert.equal(h.takeWritten().length, 0);
   });
 
-  it('uses the isUtf8 option for complete single-frame text messages', () => {
+  it('uses the isUtf8 option for complete single-frame text messages, except short ASCII ones', () => {
     const seen: string[] = [];
     const { conn, h } = open('server', {
       isUtf8: (b) => {
@@ -308,9 +309,96 @@ describe('Connection: receiving data messages', () => {
         return isUtf8(b);
       },
     });
-    conn.receiveData(frame(Opcode.Text, 'hello'));
-    assert.deepEqual(seen, ['hello']);
-    assert.deepEqual(simple(h.takeEvents()), [['text', 'hello']]);
+    const long = 'a'.repeat(ASCII_SCAN_MAX + 1);
+    conn.receiveData(Buffer.concat([frame(Opcode.Text, 'héllo'), frame(Opcode.Text, long), frame(Opcode.Text, 'hello')]));
+    // 'hello' is short and all ASCII: checked in JS, without a call to the native validator.
+    assert.deepEqual(seen, ['héllo', long]);
+    assert.deepEqual(simple(h.takeEvents()), [['text', 'héllo'], ['text', long], ['text', 'hello']]);
+  });
+
+  it('fails short single-frame text that is not UTF-8 (the ASCII scan only ever says yes)', () => {
+    for (const bad of [Buffer.from([0x61, 0xc0, 0x80]), Buffer.from([0xff]), Buffer.from('ab\xed\xa0\x80', 'latin1')]) {
+      const { conn, h } = open('server');
+      conn.receiveData(frame(Opcode.Text, bad));
+      const errors = h.takeEvents().filter((e) => e.type === 'error');
+      assert.equal(errors.length, 1, toHex(bad));
+      assert.equal((errors[0] as { error: LifelineError }).error.closeCode, 1007);
+    }
+  });
+
+  describe('onMessageRange', () => {
+    /** A handler that takes ranges: records each with a copy of its bytes, and checks them again after the read. */
+    class RangeHandler extends RecordingHandler {
+      ranges: Array<{ chunk: Buffer; start: number; end: number; bytes: string; isBinary: boolean }> = [];
+      onMessageRange(chunk: Buffer, start: number, end: number, isBinary: boolean): void {
+        assert.ok(start >= 0 && start <= end && end <= chunk.length);
+        this.ranges.push({ chunk, start, end, bytes: toHex(chunk.subarray(start, end)), isBinary });
+      }
+    }
+
+    it('gets every single-frame message as a range of the read, bytes unchanged after it', () => {
+      const h = new RangeHandler();
+      const { conn } = open('server', {}, h);
+      const read = Buffer.concat([
+        frame(Opcode.Text, 'first'),
+        frame(Opcode.Binary, Buffer.from([0, 1, 2, 0xff])),
+        frame(Opcode.Text, ''),
+        frame(Opcode.Text, 'é'.repeat(100)),
+        frame(Opcode.Ping, 'p'),
+        frame(Opcode.Text, 'last'),
+      ]);
+      conn.receiveData(read);
+      assert.deepEqual(
+        h.ranges.map((r) => [r.bytes, r.isBinary]),
+        [
+          [toHex(Buffer.from('first')), false],
+          ['000102ff', true],
+          ['', false],
+          [toHex(Buffer.from('é'.repeat(100))), false],
+          [toHex(Buffer.from('last')), false],
+        ],
+      );
+      // The ranges still hold the message once the whole read was parsed (later frames were unmasked in place).
+      for (const r of h.ranges) assert.equal(toHex(r.chunk.subarray(r.start, r.end)), r.bytes);
+      assert.ok(h.ranges.filter((r) => r.end > r.start).every((r) => r.chunk === read), 'ranges of the read itself, not copies');
+      assert.deepEqual(simple(h.takeEvents()), [['ping', '70']]);
+    });
+
+    it('fragmented messages, and frames split across reads, still come whole through onMessage', () => {
+      const h = new RangeHandler();
+      const { conn } = open('server', {}, h);
+      conn.receiveData(Buffer.concat([frame(Opcode.Text, 'ab', { fin: false }), frame(Opcode.Continuation, 'cd')]));
+      const split = frame(Opcode.Binary, Buffer.from('0123456789'));
+      conn.receiveData(split.subarray(0, 9));
+      conn.receiveData(split.subarray(9));
+      assert.deepEqual(h.ranges, []);
+      assert.deepEqual(simple(h.takeEvents()), [['text', 'abcd'], ['binary', toHex(Buffer.from('0123456789'))]]);
+    });
+
+    it('accepts a single-frame text message exactly when it is UTF-8 (short ASCII scan or validator), property', () => {
+      // Mostly ASCII with some high bytes, around ASCII_SCAN_MAX, so both sides of the scan are hit.
+      const byte = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 0x7f }) }, { weight: 1, arbitrary: fc.integer({ min: 0x80, max: 0xff }) });
+      fc.assert(
+        fc.property(fc.array(byte, { maxLength: ASCII_SCAN_MAX * 2 }), (bytes) => {
+          const payload = Buffer.from(bytes);
+          const h = new RangeHandler();
+          const { conn } = open('server', {}, h);
+          conn.receiveData(frame(Opcode.Text, payload));
+          const failed = h.takeEvents().some((e) => e.type === 'error');
+          assert.equal(failed, !isUtf8(payload));
+          assert.deepEqual(h.ranges.map((r) => r.bytes), failed ? [] : [toHex(payload)]);
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('invalid UTF-8 fails the connection before the handler sees a range', () => {
+      const h = new RangeHandler();
+      const { conn } = open('server', {}, h);
+      conn.receiveData(frame(Opcode.Text, Buffer.from([0x68, 0xff])));
+      assert.deepEqual(h.ranges, []);
+      assert.equal(h.takeEvents().filter((e) => e.type === 'error').length, 1);
+    });
   });
 
   it('a frame exactly at maxFrameSize and a message exactly at maxMessageSize are accepted', () => {

@@ -23,7 +23,9 @@ class RecordingSink implements FrameSink {
     this.events.push(e);
     return this.onHeader(e);
   }
-  onFramePayload(data: Buffer, last: boolean): boolean | 'pause' {
+  onFramePayload(chunk: Buffer, start: number, end: number, last: boolean): boolean | 'pause' {
+    assert.ok(start >= 0 && start <= end && end <= chunk.length, `range [${start}, ${end}) outside a chunk of ${chunk.length}`);
+    const data = chunk.subarray(start, end);
     this.events.push({ t: 'payload', data: data.toString('hex'), last });
     return this.onPayload(data, last);
   }

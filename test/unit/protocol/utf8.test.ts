@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
-import { Utf8Validator, isValidUtf8 } from '../../../src/protocol/utf8.js';
+import { ASCII_SCAN_MAX, Utf8Validator, isShortAscii, isValidUtf8 } from '../../../src/protocol/utf8.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -317,6 +317,29 @@ describe('Utf8Validator: properties', () => {
         }
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('isShortAscii (the short-message fast path before the validator)', () => {
+  it('true only for ranges of at most ASCII_SCAN_MAX bytes, all below 0x80; only the range is read', () => {
+    const buf = Buffer.alloc(ASCII_SCAN_MAX + 4, 0x7f);
+    buf[0] = 0xff;
+    buf[buf.length - 1] = 0x80;
+    assert.equal(isShortAscii(buf, 1, 1 + ASCII_SCAN_MAX), true, 'exactly ASCII_SCAN_MAX bytes, non-ASCII on both sides');
+    assert.equal(isShortAscii(buf, 1, 2 + ASCII_SCAN_MAX), false, 'one byte too long (left to the validator)');
+    assert.equal(isShortAscii(buf, 0, 10), false, 'starts on 0xff');
+    assert.equal(isShortAscii(buf, buf.length - 5, buf.length), false, 'ends on 0x80');
+    assert.equal(isShortAscii(buf, 5, 5), true, 'empty range');
+  });
+
+  it('never says yes to bytes that are not valid UTF-8, property', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: ASCII_SCAN_MAX + 8 }), (bytes) => {
+        if (isShortAscii(bytes, 0, bytes.length)) assert.ok(isUtf8(bytes) && bytes.every((b) => b < 0x80));
+        else assert.ok(bytes.length > ASCII_SCAN_MAX || bytes.some((b) => b >= 0x80));
+      }),
+      { numRuns: 1000 },
     );
   });
 });

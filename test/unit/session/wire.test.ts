@@ -608,3 +608,49 @@ describe('parseCanonicalAck (the ack fast path)', () => {
     );
   });
 });
+
+describe('ranges: a message inside a larger read (the server parses it where it arrived)', () => {
+  /** `text` as bytes between `before` and `after` junk bytes; returns the buffer and the message's range. */
+  const embed = (text: string, before: Uint8Array, after: Uint8Array) => {
+    const msg = ascii(text);
+    const buf = new Uint8Array(before.length + msg.length + after.length);
+    buf.set(before);
+    buf.set(msg, before.length);
+    buf.set(after, before.length + msg.length);
+    return { buf, start: before.length, end: before.length + msg.length };
+  };
+  // Junk that would change the verdict if read: digits, ':', ',', 'd', '}'.
+  const junk = fc.uint8Array({ maxLength: 8 }).map((a) => a.map((b) => [0x31, 0x3a, 0x2c, 0x64, 0x7d, b][b % 6]!));
+
+  it('parseDataHeaderBytes on a range gives what it gives on the message alone, offset counted from the buffer', () => {
+    const message = fc.oneof(
+      fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 99 })), fc.string({ maxLength: 4 })).map(([seq, ack, p]) => dataHeader(seq, ack) + p),
+      fc.array(fc.constantFrom('d', '1', '0', ',', ':', 'x'), { maxLength: 8 }).map((a) => a.join('')),
+    );
+    fc.assert(
+      fc.property(message, junk, junk, (text, before, after) => {
+        const { buf, start, end } = embed(text, before, after);
+        const alone = fresh();
+        const ok = parseDataHeaderBytes(ascii(text), alone);
+        const ranged = fresh();
+        assert.equal(parseDataHeaderBytes(buf, ranged, start, end), ok, text);
+        if (ok) assert.deepEqual(ranged, { ...alone, offset: alone.offset + start });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parseCanonicalAck on a range gives what it gives on the message alone', () => {
+    const message = fc.oneof(
+      fc.integer({ min: 0, max: MAX_SEQ }).map((seq) => encodeControl({ t: 'ack', seq })),
+      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom('', '}', '1', ' ')).map(([n, tail]) => `{"t":"ack","seq":${n}${tail}`),
+    );
+    fc.assert(
+      fc.property(message, junk, junk, (text, before, after) => {
+        const { buf, start, end } = embed(text, before, after);
+        assert.equal(parseCanonicalAck(buf, start, end), parseCanonicalAck(ascii(text)), text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
