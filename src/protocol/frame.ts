@@ -122,10 +122,15 @@ export function frameHeaderSize(payloadLength: number, masked: boolean): number 
 const WORD_UNMASK_MIN = 128;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** unmaskInPlace's answer when it did not look at the bytes it wrote (the word path). */
+export const UNMASK_BITS_UNKNOWN = 0x100;
+
 /**
  * XORs `buf[start..end)` in place with the 4-byte `mask`, where `maskOffset`
  * is the index into the payload of `buf[start]` (so a payload that arrives in
- * several chunks can be unmasked chunk by chunk).
+ * several chunks can be unmasked chunk by chunk). Returns the unmasked bytes
+ * OR-ed together below WORD_UNMASK_MIN bytes (under 0x80: all ASCII, found
+ * while the bytes pass by anyway), UNMASK_BITS_UNKNOWN above.
  */
 export function unmaskInPlace(
   buf: Uint8Array,
@@ -133,7 +138,7 @@ export function unmaskInPlace(
   end: number,
   mask: Uint8Array,
   maskOffset: number,
-): void {
+): number {
   let i = start;
   let m = maskOffset & 3;
   if (end - start >= WORD_UNMASK_MIN && LITTLE_ENDIAN) {
@@ -155,25 +160,36 @@ export function unmaskInPlace(
       buf[i] = buf[i]! ^ mask[m]!;
       m = (m + 1) & 3;
     }
-    return;
+    return UNMASK_BITS_UNKNOWN;
   }
+  let bits = 0;
   // Align to the mask phase, then do four bytes at a time.
   while (i < end && m !== 0) {
-    buf[i] = buf[i]! ^ mask[m]!;
+    const b = buf[i]! ^ mask[m]!;
+    buf[i] = b;
+    bits |= b;
     i++;
     m = (m + 1) & 3;
   }
   const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
   const stop4 = end - 3;
   for (; i < stop4; i += 4) {
-    buf[i] = buf[i]! ^ m0;
-    buf[i + 1] = buf[i + 1]! ^ m1;
-    buf[i + 2] = buf[i + 2]! ^ m2;
-    buf[i + 3] = buf[i + 3]! ^ m3;
+    const b0 = buf[i]! ^ m0;
+    const b1 = buf[i + 1]! ^ m1;
+    const b2 = buf[i + 2]! ^ m2;
+    const b3 = buf[i + 3]! ^ m3;
+    buf[i] = b0;
+    buf[i + 1] = b1;
+    buf[i + 2] = b2;
+    buf[i + 3] = b3;
+    bits |= b0 | b1 | b2 | b3;
   }
   for (m = 0; i < end; i++, m++) {
-    buf[i] = buf[i]! ^ mask[m]!;
+    const b = buf[i]! ^ mask[m]!;
+    buf[i] = b;
+    bits |= b;
   }
+  return bits;
 }
 
 /** Writes `src` XOR mask into `dst` at `dstOffset` (masking while copying: one pass). */

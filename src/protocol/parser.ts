@@ -8,7 +8,7 @@
  * one sink object set at construction instead of closures per frame.
  */
 import { ProtocolError } from './errors.js';
-import { unmaskInPlace } from './frame.js';
+import { UNMASK_BITS_UNKNOWN, unmaskInPlace } from './frame.js';
 
 export interface FrameSink {
   /**
@@ -44,6 +44,19 @@ const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
  */
 const MASK_BYTES = Buffer.alloc(4);
 const NATIVE_UNMASK_MIN = 256;
+
+/**
+ * The bytes of the payload slice being handed to onFramePayload OR-ed
+ * together, when unmasking saw them (under 0x80: all ASCII, so a text slice
+ * needs no UTF-8 check); UNMASK_BITS_UNKNOWN otherwise. Module state like
+ * MASK_BYTES (parsing is synchronous), so it costs parsers no field.
+ */
+let sliceBits = UNMASK_BITS_UNKNOWN;
+
+/** During onFramePayload: what unmasking learned of the slice's bytes (see sliceBits). */
+export function payloadSliceBits(): number {
+  return sliceBits;
+}
 
 export class FrameParser {
   private state = S_HEADER;
@@ -152,8 +165,14 @@ export class FrameParser {
           MASK_BYTES[1] = (k >>> 16) & 0xff;
           MASK_BYTES[2] = (k >>> 8) & 0xff;
           MASK_BYTES[3] = k & 0xff;
-          if (native) this.unmask!(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
-          else unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+          if (native) {
+            this.unmask!(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
+            sliceBits = UNMASK_BITS_UNKNOWN;
+          } else {
+            sliceBits = unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+          }
+        } else {
+          sliceBits = UNMASK_BITS_UNKNOWN;
         }
         this.maskOffset += take;
         this.remaining -= take;

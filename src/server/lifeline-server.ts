@@ -20,7 +20,7 @@ import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js'
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage, sessionEventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
-import { encodedFrameSize, writeDataFrame } from '../protocol/connection.js';
+import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
 import { FrameArena } from './frame-arena.js';
 import { systemClock, type Clock } from '../session/clock.js';
@@ -646,7 +646,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** The message `data[start..end)`, whose bytes stay as they are (a view of them may be handed on). */
   private onMessage(data: Buffer, start: number, end: number, isBinary: boolean): void {
     if (this.mode === 'plain') {
-      emitMessage(this, start === 0 && end === data.length ? data : data.subarray(start, end), isBinary);
+      emitMessage(this, viewOf(data, start, end), isBinary);
       return;
     }
     const first = end > start ? data[start]! : -1;
@@ -665,7 +665,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       this.counters.bytesIn += end - start;
       if (this.inbound.ackDue) this.sendAckNow();
       else if (!this._ackQueued) this.server._queueAck(this);
-      emitMessage(this, h.offset === end ? EMPTY : data.subarray(h.offset, end), isBinary);
+      emitMessage(this, h.offset === end ? EMPTY : viewOf(data, h.offset, end), isBinary);
       return;
     }
     if (first === CONTROL_MARK && !isBinary) {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role } from '../../protocol/connection.js';
+import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewOf } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
@@ -751,7 +751,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       this._owner._onSocketMessageRange(this, chunk, start, end, isBinary);
       if ((this as unknown as EventSlots)._events.message === undefined) return;
     }
-    emitMessage(this, start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end), isBinary);
+    emitMessage(this, viewOf(chunk, start, end), isBinary);
   }
 
   /** maxMessagesPerSecond: counts this message; true (after starting a 1008 close once) when it is over the limit. */

@@ -301,19 +301,23 @@ describe('Connection: receiving data messages', () => {
     assert.equal(h.takeWritten().length, 0);
   });
 
-  it('uses the isUtf8 option for complete single-frame text messages, except short ASCII ones', () => {
-    const seen: string[] = [];
-    const { conn, h } = open('server', {
-      isUtf8: (b) => {
-        seen.push(Buffer.from(b).toString());
-        return isUtf8(b);
-      },
-    });
-    const long = 'a'.repeat(ASCII_SCAN_MAX + 1);
-    conn.receiveData(Buffer.concat([frame(Opcode.Text, 'héllo'), frame(Opcode.Text, long), frame(Opcode.Text, 'hello')]));
-    // 'hello' is short and all ASCII: checked in JS, without a call to the native validator.
-    assert.deepEqual(seen, ['héllo', long]);
-    assert.deepEqual(simple(h.takeEvents()), [['text', 'héllo'], ['text', long], ['text', 'hello']]);
+  it('uses the isUtf8 option for complete single-frame text messages, except those already known to be ASCII', () => {
+    for (const role of ['server', 'client'] as const) {
+      const seen: string[] = [];
+      const { conn, h } = open(role, {
+        isUtf8: (b) => {
+          seen.push(Buffer.from(b).toString());
+          return isUtf8(b);
+        },
+      });
+      const mid = 'm'.repeat(ASCII_SCAN_MAX + 1);
+      const long = 'l'.repeat(200);
+      conn.receiveData(Buffer.concat(['héllo', mid, long, 'hello'].map((t) => peerFrame(role, Opcode.Text, t))));
+      // Server: masked frames under 128 bytes are OR-ed while unmasked ('hello', mid); client: frames
+      // of up to ASCII_SCAN_MAX bytes are scanned ('hello'). Neither needs the native validator.
+      assert.deepEqual(seen, role === 'server' ? ['héllo', long] : ['héllo', mid, long], role);
+      assert.deepEqual(simple(h.takeEvents()), [['text', 'héllo'], ['text', mid], ['text', long], ['text', 'hello']]);
+    }
   });
 
   it('fails short single-frame text that is not UTF-8 (the ASCII scan only ever says yes)', () => {
@@ -376,14 +380,15 @@ describe('Connection: receiving data messages', () => {
     });
 
     it('accepts a single-frame text message exactly when it is UTF-8 (short ASCII scan or validator), property', () => {
-      // Mostly ASCII with some high bytes, around ASCII_SCAN_MAX, so both sides of the scan are hit.
+      // Mostly ASCII with some high bytes, up to 200 bytes: both sides of ASCII_SCAN_MAX and of the word unmask (128).
       const byte = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 0x7f }) }, { weight: 1, arbitrary: fc.integer({ min: 0x80, max: 0xff }) });
+      // Server: masked frames (unmasking sees the bytes); client: unmasked ones (the ASCII scan does).
       fc.assert(
-        fc.property(fc.array(byte, { maxLength: ASCII_SCAN_MAX * 2 }), (bytes) => {
+        fc.property(fc.array(byte, { maxLength: 200 }), fc.constantFrom<Role>('server', 'client'), (bytes, role) => {
           const payload = Buffer.from(bytes);
           const h = new RangeHandler();
-          const { conn } = open('server', {}, h);
-          conn.receiveData(frame(Opcode.Text, payload));
+          const { conn } = open(role, {}, h);
+          conn.receiveData(peerFrame(role, Opcode.Text, payload));
           const failed = h.takeEvents().some((e) => e.type === 'error');
           assert.equal(failed, !isUtf8(payload));
           assert.deepEqual(h.ranges.map((r) => r.bytes), failed ? [] : [toHex(payload)]);

@@ -11,6 +11,7 @@ import {
   isValidWireCloseCode,
   maskInto,
   unmaskInPlace,
+  UNMASK_BITS_UNKNOWN,
 } from '../../../src/protocol/frame.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -199,6 +200,19 @@ describe('masking (RFC 6455 5.3)', () => {
         }
       }
     }
+  });
+
+  it('unmaskInPlace returns the unmasked bytes OR-ed together below 128 bytes (the ASCII hint), UNMASK_BITS_UNKNOWN from 128 on', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.nat(7), fc.nat(3), (data, key, phase, start) => {
+        const buf = Buffer.concat([Buffer.alloc(start, 0xff), Buffer.from(data), Buffer.alloc(3, 0xff)]);
+        const bits = unmaskInPlace(buf, start, start + data.length, key, phase);
+        const unmasked = naiveMask(Buffer.from(data), key, phase);
+        if (data.length >= 128) assert.equal(bits, UNMASK_BITS_UNKNOWN);
+        else assert.equal(bits, unmasked.reduce((a, b) => a | b, 0));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('unmaskInPlace is an involution', () => {
