@@ -401,8 +401,12 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const binary = options?.binary ?? typeof data !== 'string';
     const seq = ++this.lastSent;
     const attached = st === 'open';
-    // Piggyback the cumulative ack when there is something to acknowledge.
-    const ack = attached && this.inbound.pending > 0 ? this.takeAck() : -1;
+    // Piggyback the cumulative ack when there is something to acknowledge, on
+    // the first frame queued in a tick: a burst of replies carries one ack,
+    // not one each (7 bytes and more per message). Acks are cumulative; what
+    // the burst leaves unacknowledged rides on the next tick's first frame, or
+    // goes out with the ack sweep (ackDelay) or at ackEvery.
+    const ack = attached && this.inbound.pending > 0 && !this._socket._flushPending ? this.takeAck() : -1;
     // The whole frame (WebSocket header, data header, payload) encoded once,
     // into the session's arena: sent as-is now and again on a resume.
     const prefix = HEADER_WRITER.set(seq, ack);

@@ -701,6 +701,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.afterQueued();
   }
 
+  /** @internal True while frames queued this tick wait for their flush (the session layer piggybacks one ack per tick). */
+  get _flushPending(): boolean {
+    return this.flushScheduled;
+  }
+
   /** Room for `size` bytes at the end of this socket's open slab segment; returns where. */
   private slabReserve(size: number): number {
     if (this.segStart < 0 || this.runBuf !== null || slabOff + size > SLAB_SIZE) {
