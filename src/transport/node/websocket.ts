@@ -653,10 +653,10 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   _closeSegment(): void {
     const run = this.runBuf;
     if (run === null) {
-      this.pendingList().push(slab.subarray(this.segStart, slabOff));
+      this.pendingList().push(viewOf(slab, this.segStart, slabOff));
       slabTail = null;
     } else {
-      this.pendingList().push(this.segStart === 0 && this.runEnd === run.length ? run : run.subarray(this.segStart, this.runEnd));
+      this.pendingList().push(viewOf(run, this.segStart, this.runEnd));
       this.runBuf = null;
     }
     this.segStart = -1;

@@ -29,6 +29,11 @@ function clientText(text: string): Buffer {
   return f;
 }
 
+/** The TCP socket under a session's WebSocket (internal: the test hands it reads directly). */
+function serverSocket(s: ServerSession): net.Socket {
+  return (s.socket as unknown as { socket: net.Socket }).socket;
+}
+
 /** Raw client: the upgrade, then every text frame the server sends, in order. */
 class RawClient {
   readonly texts: string[] = [];
@@ -102,7 +107,7 @@ describe('server ack piggybacking', () => {
       const [welcome] = await client.frames(0, 1);
       assert.match(welcome!, /^\{"t":"welcome"/);
       // The server side of the connection: bursts go in as one read each.
-      const read = (...texts: string[]) => s.socket.socket!.emit('data', Buffer.concat(texts.map(clientText)));
+      const read = (...texts: string[]) => serverSocket(s).emit('data', Buffer.concat(texts.map(clientText)));
 
       read('d1:a', 'd2:b', 'd3:c', 'd4:d', 'd5:e');
       // The first reply acknowledges what had arrived by then; the sweep acknowledges the rest.
@@ -135,7 +140,7 @@ describe('server ack piggybacking', () => {
       s.on('message', (data: Buffer) => s.send(data.toString()));
       await client.frames(0, 1);
       const msgs = Array.from({ length: 10 }, (_, i) => `d${i + 1}:${String.fromCharCode(97 + i)}`);
-      s.socket.socket!.emit('data', Buffer.concat(msgs.map(clientText)));
+      serverSocket(s).emit('data', Buffer.concat(msgs.map(clientText)));
       // 1 rides on the first reply; 2..5 reach ackEvery (4) as 5 arrives, before its reply; 6..9 likewise; 10 goes with the sweep.
       assert.deepEqual(await client.frames(1, 14), [
         'd1,1:a', 'd2:b', 'd3:c', 'd4:d', '{"t":"ack","seq":5}', 'd5:e',

@@ -9,6 +9,7 @@ import {
   encodedFrameSize,
   writeDataFrame,
   type ConnectionOptions,
+  viewOf,
 } from '../../../src/protocol/connection.js';
 import { frameHeaderSize } from '../../../src/protocol/frame.js';
 import { UsageError } from '../../../src/protocol/errors.js';
@@ -172,5 +173,27 @@ describe('writeDataFrame / encodedFrameSize / Connection.sendEncoded', () => {
     const b = server({ fragmentSize: 2 });
     b.conn.sendEncoded(buf, start, end, true);
     assert.deepEqual(b.h.takeWritten(), a.h.takeWritten());
+  });
+});
+
+describe('viewOf (the receive path\'s Buffer views)', () => {
+  it('is a Buffer like subarray() makes: same class, same bytes, same memory; the chunk itself when whole', () => {
+    // A pooled Buffer: its byteOffset into the pool is not 0.
+    const chunk = Buffer.from('0123456789abcdef');
+    for (const [start, end] of [[0, 16], [0, 0], [3, 9], [15, 16], [16, 16]] as const) {
+      const v = viewOf(chunk, start, end);
+      const ref = chunk.subarray(start, end);
+      assert.ok(Buffer.isBuffer(v) && v instanceof Buffer, `${start}..${end}: a Buffer`);
+      assert.equal(Object.getPrototypeOf(v), Object.getPrototypeOf(ref));
+      assert.equal(v.constructor, Buffer);
+      assert.equal(v.toString(), ref.toString());
+      assert.equal(v.byteOffset, ref.byteOffset);
+      assert.equal(v.buffer, chunk.buffer, 'no copy');
+      if (start === 0 && end === chunk.length) assert.equal(v, chunk);
+    }
+    const v = viewOf(chunk, 4, 6);
+    v[0] = 0x58;
+    assert.equal(chunk.toString(), '0123X56789abcdef', 'writes go to the chunk');
+    assert.equal(viewOf(chunk, 2, 8).subarray(1, 3).toString(), '3X', 'and views of views are Buffers too');
   });
 });
