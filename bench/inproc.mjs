@@ -12,7 +12,7 @@
 // alternating plain and session in each round; minimum and median reported.
 //
 //   node bench/inproc.mjs [--messages 200000] [--rounds 5] [--size 32]
-//                         [--window 16] [--conns 100] [--only plain|session] [--prof]
+//                         [--window 16] [--conns 100] [--only plain|session] [--prof] [--real-writes]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
 // the frames), sampled every 50 us, per mode to
@@ -21,6 +21,9 @@
 //
 // Not a substitute for the socket benchmarks (no syscalls, no Readable/stream
 // costs that both paths share); a microscope for the part the two differ in.
+// --real-writes keeps the real socket writes (the kernel's loopback send, and
+// the clients' reads, in this same process, after each turn): one process on
+// one CPU, so still steadier than the socket scenarios, kernel costs included.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     conns: { type: 'string', default: '100' },
     only: { type: 'string' },
     prof: { type: 'boolean', default: false },
+    'real-writes': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.messages);
@@ -44,6 +48,9 @@ const ROUNDS = Number(values.rounds);
 const S = Number(values.size);
 const W = Number(values.window);
 const C = Number(values.conns);
+const REAL = values['real-writes'];
+/** Bytes the clients received (--real-writes) or the stubbed writes took. */
+const received = { bytes: 0 };
 const ACK_EVERY = 32;
 for (const [k, v] of Object.entries({ messages: N, rounds: ROUNDS, size: S, window: W, conns: C })) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
@@ -98,7 +105,9 @@ async function connect(port, session) {
       '\r\n',
   );
   if (session) sock.write(maskedFrame(Buffer.from('{"t":"hello","v":1}')));
-  sock.on('data', () => {}); // welcome etc.: not looked at
+  sock.on('data', (d) => {
+    received.bytes += d.length; // welcome, echoes: counted, not looked at
+  });
   return sock;
 }
 
@@ -133,17 +142,16 @@ async function setup(session) {
   for (let i = 0; i < C; i++) clients.push(await connect(server.address().port, session));
   await got;
   if (session) await new Promise((r) => setTimeout(r, 100)); // the welcomes go out
-  const sink = { bytes: 0 };
   const count = function (b) {
-    sink.bytes += b.length;
+    received.bytes += b.length;
     return true;
   };
   const socks = peers.map((peer) => {
     const sock = (session ? peer.socket : peer).socket;
-    sock.write = count;
+    if (!REAL) sock.write = count;
     return sock;
   });
-  return { server, clients, peers, socks, sink, nextSeq: 1 };
+  return { server, clients, peers, socks, nextSeq: 1 };
 }
 
 /**
@@ -160,17 +168,21 @@ function prepare(ctx, session) {
 }
 
 async function round(ctx, reads) {
-  const before = ctx.sink.bytes;
+  const before = received.bytes;
   const turns = reads[0].length;
   const t0 = process.cpuUsage();
   for (let i = 0; i < turns; i++) {
     // One event-loop turn: a read on every connection, then the tick that flushes the echoes.
     for (let c = 0; c < C; c++) ctx.socks[c].emit('data', reads[c][i]);
     await nextTick();
+    // Real writes: a whole loop turn, so the clients read what was written (kernel buffers stay small).
+    if (REAL) await new Promise((r) => setImmediate(r));
   }
+  // Real writes: the last echoes reach the clients (idle time, no CPU).
+  if (REAL) await new Promise((r) => setTimeout(r, 50));
   const t = process.cpuUsage(t0);
   const msgs = Math.floor(N / C) * C;
-  return { nsPerMsg: ((t.user + t.system) * 1000) / msgs, out: ctx.sink.bytes - before, msgs };
+  return { nsPerMsg: ((t.user + t.system) * 1000) / msgs, out: received.bytes - before, msgs };
 }
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
