@@ -1,18 +1,20 @@
 // In-process cost of one echoed message on the server, without the kernel:
 // plain WebSocket vs the lifeline.v1 session layer (scenario g's two servers),
-// so a change to the JS path can be measured to a few ns where the socket
-// benchmarks move by 10-30% from run to run on a shared 2-core machine.
+// so that a change to the JS path shows where the socket benchmarks move by
+// 10-30% from run to run on a shared 2-core machine.
 //
-// How: a real server (dist/) and a real handshake over loopback; then the
+// How: a real server (dist/) and real handshakes over loopback; then each
 // server-side socket's write() is replaced by a byte counter and pre-built
 // masked frames (16 messages per read on each of 100 connections, as in
-// scenario g) are fed through the sockets' 'data' events, a read on every
-// connection per turn, each turn followed by the tick that flushes the echoes. Session mode adds what the loadgen sends: data headers with seq and
+// scenario g) are fed through the sockets' 'data' events: a read on every
+// connection per turn, each turn followed by the tick that flushes the
+// echoes. Session mode adds what the loadgen sends: data headers with seq and
 // a standalone ack every 32 echoes. CPU time (process.cpuUsage) per message,
 // alternating plain and session in each round; minimum and median reported.
 //
 //   node bench/inproc.mjs [--messages 200000] [--rounds 5] [--size 32]
-//                         [--window 16] [--conns 100] [--only plain|session] [--prof] [--real-writes]
+//                         [--window 16] [--conns 100] [--only plain|session]
+//                         [--prof] [--real-writes]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
 // the frames), sampled every 50 us, per mode to
