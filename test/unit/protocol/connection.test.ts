@@ -312,11 +312,12 @@ describe('Connection: receiving data messages', () => {
       });
       const mid = 'm'.repeat(ASCII_SCAN_MAX + 1);
       const long = 'l'.repeat(200);
-      conn.receiveData(Buffer.concat(['héllo', mid, long, 'hello'].map((t) => peerFrame(role, Opcode.Text, t))));
-      // Server: masked frames under 128 bytes are OR-ed while unmasked ('hello', mid); client: frames
-      // of up to ASCII_SCAN_MAX bytes are scanned ('hello'). Neither needs the native validator.
-      assert.deepEqual(seen, role === 'server' ? ['héllo', long] : ['héllo', mid, long], role);
-      assert.deepEqual(simple(h.takeEvents()), [['text', 'héllo'], ['text', mid], ['text', long], ['text', 'hello']]);
+      const wide = 'é'.repeat(100);
+      conn.receiveData(Buffer.concat(['héllo', mid, long, 'hello', wide].map((t) => peerFrame(role, Opcode.Text, t))));
+      // Server: masked frames have their bytes OR-ed while unmasked, so ASCII ones of any length skip the
+      // validator; client: unmasked frames of up to ASCII_SCAN_MAX bytes are scanned ('hello').
+      assert.deepEqual(seen, role === 'server' ? ['héllo', wide] : ['héllo', mid, long, wide], role);
+      assert.deepEqual(simple(h.takeEvents()), [['text', 'héllo'], ['text', mid], ['text', long], ['text', 'hello'], ['text', wide]]);
     }
   });
 
