@@ -55,6 +55,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { broadcastMessage, EIO_EVENT } from './servers/broadcast-common.mjs';
+import { maskedFrame } from './lib/frames.mjs';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
@@ -113,32 +114,6 @@ for (const a of LOCAL) if (net.isIP(a) === 0) die(`--local-addresses: ${JSON.str
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-// Masking keys come from a pool of random bytes, refilled when used up.
-const keyPool = Buffer.alloc(4096);
-let keyAt = keyPool.length;
-
-/** A masked client frame (RFC 6455 5.2, 5.3): FIN, `opcode`, MASK, length, key, masked payload. */
-function maskedFrame(opcode, payload) {
-  const len = payload.length;
-  if (len > 0xffff) throw new Error('frame too large');
-  const ext = len < 126 ? 0 : 2;
-  const f = Buffer.allocUnsafe(2 + ext + 4 + len);
-  f[0] = 0x80 | opcode;
-  if (ext === 0) f[1] = 0x80 | len;
-  else {
-    f[1] = 0x80 | 126;
-    f.writeUInt16BE(len, 2);
-  }
-  if (keyAt + 4 > keyPool.length) {
-    crypto.randomFillSync(keyPool);
-    keyAt = 0;
-  }
-  const k = 2 + ext;
-  keyPool.copy(f, k, keyAt, keyAt + 4);
-  keyAt += 4;
-  for (let j = 0; j < len; j++) f[k + 4 + j] = payload[j] ^ f[k + (j & 3)];
-  return f;
-}
 
 const HELLO = Buffer.from(JSON.stringify({ t: 'hello', v: 1 }));
 // Engine.IO v4 / Socket.IO v5 packets: message(4) + CONNECT(0) to join "/", and a pong(3).
@@ -269,7 +244,7 @@ class Conn {
         sock.on('data', (c) => this.onData(c));
         if (MODE === 'lifeline') {
           this.onOpen = opened;
-          sock.write(maskedFrame(0x1, HELLO));
+          sock.write(maskedFrame(HELLO));
         } else if (MODE === 'eio') {
           // Open once the namespace is joined (`40{"sid":..}`): that is when socket.io emits 'connection'.
           this.onOpen = opened;
@@ -321,7 +296,7 @@ class Conn {
       if (opcode === 0x9) {
         counters.pingsReceived++;
         if (ANSWER) {
-          this.sock.write(maskedFrame(0xa, payload));
+          this.sock.write(maskedFrame(payload, 0xa));
           counters.pongsSent++;
         }
       } else if (opcode === 0x1 && MODE === 'lifeline') {
@@ -357,7 +332,7 @@ class Conn {
     if (msg.t === 'ping' && typeof msg.ts === 'number') {
       counters.appPingsReceived++;
       if (ANSWER) {
-        this.sock.write(maskedFrame(0x1, Buffer.from(JSON.stringify({ t: 'pong', ts: msg.ts }))));
+        this.sock.write(maskedFrame(Buffer.from(JSON.stringify({ t: 'pong', ts: msg.ts }))));
         counters.appPongsSent++;
       }
     } else if (msg.t === 'welcome') {
@@ -378,14 +353,14 @@ class Conn {
       // `2`: ping; the server closes the connection after pingInterval + pingTimeout without a pong.
       counters.appPingsReceived++;
       if (ANSWER) {
-        this.sock.write(maskedFrame(0x1, EIO_PONG));
+        this.sock.write(maskedFrame(EIO_PONG));
         counters.appPongsSent++;
       }
     } else if (type === 0x30 && this.onOpen !== null && !this.eioOpened) {
       // `0{"sid":..,"pingInterval":..}`: the Engine.IO session is open; join the main namespace.
       this.eioOpened = true;
       counters.eioOpens++;
-      this.sock.write(maskedFrame(0x1, EIO_CONNECT));
+      this.sock.write(maskedFrame(EIO_CONNECT));
     } else if (type === 0x34 && payload[1] === 0x30 && this.onOpen !== null && this.eioOpened) {
       // `40{"sid":..}`: joined.
       counters.welcomes++;

@@ -32,6 +32,7 @@ import { Session } from 'node:inspector/promises';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, LifelineServer } from '../dist/server/index.js';
+import { maskedFrame } from './lib/frames.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -58,28 +59,7 @@ for (const [k, v] of Object.entries({ messages: N, rounds: ROUNDS, size: S, wind
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
 }
 
-const KEY = crypto.randomBytes(4);
 const PAYLOAD = Buffer.alloc(S, 0x61);
-
-/** Appends one masked text frame with `payload` (Buffer) to `parts`. */
-function maskedFrame(payload) {
-  const len = payload.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const f = Buffer.allocUnsafe(2 + ext + 4 + len);
-  f[0] = 0x81;
-  if (ext === 0) f[1] = 0x80 | len;
-  else if (ext === 2) {
-    f[1] = 0x80 | 126;
-    f.writeUInt16BE(len, 2);
-  } else {
-    f[1] = 0x80 | 127;
-    f.writeBigUInt64BE(BigInt(len), 2);
-  }
-  KEY.copy(f, 2 + ext);
-  const at = 2 + ext + 4;
-  for (let j = 0; j < len; j++) f[at + j] = payload[j] ^ KEY[j & 3];
-  return f;
-}
 
 /** The reads the server gets: W messages each (plus acks in session mode), from seq `first`. */
 function buildReads(session, first, n) {

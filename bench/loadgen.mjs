@@ -62,6 +62,7 @@ import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { maskedFrame } from './lib/frames.mjs';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   // The header comment is the manual.
@@ -142,27 +143,6 @@ function payload(i) {
   const tag = `#${i}:`;
   for (let j = 0; j < S; j++) p[j] = j < tag.length ? tag.charCodeAt(j) : 0x61 + ((i * 7 + j) % 26);
   return p;
-}
-
-/** A masked frame (RFC 6455 5.2: FIN, opcode, MASK, length, key, masked payload); text unless `opcode` says otherwise. */
-function maskedFrame(p, opcode = 0x1) {
-  const len = p.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const f = Buffer.alloc(2 + ext + 4 + len);
-  f[0] = 0x80 | opcode;
-  if (ext === 0) f[1] = 0x80 | len;
-  else if (ext === 2) {
-    f[1] = 0x80 | 126;
-    f.writeUInt16BE(len, 2);
-  } else {
-    f[1] = 0x80 | 127;
-    f.writeBigUInt64BE(BigInt(len), 2);
-  }
-  const key = crypto.randomBytes(4);
-  key.copy(f, 2 + ext);
-  const at = 2 + ext + 4;
-  for (let j = 0; j < len; j++) f[at + j] = p[j] ^ key[j & 3];
-  return f;
 }
 
 const PAYLOADS = Array.from({ length: F }, (_, i) => payload(i));
