@@ -92,22 +92,31 @@ class RawClient {
   }
 }
 
+/**
+ * A LifelineServer (heartbeat off, ackDelay 50 ms, `ackEvery`) whose session
+ * echoes every message, and a raw lifeline.v1 client past its welcome.
+ * `read(...texts)` hands the server socket those data frames as one read.
+ */
+async function echoSession(cleanup: Cleanup, ackEvery: number) {
+  const served = await Served.start({ heartbeat: 'off', ackDelay: 50, ackEvery });
+  cleanup.add(() => served.close());
+  const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+  const client = await RawClient.connect(served.port);
+  cleanup.add(() => client.sock.destroy());
+  client.sock.write(clientText('{"t":"hello","v":1}'));
+  const s = await sessP;
+  s.on('message', (data: Buffer) => s.send(data.toString()));
+  const [welcome] = await client.frames(0, 1);
+  assert.match(welcome!, /^\{"t":"welcome"/);
+  const read = (...texts: string[]) => serverSocket(s).emit('data', Buffer.concat(texts.map(clientText)));
+  return { client, read, s };
+}
+
 describe('server ack piggybacking', () => {
   test('one ack per burst of replies, the rest with the next tick or the sweep', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off', ackDelay: 50, ackEvery: 32 });
-      cleanup.add(() => served.close());
-      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const client = await RawClient.connect(served.port);
-      cleanup.add(() => client.sock.destroy());
-      client.sock.write(clientText('{"t":"hello","v":1}'));
-      const s = await sessP;
-      s.on('message', (data: Buffer) => s.send(data.toString()));
-      const [welcome] = await client.frames(0, 1);
-      assert.match(welcome!, /^\{"t":"welcome"/);
-      // The server side of the connection: bursts go in as one read each.
-      const read = (...texts: string[]) => serverSocket(s).emit('data', Buffer.concat(texts.map(clientText)));
+      const { client, read, s } = await echoSession(cleanup, 32);
 
       read('d1:a', 'd2:b', 'd3:c', 'd4:d', 'd5:e');
       // The first reply acknowledges what had arrived by then; the sweep acknowledges the rest.
@@ -130,17 +139,8 @@ describe('server ack piggybacking', () => {
   test('a burst longer than ackEvery: the standalone ack at ackEvery, then the sweep', async () => {
     const cleanup = new Cleanup();
     try {
-      const served = await Served.start({ heartbeat: 'off', ackDelay: 50, ackEvery: 4 });
-      cleanup.add(() => served.close());
-      const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const client = await RawClient.connect(served.port);
-      cleanup.add(() => client.sock.destroy());
-      client.sock.write(clientText('{"t":"hello","v":1}'));
-      const s = await sessP;
-      s.on('message', (data: Buffer) => s.send(data.toString()));
-      await client.frames(0, 1);
-      const msgs = Array.from({ length: 10 }, (_, i) => `d${i + 1}:${String.fromCharCode(97 + i)}`);
-      serverSocket(s).emit('data', Buffer.concat(msgs.map(clientText)));
+      const { client, read } = await echoSession(cleanup, 4);
+      read(...Array.from({ length: 10 }, (_, i) => `d${i + 1}:${String.fromCharCode(97 + i)}`));
       // 1 rides on the first reply; 2..5 reach ackEvery (4) as 5 arrives, before its reply; 6..9 likewise; 10 goes with the sweep.
       assert.deepEqual(await client.frames(1, 14), [
         'd1,1:a', 'd2:b', 'd3:c', 'd4:d', '{"t":"ack","seq":5}', 'd5:e',
