@@ -500,12 +500,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     ws._owner = this;
   }
 
-  /** @internal SocketOwner */
-  _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (ws === this._socket) this.onMessage(data, 0, data.length, isBinary);
-  }
-
-  /** @internal SocketOwner: most messages come this way, a range of the read (one view made, for the payload). */
+  /** @internal SocketOwner: every message, as a range (one view made, for the payload). */
   _onSocketMessageRange(ws: WebSocket, chunk: Buffer, start: number, end: number, isBinary: boolean): void {
     if (ws === this._socket) this.onMessage(chunk, start, end, isBinary);
   }

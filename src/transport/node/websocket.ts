@@ -135,8 +135,7 @@ function randomFill(buf: Uint8Array): void {
  * EventEmitter listener (and its closure) per connection.
  */
 export interface SocketOwner {
-  _onSocketMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void;
-  /** A single-frame message as a range of the read (see ConnectionHandler.onMessageRange). */
+  /** A message as `chunk[start..end)` (the whole buffer for messages the connection assembled). */
   _onSocketMessageRange(ws: WebSocket, chunk: Buffer, start: number, end: number, isBinary: boolean): void;
   _onSocketPong(ws: WebSocket, data: Buffer): void;
   _onSocketError(ws: WebSocket, err: Error): void;
@@ -739,21 +738,17 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     }
   }
 
+  /** A message the connection assembled (fragmented or inflated): the whole of `data` as a range. */
   onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.options.maxMessagesPerSecond && this.overRate()) return;
-    if (this._owner !== null) {
-      this._owner._onSocketMessage(this, data, isBinary);
-      // Owned sockets rarely have listeners of their own.
-      if ((this as unknown as EventSlots)._events.message === undefined) return;
-    }
-    emitMessage(this, data, isBinary);
+    this.onMessageRange(data, 0, data.length, isBinary);
   }
 
-  /** A single-frame message as a range of the read (ConnectionHandler.onMessageRange): an owner gets the range, listeners a view. */
+  /** A message as a range of the bytes read (ConnectionHandler.onMessageRange): an owner gets the range, listeners a view. */
   onMessageRange(chunk: Buffer, start: number, end: number, isBinary: boolean): void {
     if (this.options.maxMessagesPerSecond && this.overRate()) return;
     if (this._owner !== null) {
       this._owner._onSocketMessageRange(this, chunk, start, end, isBinary);
+      // Owned sockets rarely have listeners of their own.
       if ((this as unknown as EventSlots)._events.message === undefined) return;
     }
     emitMessage(this, viewOf(chunk, start, end), isBinary);
