@@ -7,13 +7,19 @@
 //   stats ID  ->  stats ID {...}   (server-specific counters: connections, closes, pings)
 //   heapsnapshot ID  ->  heapsnapshot ID {"file":"..."}   (v8.writeHeapSnapshot into
 //                 the working directory; for finding out where the memory goes)
+//   profstart ID  ->  profstart ID {}   (starts V8's CPU profiler, 100 us sampling)
+//   profstop ID   ->  profstop ID {"file":"..."}   (stops it, writes ID.cpuprofile into
+//                 the working directory: a profile of just the idle window, which a
+//                 --cpu-prof of the whole process would bury under connection setup)
 //   <extra> ID  ->  <extra> ID {...}   (server-specific commands, e.g. the broadcast
 //                 servers' `broadcast SEQ`: there the ID is the broadcast's number)
 //
 // The orchestrator (bench/lib/idle.mjs) reads CPU time from /proc itself, so
 // nothing here runs during the measured idle window unless asked. When stdin
 // ends (the orchestrator is gone) the server exits, so no server outlives a run.
+import fs from 'node:fs';
 import { createInterface } from 'node:readline';
+import inspector from 'node:inspector';
 import v8 from 'node:v8';
 
 /** `--name value` from argv, or `fallback`. */
@@ -43,6 +49,8 @@ export function controlChannel(name, stats, commands = {}) {
       reply(cmd, id, { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers });
     } else if (cmd === 'heapsnapshot') {
       reply(cmd, id, { file: v8.writeHeapSnapshot() });
+    } else if (cmd === 'profstart' || cmd === 'profstop') {
+      profilerCommand(cmd, id);
     } else if (cmd === 'stats') {
       reply(cmd, id, stats());
     } else if (Object.hasOwn(commands, cmd)) {
@@ -55,6 +63,33 @@ export function controlChannel(name, stats, commands = {}) {
   const stop = () => process.exit(0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+let profiler = null;
+
+function profilerCommand(cmd, id) {
+  const fail = (err) => reply('error', id, { error: String(err?.message ?? err) });
+  if (cmd === 'profstart') {
+    if (profiler !== null) return fail('the profiler is already running');
+    profiler = new inspector.Session();
+    profiler.connect();
+    profiler.post('Profiler.enable', () =>
+      profiler.post('Profiler.setSamplingInterval', { interval: 100 }, () =>
+        profiler.post('Profiler.start', (err) => (err ? fail(err) : reply(cmd, id, {}))),
+      ),
+    );
+    return;
+  }
+  if (profiler === null) return fail('the profiler is not running');
+  const session = profiler;
+  profiler = null;
+  session.post('Profiler.stop', (err, res) => {
+    session.disconnect();
+    if (err) return fail(err);
+    const file = `${String(id).replace(/[^\w.-]/g, '_')}.cpuprofile`;
+    fs.writeFileSync(file, JSON.stringify(res.profile));
+    reply(cmd, id, { file });
+  });
 }
 
 function reply(cmd, id, obj) {
