@@ -650,15 +650,22 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   /** @internal Moves this socket's open segment to the pending list (order kept). */
   _closeSegment(): void {
+    this.pendingList().push(this.takeSegment());
+  }
+
+  /** Ends this socket's open segment and returns it as one view. */
+  private takeSegment(): Buffer {
     const run = this.runBuf;
+    let view: Buffer;
     if (run === null) {
-      this.pendingList().push(viewOf(slab, this.segStart, slabOff));
+      view = viewOf(slab, this.segStart, slabOff);
       slabTail = null;
     } else {
-      this.pendingList().push(viewOf(run, this.segStart, this.runEnd));
+      view = viewOf(run, this.segStart, this.runEnd);
       this.runBuf = null;
     }
     this.segStart = -1;
+    return view;
   }
 
   /** ConnectionHandler.writeFrame: a small frame, encoded into the slab (see SLAB_SIZE). */
@@ -824,7 +831,18 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** @internal Writes what this tick queued. */
   _flush(): void {
     this.flushScheduled = false;
-    if (this.segStart >= 0) this._closeSegment();
+    if (this.segStart >= 0) {
+      if (this.pending.length === 0) {
+        // The usual tick: small frames only, all in one segment. Written as is,
+        // without a pending list (an array per flush).
+        const view = this.takeSegment();
+        this.pendingBytes = 0;
+        const s = this.socket;
+        if (s && !s.destroyed && s.writable) this.writeOut(s, view);
+        return;
+      }
+      this._closeSegment();
+    }
     const n = this.pending.length;
     if (n === 0) return;
     const s = this.socket;
