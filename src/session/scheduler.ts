@@ -24,10 +24,22 @@ export class HeartbeatWheel {
   private timer: TimerHandle | null = null;
   private plannedAt = 0;
   private count = 0;
+  /** An empty array that takes the place of the slot being processed (slots are swapped, not reallocated, per tick). */
+  private spare: HeartbeatMonitor[] = [];
+  private readonly runTick: (tick: () => void) => void;
+  /** The first error a host threw during the current tick (rethrown once the tick is done). */
+  private tickThrew = false;
+  private tickError: unknown = undefined;
+  private readonly tick = (): void => this.onTick();
 
-  constructor(clock: Clock, tickMs: number, slotCount = 1024) {
+  /**
+   * `runTick` runs each tick's work (the server's: inside one write batch, so
+   * the pings of a tick go out in one pass, not one scheduled flush each).
+   */
+  constructor(clock: Clock, tickMs: number, slotCount = 1024, runTick?: (tick: () => void) => void) {
     this.clock = clock;
     this.tickMs = tickMs;
+    this.runTick = runTick ?? callNow;
     this.slots = Array.from({ length: slotCount }, () => []);
     this.now = clock.now();
     this.cursor = Math.floor(this.now / tickMs) + 1;
@@ -79,18 +91,44 @@ export class HeartbeatWheel {
   private arm(): void {
     const due = this.cursor * this.tickMs;
     this.plannedAt = due;
-    this.timer = this.clock.setTimeout(() => this.onTick(), Math.max(0, due - this.clock.now()));
+    this.timer = this.clock.setTimeout(this.tick, Math.max(0, due - this.clock.now()));
   }
 
   private onTick(): void {
     this.timer = null;
+    this.tickThrew = false;
+    this.runTick(this.processDue);
+    if (this.count > 0) this.arm();
+    // A host threw (an application's 'liveness' listener, say): every other
+    // monitor was still checked and the wheel is armed; now the error surfaces.
+    if (this.tickThrew) {
+      const err = this.tickError;
+      this.tickThrew = false;
+      this.tickError = undefined;
+      throw err;
+    }
+  }
+
+  private readonly processDue = (): void => {
     const now = (this.now = this.clock.now());
     const planned = this.plannedAt;
     const lastTick = Math.floor(now / this.tickMs);
-    // Take every slot that fell due. After a freeze longer than one lap, that is all of them.
-    const due: HeartbeatMonitor[][] = [];
     const n = this.slots.length;
     const steps = Math.min(lastTick - this.cursor + 1, n);
+    if (steps === 1) {
+      // The usual tick: one slot fell due. It is swapped for the spare array,
+      // processed, emptied, and kept as the next spare.
+      const idx = this.cursor % n;
+      const slot = this.slots[idx]!;
+      this.slots[idx] = this.spare;
+      this.cursor = lastTick + 1;
+      this.processSlot(slot, now, planned);
+      slot.length = 0;
+      this.spare = slot;
+      return;
+    }
+    // Take every slot that fell due. After a freeze longer than one lap, that is all of them.
+    const due: HeartbeatMonitor[][] = [];
     for (let k = 0; k < steps; k++) {
       const idx = (this.cursor + k) % n;
       due.push(this.slots[idx]!);
@@ -98,21 +136,36 @@ export class HeartbeatWheel {
     }
     // Move the cursor before re-placing, so nothing lands in a slot already passed.
     if (this.cursor <= lastTick) this.cursor = lastTick + 1;
-    for (const slot of due) {
-      this.count -= slot.length;
-      for (let i = 0; i < slot.length; i++) {
-        const m = slot[i]!;
-        if (m.detached) continue;
-        if (m.nextCheck > now) {
-          this.place(m, m.nextCheck);
-          continue;
-        }
-        const next = m.check(now, planned);
-        if (next >= 0 && !m.detached) this.place(m, next);
+    for (const slot of due) this.processSlot(slot, now, planned);
+  };
+
+  private processSlot(slot: HeartbeatMonitor[], now: number, planned: number): void {
+    this.count -= slot.length;
+    for (let i = 0; i < slot.length; i++) {
+      const m = slot[i]!;
+      if (m.detached) continue;
+      if (m.nextCheck > now) {
+        this.place(m, m.nextCheck);
+        continue;
       }
+      let next: number;
+      try {
+        next = m.check(now, planned);
+      } catch (err) {
+        if (!this.tickThrew) {
+          this.tickThrew = true;
+          this.tickError = err;
+        }
+        // Keep it scheduled: when check() threw is not known, so it looks again next tick.
+        next = m.nextCheck > now ? m.nextCheck : now + this.tickMs;
+      }
+      if (next >= 0 && !m.detached) this.place(m, next);
     }
-    if (this.count > 0) this.arm();
   }
+}
+
+function callNow(fn: () => void): void {
+  fn();
 }
 
 export class HeartbeatTimer {

@@ -17,10 +17,10 @@ const TICK = 100;
 const SLOTS = 1024; // HeartbeatWheel's default: one lap = 102.4 s at 100 ms ticks
 
 /** N monitors on one wheel, each with its own recording host; lastInbound staggered over one interval. */
-function fleet(n: number, opts: { slots?: number; spread?: number } = {}) {
+function fleet(n: number, opts: { slots?: number; spread?: number; runTick?: (tick: () => void) => void } = {}) {
   const clock = new FakeClock();
   const counting = new CountingClock(clock);
-  const wheel = new HeartbeatWheel(counting, TICK, opts.slots ?? SLOTS);
+  const wheel = new HeartbeatWheel(counting, TICK, opts.slots ?? SLOTS, opts.runTick);
   const t0 = clock.now();
   const pings: number[][] = Array.from({ length: n }, () => []);
   const deaths: number[][] = Array.from({ length: n }, () => []);
@@ -234,6 +234,68 @@ describe('HeartbeatWheel', () => {
       'first ping one interval after the connection opened (ms after open)',
     );
     assert.deepEqual(host.deaths.map((d) => d.at - start), [CFG.interval + CFG.timeoutInitial], 'declared dead interval + timeout after open');
+  });
+
+  it('a lap exactly as long as the answer timeout: monitors re-placed into the slot being processed are all kept', () => {
+    // Pinged at tick T, a monitor's deadline is tick T + 40: with 40 slots that
+    // is the slot T itself, which the wheel is processing at that moment.
+    const N = 500;
+    const f = fleet(N, { slots: CFG.timeoutInitial / TICK });
+    f.run(CFG.interval + CFG.timeoutInitial + 2 * TICK);
+    for (let i = 0; i < N; i++) {
+      const ping = ceilTick(f.lastInbound0[i]! + CFG.interval);
+      assert.deepEqual(f.pings[i], [ping], `monitor ${i} pings`);
+      assert.deepEqual(f.deaths[i], [ping + CFG.timeoutInitial], `monitor ${i} death`);
+    }
+    assert.equal(f.wheel.size, 0);
+  });
+
+  it('runTick wraps each tick: every ping is sent inside it, one call per tick', () => {
+    let calls = 0;
+    let pingsInside = 0;
+    const total = (): number => f.pings.reduce((a, p) => a + p.length, 0);
+    const f = fleet(200, {
+      runTick: (tick) => {
+        calls++;
+        const before = total();
+        tick();
+        pingsInside += total() - before;
+      },
+    });
+    f.run(CFG.interval + 2 * TICK);
+    assert.equal(total(), 200);
+    assert.equal(pingsInside, 200, 'pings sent outside runTick');
+    assert.equal(calls, (CFG.interval + 2 * TICK) / TICK);
+  });
+
+  it('a host that throws: the others in its slot are still checked, the wheel stays armed, the error surfaces after the tick', () => {
+    const clock = new FakeClock();
+    const wheel = new HeartbeatWheel(clock, TICK);
+    const t0 = clock.now();
+    const hosts = [new FakeHost(clock), new FakeHost(clock), new FakeHost(clock)];
+    const boom = new Error('listener failed');
+    let thrown = 0;
+    const send = hosts[1]!.sendPing.bind(hosts[1]!);
+    hosts[1]!.sendPing = (ts) => {
+      send(ts);
+      if (thrown++ === 0) throw boom;
+    };
+    for (const h of hosts) wheel.add(new HeartbeatMonitor(CFG, h, t0));
+    assert.throws(() => clock.advance(CFG.interval), (err) => err === boom);
+    assert.deepEqual(
+      hosts.map((h) => h.pings.length),
+      [1, 1, 1],
+      'every monitor in the slot pinged',
+    );
+    assert.equal(clock.pending, 1, 'the wheel is armed again');
+    assert.equal(wheel.size, 3);
+    // The one that threw is still watched: no pong, so it dies one timeout after its ping, like the others.
+    clock.advance(CFG.timeoutInitial + TICK);
+    assert.deepEqual(
+      hosts.map((h) => h.deaths.length),
+      [1, 1, 1],
+    );
+    assert.equal(wheel.size, 0);
   });
 
   it('add() between ticks never schedules into the past', () => {
