@@ -706,6 +706,17 @@ export class Connection implements FrameSink {
 
   private sendControl(opcode: number, data: string | Buffer): void {
     this.assertCanSend();
+    if (typeof data === 'string' && this.role === 'server' && this.handler.writeFrame !== undefined) {
+      // A string payload (the server's heartbeat pings) encoded straight into
+      // the write batch, with no buffer of its own.
+      const len = Buffer.byteLength(data);
+      if (len > MAX_CONTROL_PAYLOAD) {
+        throw new UsageError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${len} bytes (max 125)`);
+      }
+      this.bytesOut += frameHeaderSize(len, false) + len;
+      this.handler.writeFrame(0x80 | opcode, data, len);
+      return;
+    }
     const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (payload.length > MAX_CONTROL_PAYLOAD) {
       throw new UsageError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${payload.length} bytes (max 125)`);

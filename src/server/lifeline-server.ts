@@ -19,7 +19,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage, sessionEventSlots } from '../transport/node/event-slots.js';
-import { WebSocket, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
+import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
 import { FrameArena } from './frame-arena.js';
@@ -217,6 +217,25 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
     this.monitor.stop();
     if (this.ws._activity === this) this.ws._activity = null;
   }
+}
+
+/**
+ * The timestamp a protocol pong carries back: our ping's payload, the clock's
+ * reading in decimal. Whole numbers of up to 15 digits (Date.now()'s) are
+ * read off the bytes, with no string per pong; anything else goes through
+ * Number() as before, and what is not a number (an unsolicited pong, RFC 6455
+ * 5.5.3) gives NaN, which the monitor ignores for RTT.
+ */
+export function parseTimestamp(data: Buffer): number {
+  const n = data.length;
+  if (n === 0 || n > 15) return Number(data.toString('latin1'));
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = data[i]! - 0x30;
+    if (d < 0 || d > 9) return Number(data.toString('latin1'));
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 /** The heartbeat of `ws`, if it has one. */
@@ -508,7 +527,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
   _onSocketPong(ws: WebSocket, data: Buffer): void {
     const h = heartbeatOf(ws);
-    if (h !== null) h.monitor.onPong(Number(data.toString('latin1')), this.server.now());
+    if (h !== null) h.monitor.onPong(parseTimestamp(data), this.server.now());
   }
 
   /** @internal SocketOwner */
@@ -817,7 +836,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const hb = this.heartbeat;
     // Tick: a tenth of the smallest interval or timeout, within 10..250 ms, so a
     // check runs at most a quarter second late (normal: 250 ms, aggressive: 100 ms).
-    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10)))) : null;
+    // Each tick's pings are written in one batch at its end (flushBatched), not one process.nextTick per socket.
+    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10))), 1024, flushBatched) : null;
     this.heartbeatDriver = hb && wheel ? { config: hb, wheel } : null;
     this.sessionOptions = {
       sessionTtl: positiveInt('sessionTtl', options.sessionTtl, 120_000),

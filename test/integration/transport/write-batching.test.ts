@@ -20,6 +20,8 @@ import { FrameArena } from '../../../src/server/frame-arena.js';
 interface Got {
   text: string[];
   pings: number;
+  pingPayloads: Buffer[];
+  pongPayloads: Buffer[];
 }
 
 async function setup(n: number, highWaterMark?: number) {
@@ -31,9 +33,13 @@ async function setup(n: number, highWaterMark?: number) {
   const clients: Array<{ ws: WsWebSocket; got: Got }> = [];
   for (let i = 0; i < n; i++) {
     const ws = new WsWebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
-    const got: Got = { text: [], pings: 0 };
+    const got: Got = { text: [], pings: 0, pingPayloads: [], pongPayloads: [] };
     ws.on('message', (d: Buffer, isBinary: boolean) => got.text.push((isBinary ? 'b:' : 't:') + (d.length > 64 ? `${d.length}x${d[0]}` : d.toString())));
-    ws.on('ping', () => got.pings++);
+    ws.on('ping', (d: Buffer) => {
+      got.pings++;
+      got.pingPayloads.push(d);
+    });
+    ws.on('pong', (d: Buffer) => got.pongPayloads.push(d));
     await once(ws, 'open');
     clients.push({ ws, got });
   }
@@ -114,6 +120,32 @@ describe('server write batching (slab segments)', () => {
       await until(() => clients[0]!.got.text.length >= 100 && clients[2]!.got.text.length >= 100, 'messages on the open sockets');
       assert.deepEqual(clients[0]!.got.text, want);
       assert.deepEqual(clients[2]!.got.text, want);
+    } finally {
+      await server.close({ timeout: ms(2000) });
+    }
+  });
+
+  it('string ping and pong payloads are encoded into the batch byte for byte, their UTF-8 length checked against 125', async () => {
+    const { server, serverSide, clients } = await setup(2);
+    try {
+      const payloads = ['1763800000123', '', 'h\u00e9llo \u2603', 'x'.repeat(125), '\u2603'.repeat(41) + 'ab'];
+      // Interleaved with data frames on two sockets in one tick, so segments change hands.
+      for (const p of payloads) {
+        for (const ws of serverSide) {
+          ws.ping(p);
+          ws.send(`after ${Buffer.byteLength(p)}`);
+          ws.pong(p);
+        }
+      }
+      assert.throws(() => serverSide[0]!.ping('y'.repeat(126)), (err: Error & { code?: string }) => err.code === 'WS_ERR_CONTROL_TOO_LONG');
+      // 42 snowmen are 126 bytes in UTF-8: the byte length counts, not the string's.
+      assert.throws(() => serverSide[0]!.pong('\u2603'.repeat(42)), (err: Error & { code?: string }) => err.code === 'WS_ERR_CONTROL_TOO_LONG');
+      await until(() => clients.every((c) => c.got.pongPayloads.length >= payloads.length && c.got.text.length >= payloads.length), 'pings and pongs');
+      for (const c of clients) {
+        assert.deepEqual(c.got.pingPayloads.map((b) => b.toString('utf8')), payloads);
+        assert.deepEqual(c.got.pongPayloads.map((b) => b.toString('utf8')), payloads);
+        assert.deepEqual(c.got.text, payloads.map((p) => `t:after ${Buffer.byteLength(p)}`));
+      }
     } finally {
       await server.close({ timeout: ms(2000) });
     }
