@@ -5,12 +5,18 @@
 //   mem ID    ->  mem ID {"rss":..,"heapUsed":..,"heapTotal":..,"external":..,"arrayBuffers":..}
 //                 (after a full garbage collection: the process runs with --expose-gc)
 //   stats ID  ->  stats ID {...}   (server-specific counters: connections, closes, pings)
+//   spaces ID ->  spaces ID {"new_space":{"size":..,"used":..},...}   (after a full GC, like
+//                 `mem`: V8's heap by space, to tell live data from committed room)
 //   heapsnapshot ID  ->  heapsnapshot ID {"file":"..."}   (v8.writeHeapSnapshot into
 //                 the working directory; for finding out where the memory goes)
 //   profstart ID  ->  profstart ID {}   (starts V8's CPU profiler, 100 us sampling)
 //   profstop ID   ->  profstop ID {"file":"..."}   (stops it, writes ID.cpuprofile into
 //                 the working directory: a profile of just the idle window, which a
 //                 --cpu-prof of the whole process would bury under connection setup)
+//   allocstart ID ->  allocstart ID {}   (starts V8's sampling heap profiler, every 4 KB
+//                 allocated, objects that die young included)
+//   allocstop ID  ->  allocstop ID {"file":"..."}   (stops it, writes ID.heapprofile: what
+//                 the idle window allocated, by stack; DevTools opens it)
 //   <extra> ID  ->  <extra> ID {...}   (server-specific commands, e.g. the broadcast
 //                 servers' `broadcast SEQ`: there the ID is the broadcast's number)
 //
@@ -47,9 +53,15 @@ export function controlChannel(name, stats, commands = {}) {
       globalThis.gc();
       const m = process.memoryUsage();
       reply(cmd, id, { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers });
+    } else if (cmd === 'spaces') {
+      globalThis.gc();
+      globalThis.gc();
+      const out = {};
+      for (const sp of v8.getHeapSpaceStatistics()) out[sp.space_name] = { size: sp.space_size, used: sp.space_used_size };
+      reply(cmd, id, out);
     } else if (cmd === 'heapsnapshot') {
       reply(cmd, id, { file: v8.writeHeapSnapshot() });
-    } else if (cmd === 'profstart' || cmd === 'profstop') {
+    } else if (cmd === 'profstart' || cmd === 'profstop' || cmd === 'allocstart' || cmd === 'allocstop') {
       profilerCommand(cmd, id);
     } else if (cmd === 'stats') {
       reply(cmd, id, stats());
@@ -67,26 +79,38 @@ export function controlChannel(name, stats, commands = {}) {
 
 let profiler = null;
 
+// The profiler session's domain, start command and stop command per command pair.
+const PROFILERS = {
+  prof: { domain: 'Profiler', setup: ['Profiler.setSamplingInterval', { interval: 100 }], start: ['Profiler.start', {}], stop: 'Profiler.stop', ext: 'cpuprofile' },
+  alloc: {
+    domain: 'HeapProfiler',
+    setup: null,
+    start: ['HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }],
+    stop: 'HeapProfiler.stopSampling',
+    ext: 'heapprofile',
+  },
+};
+
 function profilerCommand(cmd, id) {
   const fail = (err) => reply('error', id, { error: String(err?.message ?? err) });
-  if (cmd === 'profstart') {
-    if (profiler !== null) return fail('the profiler is already running');
-    profiler = new inspector.Session();
-    profiler.connect();
-    profiler.post('Profiler.enable', () =>
-      profiler.post('Profiler.setSamplingInterval', { interval: 100 }, () =>
-        profiler.post('Profiler.start', (err) => (err ? fail(err) : reply(cmd, id, {}))),
-      ),
-    );
+  const starting = cmd.endsWith('start');
+  const kind = PROFILERS[cmd.slice(0, starting ? -5 : -4)];
+  if (starting) {
+    if (profiler !== null) return fail('a profiler is already running');
+    const session = new inspector.Session();
+    session.connect();
+    profiler = { session, kind };
+    const start = () => session.post(kind.start[0], kind.start[1], (err) => (err ? fail(err) : reply(cmd, id, {})));
+    session.post(`${kind.domain}.enable`, () => (kind.setup ? session.post(kind.setup[0], kind.setup[1], start) : start()));
     return;
   }
-  if (profiler === null) return fail('the profiler is not running');
-  const session = profiler;
+  if (profiler === null || profiler.kind !== kind) return fail('that profiler is not running');
+  const { session } = profiler;
   profiler = null;
-  session.post('Profiler.stop', (err, res) => {
+  session.post(kind.stop, (err, res) => {
     session.disconnect();
     if (err) return fail(err);
-    const file = `${String(id).replace(/[^\w.-]/g, '_')}.cpuprofile`;
+    const file = `${String(id).replace(/[^\w.-]/g, '_')}.${kind.ext}`;
     fs.writeFileSync(file, JSON.stringify(res.profile));
     reply(cmd, id, { file });
   });
