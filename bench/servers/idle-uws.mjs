@@ -1,11 +1,13 @@
 // Idle-connection bench server on uWebSockets.js (scenario d): the native
 // addon (loadUwsNative: never the JS fallback) with its built-in heartbeat,
 // the uWS counterpart of ws's README heartbeat: idleTimeout +
-// sendPingsAutomatically. Measured here: uWS pings a connection that has been
-// quiet for idleTimeout / 2 and closes it when another idleTimeout / 2 passes
-// without an answer (its timers tick every 4 s). The default --idle-timeout
-// 60 (seconds) therefore pings every 30 s and gives up 30 s later, the
-// cadence of the ws server (30 s tick, terminate at the next tick).
+// sendPingsAutomatically. uWS pings a connection that has been quiet for
+// idleTimeout minus a margin, and closes it when the margin passes without an
+// answer; the margin is 4, 8 or 16 s (16 from an idleTimeout of 32 up), and
+// its timers tick every 4 s. So --idle-timeout 60 (the default here) pings
+// after about 44 s of quiet, and 40 after about 24 s, lifeline normal's
+// cadence (measured: with 40 every connection is pinged within a 30 s window
+// that starts right after connecting, with 60 none is).
 //
 //   node --expose-gc bench/servers/idle-uws.mjs [--idle-timeout 60]
 //
