@@ -23,7 +23,7 @@ import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type Socke
 import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
 import { FrameArena } from './frame-arena.js';
-import { systemClock, type Clock } from '../session/clock.js';
+import { relativeClock, systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
 import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
@@ -336,6 +336,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   private _state: SessionState = 'open';
   private monitor: HeartbeatMonitor | null = null;
   private readonly server: LifelineServer;
+  /** When it opened, in ms after the server's start (a small integer: no boxed double per session). */
   private readonly createdAt: number;
   // Resume bookkeeping (lifeline mode). Cold fields: their plain-session
   // values live on the prototype (see after the class); lifeline sessions
@@ -364,7 +365,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     // header list, about 1 KB that an idle connection would carry for life).
     this.request = new RequestSnapshot(req);
     this.mode = mode;
-    this.createdAt = server.now();
+    // Math.floor: whole, so stored as a small integer (a plain difference of doubles is boxed).
+    this.createdAt = Math.floor(server.now() - server.startedAt);
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
       this.lastSent = 0;
@@ -472,7 +474,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
 
   /** Probe the peer now (send a ping unless one is outstanding). */
   probe(): void {
-    if (this.monitor) this.monitor.probeNow(this.server.now());
+    if (this.monitor) this.monitor.probeNow(this.server.heartbeatDriver!.wheel.refresh());
   }
 
   stats(): SessionStats {
@@ -482,7 +484,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       mode: this.mode,
       state: this._state,
       id: this.id,
-      connectedSince: this.createdAt,
+      connectedSince: this.server.startedAt + this.createdAt,
       bytesIn: plain ? plain.bytesIn : c.bytesIn,
       bytesOut: plain ? plain.bytesOut : c.bytesOut,
       messagesIn: plain ? plain.messagesIn : c.messagesIn,
@@ -527,7 +529,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
   _onSocketPong(ws: WebSocket, data: Buffer): void {
     const h = heartbeatOf(ws);
-    if (h !== null) h.monitor.onPong(parseTimestamp(data), this.server.now());
+    if (h !== null) h.monitor.onPong(parseTimestamp(data), h.wheel.refresh());
   }
 
   /** @internal SocketOwner */
@@ -700,7 +702,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
         this.touchOut();
         return;
       case 'pong':
-        this.monitor?.onPong(msg.ts, this.server.now());
+        this.monitor?.onPong(msg.ts, this.server.heartbeatDriver!.wheel.refresh());
         return;
       case 'ack':
         this.onPeerAck(msg.seq);
@@ -832,12 +834,16 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   constructor(options: LifelineServerOptions = {}, onListening?: () => void) {
     super();
     this.clock = options.clock ?? systemClock;
+    this.startedAt = this.clock.now();
     this.heartbeat = resolveHeartbeat(options.heartbeat);
     const hb = this.heartbeat;
     // Tick: a tenth of the smallest interval or timeout, within 10..250 ms, so a
     // check runs at most a quarter second late (normal: 250 ms, aggressive: 100 ms).
     // Each tick's pings are written in one batch at its end (flushBatched), not one process.nextTick per socket.
-    const wheel = hb ? new HeartbeatWheel(this.clock, Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10))), 1024, flushBatched) : null;
+    // Heartbeat time runs from the server's start (relativeClock): every
+    // time a monitor keeps (four per connection) stays a small integer, with
+    // no 16-byte box each. Monitors are only ever given the wheel's time.
+    const wheel = hb ? new HeartbeatWheel(relativeClock(this.clock), Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10))), 1024, flushBatched) : null;
     this.heartbeatDriver = hb && wheel ? { config: hb, wheel } : null;
     this.sessionOptions = {
       sessionTtl: positiveInt('sessionTtl', options.sessionTtl, 120_000),
@@ -899,6 +905,9 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     for (let i = 0; i < q.length; i++) q[i]!._sweepAck();
   }
 
+  /** @internal The clock's reading when the server was made. */
+  readonly startedAt: number;
+
   /** @internal Current time as the session layer sees it. */
   now(): number {
     return this.clock.now();
@@ -932,7 +941,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
       const msg = d.msg;
       if (msg.t === 'ping') return void ws._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
-      if (msg.t === 'pong') return void heartbeat?.monitor.onPong(msg.ts, this.now());
+      if (msg.t === 'pong') return void heartbeat?.monitor.onPong(msg.ts, heartbeat.wheel.refresh());
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
       done = true;

@@ -150,7 +150,7 @@ export interface HeartbeatStats {
 }
 
 /** Stands for "no sample yet" in every monitor that has none (frozen: never sampled). */
-const NO_RTT: RttEstimator = Object.freeze(new RttEstimator());
+const NO_RTT = Object.freeze(new RttEstimator()) as RttEstimator;
 
 export class HeartbeatMonitor {
   readonly config: HeartbeatConfig;
@@ -198,10 +198,14 @@ export class HeartbeatMonitor {
     return this._state;
   }
 
-  /** The answer timeout in force: clamp(srtt + k*rttvar, floor, ceiling). */
+  /**
+   * The answer timeout in force: clamp(srtt + k*rttvar, floor, ceiling),
+   * rounded up to a whole millisecond, so deadlines built from whole-ms times
+   * stay whole numbers (kept unboxed in the monitor; timers are in ms anyway).
+   */
   get timeout(): number {
     const c = this.config;
-    return this._rtt.timeout(c.k, c.timeoutFloor, c.timeoutCeiling, c.timeoutInitial);
+    return Math.ceil(this._rtt.timeout(c.k, c.timeoutFloor, c.timeoutCeiling, c.timeoutInitial));
   }
 
   /** Any inbound data: the peer is alive. Cheap on purpose (called per read). */

@@ -5,21 +5,33 @@
  */
 
 export class RttEstimator {
-  /** Last sample, ms (NaN before the first). */
-  last = NaN;
   /** Smoothed RTT, ms (NaN before the first sample). */
   srtt = NaN;
   /** RTT variation, ms. */
   rttvar = NaN;
-  min = Infinity;
   max = 0;
   samples = 0;
+  // Start at 0, not NaN / Infinity: whole-millisecond samples then stay small
+  // integers, kept in the object itself, not in a 16-byte box each (one
+  // estimator per connection). The getters give NaN / Infinity before the first sample.
+  private _last = 0;
+  private _min = 0;
+
+  /** Last sample, ms (NaN before the first). */
+  get last(): number {
+    return this.samples === 0 ? NaN : this._last;
+  }
+
+  /** Smallest sample, ms (Infinity before the first). */
+  get min(): number {
+    return this.samples === 0 ? Infinity : this._min;
+  }
 
   sample(rtt: number): void {
     if (!(rtt >= 0) || !Number.isFinite(rtt)) return;
-    this.last = rtt;
+    this._last = rtt;
     this.samples++;
-    if (rtt < this.min) this.min = rtt;
+    if (this.samples === 1 || rtt < this._min) this._min = rtt;
     if (rtt > this.max) this.max = rtt;
     if (this.samples === 1) {
       // RFC 6298 2.2: first measurement R: SRTT <- R, RTTVAR <- R/2.

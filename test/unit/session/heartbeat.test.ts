@@ -491,7 +491,8 @@ describe('HeartbeatMonitor: adaptive timeout', () => {
       // Reference computed independently from the samples delivered so far.
       const ref = new RttEstimator();
       for (const r of rtts.slice(0, m.rtt.samples)) ref.sample(r);
-      const expected = Math.min(2000, Math.max(200, ref.srtt + 4 * ref.rttvar));
+      // Rounded up to a whole millisecond (the monitor's deadlines are whole ms).
+      const expected = Math.ceil(Math.min(2000, Math.max(200, ref.srtt + 4 * ref.rttvar)));
       assert.equal(m.timeout, expected);
       assert.ok(m.timeout > cfg.timeoutFloor, `timeout ${m.timeout} should exceed the floor with RTT ~400`);
       assert.ok(m.timeout <= cfg.timeoutCeiling);
