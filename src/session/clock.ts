@@ -29,14 +29,16 @@ export const systemClock: Clock = {
 
 /**
  * `base` counted from the moment this is called: the same timers, and now()
- * minus the reading at that moment, in whole milliseconds. Heartbeat bookkeeping keeps several
+ * as whole milliseconds since that moment, plus one. Heartbeat bookkeeping keeps several
  * times per connection; as small whole numbers (under 2^31 ms, about 24 days
  * of uptime, with a whole-millisecond base like Date.now()) V8 stores them
  * in the object itself, where epoch milliseconds (above 2^31) take a 16-byte
  * box each.
  */
 export function relativeClock(base: Clock): Clock {
-  const epoch = base.now();
+  // From 1, not 0: a ping's timestamp of 0 would read as none (an empty pong
+  // payload parses as 0, and monitors ignore ts <= 0).
+  const epoch = base.now() - 1;
   return {
     // Math.floor: a difference of two doubles is a boxed double even when it
     // is whole; Math.floor's result is a small integer where it can be.

@@ -1,19 +1,19 @@
 // relativeClock: the server's heartbeat time, counted in whole milliseconds
-// from the moment it was made, over the same timers as its base clock.
+// from the moment it was made (from 1), over the same timers as its base clock.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { FakeClock, relativeClock, systemClock } from '../../../src/session/clock.js';
 
 describe('relativeClock', () => {
-  it('starts at 0 and follows its base', () => {
+  it('starts at 1 (a timestamp of 0 reads as none) and follows its base', () => {
     const base = new FakeClock(1_763_800_000_000);
     const c = relativeClock(base);
-    assert.equal(c.now(), 0);
+    assert.equal(c.now(), 1);
     base.advance(1234);
-    assert.equal(c.now(), 1234);
+    assert.equal(c.now(), 1235);
     base.jump(25 * 24 * 3600 * 1000);
-    assert.equal(c.now(), 1234 + 25 * 24 * 3600 * 1000, 'past 2^31 ms it still counts (as a plain double)');
+    assert.equal(c.now(), 1235 + 25 * 24 * 3600 * 1000, 'past 2^31 ms it still counts (as a plain double)');
   });
 
   it('whole milliseconds from a fractional base, never decreasing', () => {
@@ -26,8 +26,8 @@ describe('relativeClock', () => {
     }
     for (const t of seen) assert.ok(Number.isInteger(t), `${t}`);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!);
-    assert.equal(seen.at(-1), Math.floor(base.now() - 1000.75));
-    assert.ok(seen.at(-1)! >= 5 && seen.at(-1)! <= 6);
+    assert.equal(seen.at(-1), Math.floor(base.now() - 999.75));
+    assert.ok(seen.at(-1)! >= 6 && seen.at(-1)! <= 7);
   });
 
   it("arms and clears the base's timers", () => {
@@ -39,12 +39,12 @@ describe('relativeClock', () => {
     c.clearTimeout(h);
     assert.equal(base.pending, 1);
     base.advance(200);
-    assert.deepEqual(fired, [100]);
+    assert.deepEqual(fired, [101]);
   });
 
   it('over the system clock: a small whole number', () => {
     const c = relativeClock(systemClock);
     const t = c.now();
-    assert.ok(Number.isInteger(t) && t >= 0 && t < 1000, `${t}`);
+    assert.ok(Number.isInteger(t) && t >= 1 && t < 1000, `${t}`);
   });
 });
