@@ -644,6 +644,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** @internal The heartbeat pinged (the socket was quiet): drop spare replay space. */
   _onQuiet(): void {
     this.arena?.release();
+    // Slots of the replay ring too, if everything sent was acknowledged.
+    this.replay.release();
   }
 
   /** @internal Sends a pending ack now (before shutdown). */

@@ -29,13 +29,19 @@ export interface ReplayEntry<T> {
 export class ReplayBuffer<T> {
   readonly maxMessages: number;
   readonly maxBytes: number;
-  // Parallel arrays rather than an entry object per message: the push/ack
-  // pair runs once per message on the hot path. Slots before `head` are dead.
-  private seqs: number[] = [];
-  private wires: Array<T | undefined> = [];
-  private offsets: number[] = [];
-  private sizes: number[] = [];
+  // A ring of parallel arrays rather than an entry object per message: the
+  // push/ack pair runs once per message on the hot path, and under steady
+  // acks nothing is shifted, sliced or regrown. The capacity is a power of
+  // two (mask = capacity - 1), doubled when full. An empty buffer that
+  // release() let go of (or one never used) holds shared frozen arrays.
+  private seqs: number[] = NO_NUMBERS;
+  private wires: Array<T | undefined> = NO_WIRES as Array<T | undefined>;
+  private offsets: number[] = NO_NUMBERS;
+  private sizes: number[] = NO_NUMBERS;
+  /** Index of the oldest entry. */
   private head = 0;
+  private count = 0;
+  private mask = -1;
   private _bytes = 0;
   /** Highest sequence number evicted unacknowledged (0 = none). */
   evictedThrough = 0;
@@ -48,99 +54,127 @@ export class ReplayBuffer<T> {
   }
 
   get length(): number {
-    return this.seqs.length - this.head;
+    return this.count;
   }
 
   get bytes(): number {
     return this._bytes;
   }
 
+  /** Slots allocated (0 when it holds no storage of its own). */
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
   /** Sequence number of the oldest entry (0 when empty). */
   get firstSeq(): number {
-    return this.length > 0 ? this.seqs[this.head]! : 0;
+    return this.count > 0 ? this.seqs[this.head]! : 0;
   }
 
   wouldOverflow(bytes: number): boolean {
-    return this.length + 1 > this.maxMessages || this._bytes + bytes > this.maxBytes;
+    return this.count + 1 > this.maxMessages || this._bytes + bytes > this.maxBytes;
   }
 
   push(seq: number, wire: T, bytes: number, offset = 0): void {
-    this.seqs.push(seq);
-    this.wires.push(wire);
-    this.offsets.push(offset);
-    this.sizes.push(bytes);
+    if (this.count === this.mask + 1) this.grow();
+    const i = (this.head + this.count) & this.mask;
+    this.seqs[i] = seq;
+    this.wires[i] = wire;
+    this.offsets[i] = offset;
+    this.sizes[i] = bytes;
+    this.count++;
     this._bytes += bytes;
   }
 
   /** Drops the oldest entries until one more message of `bytes` fits; records what was dropped. */
   evictFor(bytes: number): number {
     let n = 0;
-    while (this.length > 0 && this.wouldOverflow(bytes)) {
+    while (this.count > 0 && this.wouldOverflow(bytes)) {
       this.evictedThrough = this.seqs[this.head]!;
       this.shift();
       this.evictedCount++;
       n++;
     }
-    this.compact();
     return n;
   }
 
   /** Forgets every entry with seq <= `ack`. Returns how many were released. */
   ack(ack: number): number {
     let n = 0;
-    while (this.length > 0 && this.seqs[this.head]! <= ack) {
+    while (this.count > 0 && this.seqs[this.head]! <= ack) {
       this.shift();
       n++;
     }
-    this.compact();
     return n;
   }
 
   /** Entries with seq > `after`, oldest first (what to resend after a resume). */
   *from(after: number): IterableIterator<ReplayEntry<T>> {
-    for (let i = this.head; i < this.seqs.length; i++) {
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) & this.mask;
       const seq = this.seqs[i]!;
       if (seq > after) yield { seq, wire: this.wires[i]!, offset: this.offsets[i]!, bytes: this.sizes[i]! };
     }
   }
 
   clear(): void {
-    this.seqs = [];
-    this.wires = [];
-    this.offsets = [];
-    this.sizes = [];
+    this.seqs = NO_NUMBERS;
+    this.wires = NO_WIRES as Array<T | undefined>;
+    this.offsets = NO_NUMBERS;
+    this.sizes = NO_NUMBERS;
     this.head = 0;
+    this.count = 0;
+    this.mask = -1;
     this._bytes = 0;
+  }
+
+  /** Lets go of the storage if empty (a session gone quiet keeps no slots). */
+  release(): void {
+    if (this.count === 0 && this.mask >= 0) this.clear();
   }
 
   private shift(): void {
     const i = this.head;
     this.wires[i] = undefined;
     this._bytes -= this.sizes[i]!;
-    this.head = i + 1;
+    this.head = (i + 1) & this.mask;
+    this.count--;
   }
 
-  /** Once the dead prefix dominates, drop it, so memory follows the live size. */
-  private compact(): void {
-    const h = this.head;
-    if (h === this.seqs.length) {
-      // Empty: reuse the arrays from the start (the common case under steady acks).
-      if (h > 0) {
-        this.seqs.length = 0;
-        this.wires.length = 0;
-        this.offsets.length = 0;
-        this.sizes.length = 0;
-        this.head = 0;
+  /** Doubles the capacity (16 at first), entries moved to the start in order. */
+  private grow(): void {
+    const cap = this.mask + 1;
+    const next = cap === 0 ? 16 : cap * 2;
+    const seqs: number[] = [];
+    const wires: Array<T | undefined> = [];
+    const offsets: number[] = [];
+    const sizes: number[] = [];
+    // Pushed one by one, so the arrays stay packed (new Array(n) would be holey).
+    for (let k = 0; k < next; k++) {
+      if (k < this.count) {
+        const i = (this.head + k) & this.mask;
+        seqs.push(this.seqs[i]!);
+        wires.push(this.wires[i]);
+        offsets.push(this.offsets[i]!);
+        sizes.push(this.sizes[i]!);
+      } else {
+        seqs.push(0);
+        wires.push(undefined);
+        offsets.push(0);
+        sizes.push(0);
       }
-    } else if (h > 1024 && h * 2 > this.seqs.length) {
-      this.seqs = this.seqs.slice(h);
-      this.wires = this.wires.slice(h);
-      this.offsets = this.offsets.slice(h);
-      this.sizes = this.sizes.slice(h);
-      this.head = 0;
     }
+    this.seqs = seqs;
+    this.wires = wires;
+    this.offsets = offsets;
+    this.sizes = sizes;
+    this.head = 0;
+    this.mask = next - 1;
   }
 }
+
+const NO_NUMBERS = Object.freeze([]) as unknown as number[];
+const NO_WIRES = Object.freeze([]) as unknown as unknown[];
 
 /**
  * The receiving side of one direction: accepts each sequence number once and

@@ -182,7 +182,7 @@ describe('ReplayBuffer', () => {
     assert.equal([...b.from(0)][0]!.wire, w);
   });
 
-  it('10k pushes and acks in a sliding window: compaction keeps order, counts and bytes right', () => {
+  it('10k pushes and acks in a sliding window: the ring keeps order, counts and bytes right, and stops growing', () => {
     const b = new ReplayBuffer<string>(100_000, 100_000_000);
     let next = 1;
     let acked = 0;
@@ -195,7 +195,7 @@ describe('ReplayBuffer', () => {
         b.ack(acked);
       }
       if (round % 997 === 0) {
-        // Full check now and then (the dead prefix is compacted every >1024 shifts).
+        // Full check now and then (the ring has wrapped many times by now).
         const want: number[] = [];
         for (let s = acked + 1; s < next; s++) want.push(s);
         assert.deepEqual(seqs(b), want, `round ${round}`);
@@ -209,13 +209,43 @@ describe('ReplayBuffer', () => {
     assert.equal(b.firstSeq, acked + 1);
     assert.deepEqual([...b.from(next - 4)].map((e) => e.wire), [`w${next - 3}`, `w${next - 2}`, `w${next - 1}`]);
     assert.equal(b.bytes, want.reduce((a, s) => a + (s % 7), 0));
+    // At most window + 3 in flight: a ring of 64 slots, never regrown past it.
+    assert.equal(b.capacity, 64);
     // Everything released: empty and consistent.
     assert.equal(b.ack(next), want.length);
     assert.equal(b.length, 0);
     assert.equal(b.bytes, 0);
   });
 
-  it('10k pushes, then 10k single acks: order held through many compactions', () => {
+  it('grows from the wrapped position with order kept, and release() drops only empty storage', () => {
+    const b = new ReplayBuffer<string>(1000, 1_000_000);
+    assert.equal(b.capacity, 0, 'no storage before the first push');
+    b.release();
+    // Wrap a 16-slot ring: head in the middle, then fill it and push one more (grow).
+    for (let s = 1; s <= 10; s++) b.push(s, `w${s}`, 1, s * 3);
+    b.ack(7);
+    for (let s = 11; s <= 23; s++) b.push(s, `w${s}`, 1, s * 3);
+    assert.equal(b.capacity, 16);
+    assert.equal(b.length, 16);
+    b.push(24, 'w24', 1, 72);
+    assert.equal(b.capacity, 32);
+    assert.deepEqual(seqs(b), Array.from({ length: 17 }, (_, i) => 8 + i));
+    assert.deepEqual(
+      [...b.from(21)].map((e) => [e.wire, e.offset]),
+      [['w22', 66], ['w23', 69], ['w24', 72]],
+    );
+    b.release();
+    assert.equal(b.capacity, 32, 'not empty: release() keeps it');
+    b.ack(24);
+    b.release();
+    assert.equal(b.capacity, 0);
+    assert.equal(b.firstSeq, 0);
+    b.push(25, 'w25', 5);
+    assert.deepEqual(seqs(b), [25]);
+    assert.equal(b.bytes, 5);
+  });
+
+  it('10k pushes, then 10k single acks: order held', () => {
     const b = filled(1, 10_000, 3, 20_000, 1_000_000);
     assert.equal(b.bytes, 30_000);
     for (let a = 1; a <= 10_000; a++) {
@@ -233,12 +263,13 @@ describe('ReplayBuffer', () => {
     assert.equal(b.bytes, 0);
   });
 
-  it('property: against a plain-array model under random push/ack/evict', () => {
-    type Op = { k: 'push'; bytes: number } | { k: 'ack'; by: number } | { k: 'evict'; bytes: number };
+  it('property: against a plain-array model under random push/ack/evict/release', () => {
+    type Op = { k: 'push'; bytes: number } | { k: 'ack'; by: number } | { k: 'evict'; bytes: number } | { k: 'release' };
     const op: fc.Arbitrary<Op> = fc.oneof(
       { weight: 5, arbitrary: fc.record({ k: fc.constant('push' as const), bytes: fc.integer({ min: 0, max: 50 }) }) },
       { weight: 3, arbitrary: fc.record({ k: fc.constant('ack' as const), by: fc.integer({ min: -3, max: 10 }) }) },
       { weight: 1, arbitrary: fc.record({ k: fc.constant('evict' as const), bytes: fc.integer({ min: 0, max: 60 }) }) },
+      { weight: 1, arbitrary: fc.record({ k: fc.constant('release' as const) }) },
     );
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 300 }), fc.array(op, { maxLength: 3000 }), (maxM, maxB, ops) => {
@@ -260,6 +291,10 @@ describe('ReplayBuffer', () => {
             const before = model.length;
             model = model.filter((e) => e.seq > ackedTo);
             assert.equal(b.ack(ackedTo), before - model.length);
+          } else if (o.k === 'release') {
+            // Frees the ring only when empty; what it holds never changes.
+            b.release();
+            if (model.length === 0) assert.equal(b.capacity, 0);
           } else {
             let n = 0;
             while (model.length > 0 && over(o.bytes)) {
