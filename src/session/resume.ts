@@ -95,6 +95,7 @@ export class ReplayBuffer<T> {
       this.evictedCount++;
       n++;
     }
+    if (n > 0 && this.mask >= 1023) this.shrinkIfSparse();
     return n;
   }
 
@@ -105,6 +106,7 @@ export class ReplayBuffer<T> {
       this.shift();
       n++;
     }
+    if (n > 0 && this.mask >= 1023) this.shrinkIfSparse();
     return n;
   }
 
@@ -141,10 +143,27 @@ export class ReplayBuffer<T> {
     this.count--;
   }
 
-  /** Doubles the capacity (16 at first), entries moved to the start in order. */
+  /** Doubles the capacity (16 at first). */
   private grow(): void {
     const cap = this.mask + 1;
-    const next = cap === 0 ? 16 : cap * 2;
+    this.resize(cap === 0 ? 16 : cap * 2);
+  }
+
+  /**
+   * After a burst (a client away for a while), a ring of thousands of slots
+   * would stay that size under light traffic: once at most an eighth of a
+   * ring of 1024 or more is in use, it shrinks to twice what is held.
+   */
+  private shrinkIfSparse(): void {
+    const cap = this.mask + 1;
+    if (cap < 1024 || this.count * 8 > cap) return;
+    let next = 16;
+    while (next < this.count * 2) next *= 2;
+    this.resize(next);
+  }
+
+  /** Moves the entries, in order, to the start of new arrays of `next` slots (a power of two >= count). */
+  private resize(next: number): void {
     const seqs: number[] = [];
     const wires: Array<T | undefined> = [];
     const offsets: number[] = [];

@@ -217,6 +217,24 @@ describe('ReplayBuffer', () => {
     assert.equal(b.bytes, 0);
   });
 
+  it('after a burst, a sparse ring shrinks as acks come in; order and bytes kept', () => {
+    const b = filled(1, 5000, 2, 10_000, 1_000_000);
+    assert.equal(b.capacity, 8192);
+    b.ack(3900); // 1,100 left of 8,192: more than an eighth, kept
+    assert.equal(b.capacity, 8192);
+    b.ack(4990); // 10 left: shrunk to a ring of 32
+    assert.equal(b.capacity, 32);
+    assert.deepEqual(seqs(b), Array.from({ length: 10 }, (_, i) => 4991 + i));
+    assert.equal(b.bytes, 20);
+    for (let s = 5001; s <= 5030; s++) b.push(s, `w${s}`, 2);
+    assert.equal(b.capacity, 64);
+    assert.deepEqual(seqs(b, 5025), [5026, 5027, 5028, 5029, 5030]);
+    // Small rings are never shrunk (no churn at the window's size).
+    const small = filled(1, 500, 1);
+    small.ack(499);
+    assert.equal(small.capacity, 512);
+  });
+
   it('grows from the wrapped position with order kept, and release() drops only empty storage', () => {
     const b = new ReplayBuffer<string>(1000, 1_000_000);
     assert.equal(b.capacity, 0, 'no storage before the first push');
