@@ -365,8 +365,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     // header list, about 1 KB that an idle connection would carry for life).
     this.request = new RequestSnapshot(req);
     this.mode = mode;
-    // Math.floor: whole, so stored as a small integer (a plain difference of doubles is boxed).
-    this.createdAt = Math.floor(server.now() - server.startedAt);
+    this.createdAt = server.sinceStart.now();
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
       this.lastSent = 0;
@@ -484,7 +483,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       mode: this.mode,
       state: this._state,
       id: this.id,
-      connectedSince: this.server.startedAt + this.createdAt,
+      connectedSince: this.server.sinceStart.epoch + this.createdAt,
       bytesIn: plain ? plain.bytesIn : c.bytesIn,
       bytesOut: plain ? plain.bytesOut : c.bytesOut,
       messagesIn: plain ? plain.messagesIn : c.messagesIn,
@@ -836,7 +835,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   constructor(options: LifelineServerOptions = {}, onListening?: () => void) {
     super();
     this.clock = options.clock ?? systemClock;
-    this.startedAt = this.clock.now();
+    this.sinceStart = relativeClock(this.clock);
     this.heartbeat = resolveHeartbeat(options.heartbeat);
     const hb = this.heartbeat;
     // Tick: a tenth of the smallest interval or timeout, within 10..250 ms, so a
@@ -845,7 +844,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     // Heartbeat time runs from the server's start (relativeClock): every
     // time a monitor keeps (four per connection) stays a small integer, with
     // no 16-byte box each. Monitors are only ever given the wheel's time.
-    const wheel = hb ? new HeartbeatWheel(relativeClock(this.clock), Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10))), 1024, flushBatched) : null;
+    const wheel = hb ? new HeartbeatWheel(this.sinceStart, Math.max(10, Math.min(250, Math.floor(Math.min(hb.interval, hb.timeoutFloor) / 10))), 1024, flushBatched) : null;
     this.heartbeatDriver = hb && wheel ? { config: hb, wheel } : null;
     this.sessionOptions = {
       sessionTtl: positiveInt('sessionTtl', options.sessionTtl, 120_000),
@@ -907,8 +906,11 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     for (let i = 0; i < q.length; i++) q[i]!._sweepAck();
   }
 
-  /** @internal The clock's reading when the server was made. */
-  readonly startedAt: number;
+  /**
+   * @internal The clock counted in whole ms from the server's start (see
+   * relativeClock): the heartbeat's time, and sessions' opening times.
+   */
+  readonly sinceStart: Clock & { readonly epoch: number };
 
   /** @internal Current time as the session layer sees it. */
   now(): number {

@@ -35,11 +35,13 @@ export const systemClock: Clock = {
  * in the object itself, where epoch milliseconds (above 2^31) take a 16-byte
  * box each.
  */
-export function relativeClock(base: Clock): Clock {
+export function relativeClock(base: Clock): Clock & { readonly epoch: number } {
   // From 1, not 0: a ping's timestamp of 0 would read as none (an empty pong
   // payload parses as 0, and monitors ignore ts <= 0).
   const epoch = base.now() - 1;
   return {
+    /** The base's reading at which now() reads 0: epoch + now() is the base's time. */
+    epoch,
     // Math.floor: a difference of two doubles is a boxed double even when it
     // is whole; Math.floor's result is a small integer where it can be.
     now: () => Math.floor(base.now() - epoch),

@@ -12,6 +12,7 @@ describe('relativeClock', () => {
     assert.equal(c.now(), 1);
     base.advance(1234);
     assert.equal(c.now(), 1235);
+    assert.equal(c.epoch + c.now(), base.now(), 'epoch + now() is the base time');
     base.jump(25 * 24 * 3600 * 1000);
     assert.equal(c.now(), 1235 + 25 * 24 * 3600 * 1000, 'past 2^31 ms it still counts (as a plain double)');
   });
