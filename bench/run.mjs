@@ -22,7 +22,8 @@
 // with heartbeats on, memory per connection after GC and idle CPU over a 30 s
 // window (quick: 2,000 connections, 6 s), lifeline next to ws with its README
 // heartbeat and a plain net server, all in one shared window; see
-// lib/idle.mjs. --pin, --cpu-prof and --retries apply to echo scenarios only.
+// lib/idle.mjs. --pin and --retries apply to echo scenarios only; --cpu-prof to
+// echo scenarios and e (a profile of the measured broadcasts only).
 //
 // Scenarios e (alias `broadcast`) and f (alias `hold`) are run by
 // lib/broadcast.mjs and lib/hold.mjs, loaded only when they run: where a file
@@ -881,6 +882,7 @@ async function moduleScenario(doc, scenarioId) {
     reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : undefined,
     servers,
     pin: opt.pin,
+    cpuProfile: opt['cpu-prof'],
     stealFlag: STEAL_FLAG,
     otherFlag: OTHER_FLAG,
   };

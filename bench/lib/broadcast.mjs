@@ -34,9 +34,15 @@
 //
 // Interface for run.mjs: runBroadcastScenario(opts) -> result (JSON-safe:
 // { params, runs, summary, goals }); formatBroadcastSummary(result) -> string.
-// CLI: node bench/lib/broadcast.mjs [--quick] [--servers lifeline,uws,ws,socketio]
+// CLI: node bench/lib/broadcast.mjs [--quick] [--servers lifeline,uws,net,ws,socketio]
 //      [--connections N] [--broadcasts B] [--warmup W] [--window K]
-//      [--loadgens L] [--reps R] [--binary] [--no-wait] [--json FILE]
+//      [--loadgens L] [--reps R] [--binary] [--no-wait] [--cpu-prof] [--json FILE]
+//
+// --cpu-prof (or cpuProfile: true): V8's CPU profiler (100 us sampling) runs
+// in the server over just the measured broadcasts (control commands
+// profstart/profstop), written to bench/results/profiles/e-SERVER-repN.cpuprofile
+// and summarized (top self time) after the table. The profiler's own cost is
+// in that run's CPU figures: compare profiles, not those numbers.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -45,6 +51,7 @@ import { Child } from './child.mjs';
 import { checkScenarioOpts, commonScenarioOpts, failRun, fdPlan, formatGoals, table, waitQuiet } from './idle.mjs';
 import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 import { median } from './stats.mjs';
+import { formatProfile, summarizeProfile } from '../profile.mjs';
 
 /**
  * The servers of scenario e. `client` is the idle-loadgen mode of their
@@ -76,6 +83,12 @@ export const BROADCAST_SERVERS = {
     args: [],
     client: 'ws',
     what: 'ws + bufferutil + utf-8-validate: its README broadcast (wss.clients.forEach: if OPEN, send)',
+  },
+  net: {
+    script: 'servers/broadcast-net.mjs',
+    args: [],
+    client: 'ws',
+    what: "Node's floor: node:http upgrade, then one socket.write(pre-encoded frame) per socket (no WebSocket layer at all)",
   },
   socketio: {
     script: 'servers/broadcast-socketio.mjs',
@@ -196,11 +209,13 @@ async function runOne(o, id, rep, fd) {
     r.warmupMs = await broadcastRange(server, loadgens, 1, o.warmup, o.window, perBroadcastTimeout);
 
     // ---- the measured broadcasts
+    if (o.cpuProfile) await server.request('profstart');
     const k0 = { server: processTicks(server.pid), loadgens: loadgens.map((l) => processTicks(l.pid)), machine: machineTicks() };
     const t0 = process.hrtime.bigint();
     const times = await broadcastRange(server, loadgens, o.warmup + 1, total, o.window, perBroadcastTimeout);
     const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
     const k1 = { server: processTicks(server.pid), loadgens: loadgens.map((l) => processTicks(l.pid)), machine: machineTicks() };
+    if (o.cpuProfile) r.profile = await keepProfile(o, server, `e-${id}-rep${rep}`);
 
     // ---- verification: every server said it queued to N, every receiver has all broadcasts.
     const queued = [];
@@ -258,6 +273,17 @@ async function runOne(o, id, rep, fd) {
   return r;
 }
 
+/** Stops the server's CPU profiler; moves its file to results/profiles/NAME.cpuprofile and returns that path (relative to the root). */
+async function keepProfile(o, server, name) {
+  const { file, error } = await server.request('profstop');
+  if (error) throw new Error(`profstop: ${error}`);
+  const dir = path.join(BENCH, 'results', 'profiles');
+  fs.mkdirSync(dir, { recursive: true });
+  const dest = path.join(dir, `${name}.cpuprofile`);
+  fs.renameSync(path.resolve(o.root, file), dest);
+  return path.relative(o.root, dest);
+}
+
 function resolveOpts(opts) {
   const base = BROADCAST_DEFAULTS[opts.quick ? 'quick' : 'full'];
   const o = {
@@ -270,6 +296,7 @@ function resolveOpts(opts) {
     window: opts.window ?? 1,
     loadgens: opts.loadgens ?? 1,
     binary: Boolean(opts.binary),
+    cpuProfile: Boolean(opts.cpuProfile),
   };
   checkScenarioOpts('broadcast', o, BROADCAST_SERVERS, ['connections', 'broadcasts', 'reps', 'window', 'loadgens']);
   if (!Number.isSafeInteger(o.warmup) || o.warmup < 0) throw new Error(`broadcast: warmup must be an integer >= 0, got ${o.warmup}`);
@@ -344,6 +371,9 @@ function summarize(ids, runs) {
   if (by.uws) {
     for (const id of ids) by[id].perCpuVsUws = by[id].deliveriesPerServerCpuSec / by.uws.deliveriesPerServerCpuSec;
   }
+  if (by.net) {
+    for (const id of ids) by[id].perCpuVsNet = by[id].deliveriesPerServerCpuSec / by.net.deliveriesPerServerCpuSec;
+  }
   return by;
 }
 
@@ -390,10 +420,10 @@ function formatRunLine(r) {
 export function formatBroadcastSummary(result) {
   const { params: p, summary } = result;
   const ids = Object.keys(summary);
-  const header = ['server', 'deliveries/s', 'per server-CPU-s', 'broadcast p50 ms', 'p99 ms', 'server CPU', 'receivers CPU', 'failed', 'per CPU-s vs uws'];
+  const header = ['server', 'deliveries/s', 'per server-CPU-s', 'broadcast p50 ms', 'p99 ms', 'server CPU', 'receivers CPU', 'failed', 'per CPU-s vs uws', 'vs net'];
   const rows = ids.map((id) => {
     const s = summary[id];
-    return [id, fmtInt(s.deliveriesPerSec), fmtInt(s.deliveriesPerServerCpuSec), fmtMs(s.broadcastMsP50), fmtMs(s.broadcastMsP99), fmtPct(s.serverCpuShare), fmtPct(s.loadgenCpuShare), String(s.failed), fmtRatio(s.perCpuVsUws)];
+    return [id, fmtInt(s.deliveriesPerSec), fmtInt(s.deliveriesPerServerCpuSec), fmtMs(s.broadcastMsP50), fmtMs(s.broadcastMsP99), fmtPct(s.serverCpuShare), fmtPct(s.loadgenCpuShare), String(s.failed), fmtRatio(s.perCpuVsUws), fmtRatio(s.perCpuVsNet)];
   });
   const lines = [
     table(header, rows),
@@ -401,11 +431,17 @@ export function formatBroadcastSummary(result) {
       `${p.window === 1 ? 'one at a time (the next starts when every connection has the previous one)' : `up to ${p.window} in flight`}, ` +
       `${p.reps === 1 ? '1 rep' : `medians of ${p.reps} reps`}. Deliveries = connections x broadcasts, every one checked (once, in order, exact bytes). ` +
       'Per server-CPU-s: server utime+stime over the measured broadcasts. Broadcast time: command sent to the server -> last connection has it. ' +
+      "vs net: against Node's floor (one socket.write of a pre-encoded frame per socket, servers/broadcast-net.mjs). " +
       `CPU columns: shares of one CPU; the receivers (${p.loadgens} process${p.loadgens === 1 ? '' : 'es'}) often bound deliveries/s on a small machine.` +
       (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : ''),
     ...ids.map((id) => `  ${id}: ${result.servers?.[id] ?? ''}${summary[id].path ? ` [${summary[id].path}]` : ''}`),
   ];
   if (result.goals?.length) lines.push(formatGoals(result.goals));
+  for (const r of result.runs) {
+    if (!r.profile) continue;
+    const root = path.resolve(BENCH, '..');
+    lines.push('', `profile ${r.profile} (${r.server}, rep ${r.rep}, measured broadcasts only):`, formatProfile(summarizeProfile(path.join(root, r.profile), 12)));
+  }
   return lines.join('\n');
 }
 
@@ -424,6 +460,7 @@ async function cli() {
       reps: { type: 'string' },
       binary: { type: 'boolean', default: false },
       'no-wait': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'boolean', default: false },
       json: { type: 'string' },
     },
     strict: true,
@@ -442,6 +479,7 @@ async function cli() {
     reps: num('reps'),
     binary: values.binary,
     noWait: values['no-wait'],
+    cpuProfile: values['cpu-prof'],
   });
   console.log(`\n${formatBroadcastSummary(result)}`);
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
