@@ -4,6 +4,7 @@
 // detection, reconnect with backoff, resume (replay + duplicate drop),
 // session loss, the outbox, auth, and every way the client stops.
 // The socket factory hands out a new FakeSocket per connection attempt.
+// browser-bundle.test.ts runs this same suite against the browser bundle.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,13 +12,28 @@ import assert from 'node:assert/strict';
 import { BackoffPolicy, seededRandom } from '../../../src/session/backoff.js';
 import { FakeClock } from '../../../src/session/clock.js';
 import {
-  LifelineClient,
-  OutboxFullError,
+  LifelineClient as SourceLifelineClient,
+  OutboxFullError as SourceOutboxFullError,
   type ClientCloseInfo,
   type LifelineClientOptions,
   type SessionLostInfo,
 } from '../../../src/session/lifeline-client.js';
 import { FakeEnvironment, FakeSocket } from './fakes.js';
+
+/**
+ * The implementation under test: the TypeScript source, unless a runner set
+ * globalThis.lifelineClientUnderTest before importing this file.
+ * browser-bundle.test.ts does, to run this whole suite once more against the
+ * minified browser bundle (shortened property names and all).
+ */
+export interface ClientUnderTest {
+  LifelineClient: typeof SourceLifelineClient;
+  OutboxFullError: typeof SourceOutboxFullError;
+}
+const underTest = (globalThis as { lifelineClientUnderTest?: ClientUnderTest }).lifelineClientUnderTest;
+const LifelineClient = underTest?.LifelineClient ?? SourceLifelineClient;
+type LifelineClient = SourceLifelineClient;
+const OutboxFullError = underTest?.OutboxFullError ?? SourceOutboxFullError;
 
 /** The heartbeat the fake server announces: ping after 1 s quiet, 500 ms to answer before any RTT sample. */
 const HB = { interval: 1000, timeoutFloor: 200, timeoutCeiling: 800, timeoutInitial: 500, k: 4 };
