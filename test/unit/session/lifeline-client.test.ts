@@ -24,7 +24,7 @@ import { FakeEnvironment, FakeSocket } from './fakes.js';
  * The implementation under test: the TypeScript source, unless a runner set
  * globalThis.lifelineClientUnderTest before importing this file.
  * browser-bundle.test.ts does, to run this whole suite once more against the
- * minified browser bundle (shortened property names and all).
+ * minified browser bundle.
  */
 export interface ClientUnderTest {
   LifelineClient: typeof SourceLifelineClient;
