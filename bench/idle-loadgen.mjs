@@ -55,7 +55,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { broadcastMessage, EIO_EVENT } from './servers/broadcast-common.mjs';
-import { maskedFrame } from './lib/frames.mjs';
+import { acceptFor, maskedFrame } from './lib/frames.mjs';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
@@ -112,7 +112,6 @@ for (const a of LOCAL) if (net.isIP(a) === 0) die(`--local-addresses: ${JSON.str
 
 // ------------------------------------------------------------ frames
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 
 const HELLO = Buffer.from(JSON.stringify({ t: 'hello', v: 1 }));
@@ -216,7 +215,7 @@ class Conn {
         return;
       }
       const key = crypto.randomBytes(16).toString('base64');
-      const expectAccept = crypto.createHash('sha1').update(key + GUID).digest('base64');
+      const expectAccept = acceptFor(key);
       let head = Buffer.alloc(0);
       const onHead = (chunk) => {
         head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);

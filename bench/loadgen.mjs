@@ -62,7 +62,7 @@ import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { maskedFrame } from './lib/frames.mjs';
+import { acceptFor, maskedFrame } from './lib/frames.mjs';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   // The header comment is the manual.
@@ -239,7 +239,6 @@ function closeFrame(code) {
 
 // ------------------------------------------------------------ connections
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const errors = [];
 function error(msg) {
   if (errors.length < 20) errors.push(msg);
@@ -275,7 +274,7 @@ class Conn {
     if (NETLEN) return this.openNet();
     return new Promise((resolve, reject) => {
       const key = crypto.randomBytes(16).toString('base64');
-      const expectAccept = crypto.createHash('sha1').update(key + GUID).digest('base64');
+      const expectAccept = acceptFor(key);
       const sock = net.connect({ host: HOST, port: PORT });
       this.sock = sock;
       sock.setNoDelay(true);

@@ -1,6 +1,15 @@
-// Client frames for the bench's load generators (loadgen.mjs,
-// idle-loadgen.mjs, inproc.mjs): masked as RFC 6455 5.3 requires.
+// RFC 6455 pieces the bench's own peers need: masked client frames for the
+// load generators (loadgen.mjs, idle-loadgen.mjs, inproc.mjs), as 5.3
+// requires, and the handshake's accept value (the load generators check it;
+// servers/broadcast-net.mjs sends it).
 import crypto from 'node:crypto';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2). */
+export function acceptFor(key) {
+  return crypto.createHash('sha1').update(key + GUID).digest('base64');
+}
 
 // Masking keys come from a pool of random bytes, refilled when used up (one
 // randomBytes() call per frame would cost more than the frame).

@@ -10,12 +10,11 @@
 // Sockets get setNoDelay(true), as lifeline's do. Listens on 127.0.0.1, port
 // 0, prints `listening <port>`, then answers the control commands of
 // idle-common.mjs plus `broadcast SEQ` (as the other broadcast servers).
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
+import { acceptFor } from '../lib/frames.mjs';
 import { broadcastMessage, seqArg } from './broadcast-common.mjs';
 import { controlChannel } from './idle-common.mjs';
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const binary = process.argv.includes('--binary');
 const sockets = new Set();
 let connections = 0;
@@ -36,7 +35,7 @@ http.on('upgrade', (req, socket) => {
     socket.destroy();
     return;
   }
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
+  const accept = acceptFor(key);
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
   socket.setNoDelay(true);
   socket.on('error', () => {});
