@@ -789,13 +789,15 @@ async function idleScenario(doc, scenarioId, serverIds) {
   const params = {
     connections: opt.connections !== undefined ? positiveInt('connections', opt.connections) : base.connections,
     windowSec: opt['idle-sec'] !== undefined ? positiveInt('idle-sec', opt['idle-sec']) : base.windowSec,
+    steadySec: base.steadySec ?? 0,
+    steadyGapSec: base.steadyGapSec ?? 0,
     reps: opt.reps !== undefined ? positiveInt('reps', opt.reps) : base.reps,
     sequential: opt['idle-sequential'],
   };
   // The ws pairs and the net reference first: the ratios need them.
   const order = [sc.reference, ...new Set(serverIds.map((id) => sc.servers[id].pair).filter(Boolean))];
   const ids = [...order.filter((id) => serverIds.includes(id)), ...serverIds.filter((id) => !order.includes(id))];
-  console.log(`\nscenario ${scenarioId} (${sc.alias}): ${sc.title}; ${fmtInt(params.connections)} connections per server, ${params.windowSec} s idle window, ${params.reps} rep(s)`);
+  console.log(`\nscenario ${scenarioId} (${sc.alias}): ${sc.title}; ${fmtInt(params.connections)} connections per server, ${params.windowSec} s idle window${params.steadySec > 0 ? ` + ${params.steadySec} s steady window` : ''}, ${params.reps} rep(s)`);
   for (const id of ids) console.log(`  ${id.padEnd(17)} ${sc.servers[id].what}`);
   if (opt.pin || opt['cpu-prof']) console.log('  (--pin and --cpu-prof do not apply to the idle scenario)');
   const ctx = { ROOT, BENCH, TICK, waitQuiet, log: (l) => console.log(l), STEAL_FLAG, OTHER_FLAG };

@@ -1,0 +1,93 @@
+// Heartbeat floor for Node (scenario d): the least a Node server can spend per
+// ping on an idle WebSocket connection. node:http answers the upgrade (RFC
+// 6455 4.2.2, just enough for the bench's loadgen), then every connection gets
+// one pre-encoded, empty ping frame (0x89 0x00) after 25 s (lifeline
+// `normal`'s interval; --interval-ms to change it) and again every interval,
+// one socket.write() each; the pong comes back through the socket's 'data'
+// event and only stamps the time it arrived. No WebSocket object, no parser,
+// no timeout: what a Node WebSocket server's heartbeat cannot do without.
+// It plays for the idle-CPU goal the part the raw `net` echo plays in a-c.
+//
+//   node --expose-gc bench/servers/idle-net-ping.mjs [--interval-ms 25000]
+//
+// Pinging is driven by one 1 s timer over a queue of the connections in the
+// order they fall due (all get the same interval, so a socket just pinged or
+// just opened goes to the back): no timer per connection. Listens on 127.0.0.1,
+// port 0, prints `listening <port>`, then answers the control commands of
+// idle-common.mjs.
+import { createServer } from 'node:http';
+import { acceptFor } from '../lib/frames.mjs';
+import { argValue, controlChannel } from './idle-common.mjs';
+
+const intervalMs = Number(argValue('interval-ms', '25000'));
+const PING = Buffer.from([0x89, 0x00]);
+
+/** Sockets in the order they fall due, from `head` on, and when each is due. */
+let queue = [];
+let dueAt = [];
+let head = 0;
+let connections = 0;
+let closes = 0;
+let pingsSent = 0;
+let pongReads = 0;
+
+function onData() {
+  // A pong (or several in one read): the floor only notes that the peer answered.
+  this.lastSeen = Date.now();
+  pongReads++;
+}
+function onClose() {
+  closes++;
+}
+
+const http = createServer((req, res) => {
+  res.writeHead(426).end();
+});
+http.on('upgrade', (req, socket) => {
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+    socket.destroy();
+    return;
+  }
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
+  socket.setNoDelay(true);
+  socket.lastSeen = Date.now();
+  socket.on('error', () => {});
+  socket.on('close', onClose);
+  socket.on('data', onData);
+  queue.push(socket);
+  dueAt.push(Date.now() + intervalMs);
+  connections++;
+});
+http.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${http.address().port}\n`);
+});
+
+// A ping round takes the due sockets off the front and puts them at the back;
+// the consumed front is dropped once it is half the queue.
+setInterval(() => {
+  const now = Date.now();
+  const end = queue.length;
+  while (head < end && dueAt[head] <= now) {
+    const s = queue[head++];
+    if (s.destroyed) continue;
+    s.write(PING);
+    pingsSent++;
+    queue.push(s);
+    dueAt.push(now + intervalMs);
+  }
+  if (head > queue.length >> 1) {
+    queue = queue.slice(head);
+    dueAt = dueAt.slice(head);
+    head = 0;
+  }
+}, 1000).unref();
+
+controlChannel('idle-net-ping', () => ({
+  connections: connections - closes,
+  accepted: connections,
+  closes,
+  pingsSent,
+  pongsReceived: pongReads,
+  intervalMs,
+}));
