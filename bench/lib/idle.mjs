@@ -16,7 +16,12 @@
 //
 //   3. counters from every server and loadgen, server CPU ticks from
 //      /proc/PID/stat; idle for the window; CPU ticks and counters again;
-//   4. `mem` = after the window: per connection = (after - baseline) / N.
+//   4. with `steadySec` > 0 (both modes), after a gap of `steadyGapSec`, the same
+//      over a steady window: the first holds one-time costs (V8 optimizing
+//      the ping path, V8's memory reducer after the connection burst), the
+//      steady one what a long-running server pays, and the idle-CPU goal
+//      reads it;
+//   5. `mem` = after the last window: per connection = (after - baseline) / N.
 //
 // A connection closed by anyone during the run (the server's count, or the
 // loadgen's: a close frame, a dropped socket) fails the variant.
@@ -601,7 +606,8 @@ function summarizeIdle(sc, ids, runs) {
     const ref = sc.reference && by[sc.reference] ? by[sc.reference] : null;
     s.rssVsPair = pair ? s.rssPerConnKB / pair.rssPerConnKB : NaN;
     s.heapVsPair = pair ? s.heapPerConnKB / pair.heapPerConnKB : NaN;
-    s.cpuVsPair = pair ? s.idleCpuShare / pair.idleCpuShare : NaN;
+    // Over the steady window when both have one, as the idle-CPU goal.
+    s.cpuVsPair = !pair ? NaN : Number.isFinite(s.steadyCpuShare) && Number.isFinite(pair.steadyCpuShare) ? s.steadyCpuShare / pair.steadyCpuShare : s.idleCpuShare / pair.idleCpuShare;
     s.rssVsNet = ref ? s.rssPerConnKB / ref.rssPerConnKB : NaN;
     s.heapVsNet = ref ? s.heapPerConnKB / ref.heapPerConnKB : NaN;
   }
@@ -641,9 +647,9 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
     ', ' +
     `${params.reps === 1 ? '1 rep' : `medians of ${params.reps} reps`}. Per connection = (after the window - before any connection) / N, ` +
     'both after a full GC; RSS leaves out kernel socket buffers. Idle CPU: server utime+stime over the window, share of one CPU. ' +
-    'Pings and pongs: during the window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
+    'Pings and pongs: during the first window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
     'CPU/ping: server CPU over the window per ping sent in it. ' +
-    "Closes: any connection closed during the whole run, either end (must be 0). 'ws pair' is the ws run with the same ping cadence." +
+    "Closes: any connection closed during the whole run, either end (must be 0). 'ws pair' is the ws run with the same ping cadence; CPU vs pair is over the steady window when there is one." +
     (ids.some((id) => id.startsWith('uws')) ? ' uWS does not report its pings: its pings are those the loadgen received.' : '') +
     (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '') +
     (idleGoals(summary).length ? `\n${formatGoals(idleGoals(summary))}` : '')
