@@ -35,7 +35,9 @@ import {
   classify,
   DataHeaderWriter,
   encodeControl,
+  encodePing,
   parseCanonicalAck,
+  parseCanonicalPong,
   parseDataHeaderBytes,
   type ControlMessage,
   type DataHeader,
@@ -196,7 +198,7 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
       ws.ping(String(ts));
       return;
     }
-    ws._sendControlMessage(encodeControl({ t: 'ping', ts }));
+    ws._sendControlMessage(encodePing(ts));
     // A ping means the socket went quiet: the session need not keep spare replay space.
     if (s !== null) s._onQuiet();
   }
@@ -690,8 +692,15 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       return;
     }
     if (first === CONTROL_MARK && !isBinary) {
+      // The two control messages a session receives most, in the form our
+      // clients write them, read without JSON.parse.
       const ack = parseCanonicalAck(data, start, end);
       if (ack >= 0) return this.onPeerAck(ack);
+      const ts = parseCanonicalPong(data, start, end);
+      if (ts >= 0) {
+        this.monitor?.onPong(ts, this.server.heartbeatDriver!.wheel.refresh());
+        return;
+      }
     }
     // classify() decodes the text only for a '{' text frame (a control message).
     const d = classify(first, !isBinary, () => data.toString('utf8', start, end));

@@ -171,6 +171,8 @@ export function classify(first: number, isText: boolean, text: () => string): De
 }
 
 const ACK_HEAD = '{"t":"ack","seq":';
+const PONG_HEAD = '{"t":"pong","ts":';
+const PING_HEAD = '{"t":"ping","ts":';
 
 /**
  * The acknowledgement as encodeControl() writes it, `{"t":"ack","seq":N}`,
@@ -180,10 +182,34 @@ const ACK_HEAD = '{"t":"ack","seq":';
  * every input is the one parseControl() gives.
  */
 export function parseCanonicalAck(b: Uint8Array, start = 0, end = b.length): number {
-  const n = ACK_HEAD.length;
+  return canonicalNumberMessage(ACK_HEAD, b, start, end);
+}
+
+/**
+ * The same for the pong `{"t":"pong","ts":N}` with a whole-number N up to
+ * MAX_SEQ: the answer to the server's app pings, whose ts is whole
+ * milliseconds on the server's clock (one per ping and lifeline.v1 peer).
+ * Anything else, a fractional or negative ts included, returns -1 and is
+ * left to parseControl().
+ */
+export function parseCanonicalPong(b: Uint8Array, start = 0, end = b.length): number {
+  return canonicalNumberMessage(PONG_HEAD, b, start, end);
+}
+
+/** `head` N `}` in `b[start..end)`, N as readNumber takes it; else -1. */
+function canonicalNumberMessage(head: string, b: Uint8Array, start: number, end: number): number {
+  const n = head.length;
   if (end - start < n + 2 || b[end - 1] !== 0x7d) return -1;
-  for (let i = 0; i < n; i++) if (b[start + i] !== ACK_HEAD.charCodeAt(i)) return -1;
+  for (let i = 0; i < n; i++) if (b[start + i] !== head.charCodeAt(i)) return -1;
   return readNumber(b, start + n, end) === end - 1 ? numberValue : -1;
+}
+
+/**
+ * encodeControl({ t: 'ping', ts }) without JSON.stringify and its object:
+ * for a finite number, JSON and String() write the same digits.
+ */
+export function encodePing(ts: number): string {
+  return Number.isFinite(ts) ? PING_HEAD + ts + '}' : encodeControl({ t: 'ping', ts });
 }
 
 /**

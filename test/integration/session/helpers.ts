@@ -7,14 +7,18 @@
 //   duplicates and gaps, and awaits a count (event-driven, with a guard).
 // - Waiters: resolve when a predicate over counters becomes true; the code
 //   that changes the counters pokes it, so no test polls or sleeps to sync.
+// - RawClient, clientText: a lifeline.v1 peer over bare TCP, for tests where
+//   the exact frames are the point.
 
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import { LifelineServer, type LifelineServerOptions } from '../../../src/server/lifeline-server.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
-import { ms, withTimeout } from '../../helpers/peers.js';
+import { ms, once, withTimeout } from '../../helpers/peers.js';
 
 export const now = (): number => performance.now();
 
@@ -288,4 +292,77 @@ export async function servedBehindProxy(
   const proxy = await FaultProxy.start({ host: '127.0.0.1', port: served.port });
   cleanup.add(() => proxy.close());
   return { served, proxy };
+}
+
+// ------------------------------------------------------------------ raw lifeline.v1 peer
+
+/** A masked text frame from the client (RFC 6455 5.3). */
+export function clientText(text: string): Buffer {
+  const p = Buffer.from(text);
+  assert.ok(p.length < 126);
+  const key = randomBytes(4);
+  const f = Buffer.alloc(6 + p.length);
+  f[0] = 0x81;
+  f[1] = 0x80 | p.length;
+  key.copy(f, 2);
+  for (let i = 0; i < p.length; i++) f[6 + i] = p[i]! ^ key[i & 3]!;
+  return f;
+}
+
+/** Raw client: the upgrade, then every text frame the server sends, in order. */
+export class RawClient {
+  readonly texts: string[] = [];
+  private buf = Buffer.alloc(0);
+  private upgraded = false;
+  private readonly w = new Waiters();
+
+  constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.parse();
+      this.w.poke();
+    });
+    sock.on('error', () => {});
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    const sock = net.connect(port, '127.0.0.1');
+    await once(sock, 'connect', ms(5000));
+    const c = new RawClient(sock);
+    sock.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: lifeline.v1\r\n\r\n`,
+    );
+    return c;
+  }
+
+  private parse(): void {
+    if (!this.upgraded) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      assert.match(this.buf.subarray(0, end).toString('latin1'), /^HTTP\/1\.1 101 /);
+      this.upgraded = true;
+      this.buf = this.buf.subarray(end + 4);
+    }
+    while (this.buf.length >= 2) {
+      let len = this.buf[1]! & 0x7f;
+      let at = 2;
+      assert.ok(len < 127, 'no frame above 64 KiB in this test');
+      if (len === 126) {
+        if (this.buf.length < 4) return;
+        len = this.buf.readUInt16BE(2);
+        at = 4;
+      }
+      if (this.buf.length < at + len) return;
+      assert.equal(this.buf[0], 0x81, 'a text frame, unfragmented');
+      this.texts.push(this.buf.subarray(at, at + len).toString());
+      this.buf = this.buf.subarray(at + len);
+    }
+  }
+
+  /** Waits until `n` text frames have arrived in all; returns the ones from index `from`. */
+  async frames(from: number, n: number): Promise<string[]> {
+    await this.w.wait(() => this.texts.length >= n, ms(5000), () => `${n} frames (have ${JSON.stringify(this.texts)})`);
+    return this.texts.slice(from, n);
+  }
 }

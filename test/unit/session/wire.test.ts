@@ -22,7 +22,9 @@ import {
   DataHeaderWriter,
   dataHeader,
   encodeControl,
+  encodePing,
   parseCanonicalAck,
+  parseCanonicalPong,
   parseControl,
   parseDataHeaderBytes,
   parseDataHeaderString,
@@ -609,6 +611,63 @@ describe('parseCanonicalAck (the ack fast path)', () => {
   });
 });
 
+describe('parseCanonicalPong (the app pong fast path)', () => {
+  it('reads back every pong encodeControl() writes for a whole-number ts', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 9, 10, 2 ** 31, MAX_SEQ)), (ts) => {
+        assert.equal(parseCanonicalPong(Buffer.from(encodeControl({ t: 'pong', ts }))), ts);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  for (const text of [
+    '{"t":"pong","ts":01}',
+    '{"t":"pong","ts":}',
+    '{"t":"pong","ts":1.5}',
+    '{"t":"pong","ts":-1}',
+    '{"t":"pong","ts":1e3}',
+    '{"t":"pong","ts":1,"x":2}',
+    '{"t":"pong", "ts":1}',
+    '{"ts":1,"t":"pong"}',
+    `{"t":"pong","ts":${MAX_SEQ + 1}}`,
+    '{"t":"pong","ts":1',
+    '{"t":"ack","seq":1}',
+    '{"t":"ping","ts":1}',
+    '',
+  ]) {
+    it(`declines ${JSON.stringify(text)} (left to parseControl)`, () => {
+      assert.equal(parseCanonicalPong(Buffer.from(text)), -1);
+    });
+  }
+
+  it('never disagrees with parseControl: whatever it accepts, parseControl reads as the same pong', () => {
+    const piece = fc.constantFrom('{', '}', '"t"', ':', '"pong"', ',', '"ts"', '0', '1', '9', ' ', '-', '.', 'e');
+    const near = fc.oneof(
+      fc.array(piece, { maxLength: 14 }).map((a) => a.join('')),
+      fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.string({ maxLength: 3 })).map(([n, tail]) => `{"t":"pong","ts":${n}${tail}`),
+    );
+    fc.assert(
+      fc.property(near, (text) => {
+        const fast = parseCanonicalPong(Buffer.from(text));
+        if (fast >= 0) assert.deepEqual(parseControl(text), { t: 'pong', ts: fast });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('encodePing (the server\'s app ping without JSON.stringify)', () => {
+  it('writes what encodeControl() writes, for any number', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.double(), fc.constantFrom(0, -0, 1e21, 1.5e-7, NaN, Infinity)), (ts) => {
+        assert.equal(encodePing(ts), encodeControl({ t: 'ping', ts }));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe('ranges: a message inside a larger read (the server parses it where it arrived)', () => {
   /** `text` as bytes between `before` and `after` junk bytes; returns the buffer and the message's range. */
   const embed = (text: string, before: Uint8Array, after: Uint8Array) => {
@@ -635,6 +694,20 @@ describe('ranges: a message inside a larger read (the server parses it where it 
         const ranged = fresh();
         assert.equal(parseDataHeaderBytes(buf, ranged, start, end), ok, text);
         if (ok) assert.deepEqual(ranged, { ...alone, offset: alone.offset + start });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parseCanonicalPong on a range gives what it gives on the message alone', () => {
+    const message = fc.oneof(
+      fc.integer({ min: 0, max: MAX_SEQ }).map((ts) => encodeControl({ t: 'pong', ts })),
+      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom('', '}', '1', ' ')).map(([n, tail]) => `{"t":"pong","ts":${n}${tail}`),
+    );
+    fc.assert(
+      fc.property(message, junk, junk, (text, before, after) => {
+        const { buf, start, end } = embed(text, before, after);
+        assert.equal(parseCanonicalPong(buf, start, end), parseCanonicalPong(ascii(text)), text);
       }),
       { numRuns: 2000 },
     );
