@@ -36,7 +36,9 @@ import {
   DataHeaderWriter,
   encodeControl,
   encodePing,
+  encodePong,
   parseCanonicalAck,
+  parseCanonicalPing,
   parseCanonicalPong,
   parseDataHeaderBytes,
   type ControlMessage,
@@ -692,13 +694,20 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       return;
     }
     if (first === CONTROL_MARK && !isBinary) {
-      // The two control messages a session receives most, in the form our
-      // clients write them, read without JSON.parse.
+      // The control messages a session receives most, in the form our
+      // clients write them, read without JSON.parse: the same answers as the
+      // switch below gives.
       const ack = parseCanonicalAck(data, start, end);
       if (ack >= 0) return this.onPeerAck(ack);
-      const ts = parseCanonicalPong(data, start, end);
-      if (ts >= 0) {
-        this.monitor?.onPong(ts, this.server.heartbeatDriver!.wheel.refresh());
+      const pongTs = parseCanonicalPong(data, start, end);
+      if (pongTs >= 0) {
+        this.monitor?.onPong(pongTs, this.server.heartbeatDriver!.wheel.refresh());
+        return;
+      }
+      const pingTs = parseCanonicalPing(data, start, end);
+      if (pingTs >= 0) {
+        this._socket._sendControlMessage(encodePong(pingTs));
+        this.touchOut();
         return;
       }
     }
@@ -708,7 +717,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const msg = d.msg;
     switch (msg.t) {
       case 'ping':
-        this._socket._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
+        this._socket._sendControlMessage(encodePong(msg.ts));
         this.touchOut();
         return;
       case 'pong':

@@ -196,6 +196,11 @@ export function parseCanonicalPong(b: Uint8Array, start = 0, end = b.length): nu
   return canonicalNumberMessage(PONG_HEAD, b, start, end);
 }
 
+/** The same for a client's app ping `{"t":"ping","ts":N}` (whole-number N up to MAX_SEQ). */
+export function parseCanonicalPing(b: Uint8Array, start = 0, end = b.length): number {
+  return canonicalNumberMessage(PING_HEAD, b, start, end);
+}
+
 /** `head` N `}` in `b[start..end)`, N as readNumber takes it; else -1. */
 function canonicalNumberMessage(head: string, b: Uint8Array, start: number, end: number): number {
   const n = head.length;
@@ -210,6 +215,11 @@ function canonicalNumberMessage(head: string, b: Uint8Array, start: number, end:
  */
 export function encodePing(ts: number): string {
   return Number.isFinite(ts) ? PING_HEAD + ts + '}' : encodeControl({ t: 'ping', ts });
+}
+
+/** The same for the pong that answers a ping with `ts`. */
+export function encodePong(ts: number): string {
+  return Number.isFinite(ts) ? PONG_HEAD + ts + '}' : encodeControl({ t: 'pong', ts });
 }
 
 /**

@@ -23,7 +23,9 @@ import {
   dataHeader,
   encodeControl,
   encodePing,
+  encodePong,
   parseCanonicalAck,
+  parseCanonicalPing,
   parseCanonicalPong,
   parseControl,
   parseDataHeaderBytes,
@@ -566,106 +568,77 @@ describe('properties', () => {
   });
 });
 
-describe('parseCanonicalAck (the ack fast path)', () => {
-  it('reads back every ack encodeControl() writes', () => {
-    fc.assert(
-      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 9, 10, 2 ** 31, MAX_SEQ)), (seq) => {
-        assert.equal(parseCanonicalAck(Buffer.from(encodeControl({ t: 'ack', seq }))), seq);
-      }),
-      { numRuns: 1000 },
-    );
-  });
+// The fast paths for the control messages a session receives most: each
+// reads exactly the form encodeControl() writes (whole numbers) and leaves
+// everything else to parseControl(), so the answer for any input is the one
+// parseControl() gives.
+const CANONICAL = [
+  { t: 'ack', field: 'seq', parse: parseCanonicalAck },
+  { t: 'pong', field: 'ts', parse: parseCanonicalPong },
+  { t: 'ping', field: 'ts', parse: parseCanonicalPing },
+] as const;
+const canonicalText = (t: string, field: string, n: number | string): string => `{"t":"${t}","${field}":${n}}`;
 
-  for (const text of [
-    '{"t":"ack","seq":01}',
-    '{"t":"ack","seq":}',
-    '{"t":"ack","seq":1 }',
-    '{"t":"ack","seq":1,"x":2}',
-    '{"t":"ack", "seq":1}',
-    '{"seq":1,"t":"ack"}',
-    '{"t":"ack","seq":-1}',
-    '{"t":"ack","seq":1.5}',
-    `{"t":"ack","seq":${MAX_SEQ + 1}}`,
-    '{"t":"ack","seq":1',
-    '{"t":"ping","ts":1}',
-    '',
-  ]) {
-    it(`declines ${JSON.stringify(text)} (left to parseControl)`, () => {
-      assert.equal(parseCanonicalAck(Buffer.from(text)), -1);
+for (const { t, field, parse } of CANONICAL) {
+  const other = t === 'ack' ? '{"t":"ping","ts":1}' : '{"t":"ack","seq":1}';
+  describe(`parseCanonical${t[0]!.toUpperCase()}${t.slice(1)} (the ${t} fast path)`, () => {
+    it(`reads back every ${t} encodeControl() writes`, () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 9, 10, 2 ** 31, MAX_SEQ)), (n) => {
+          assert.equal(parse(Buffer.from(encodeControl({ t, [field]: n } as ControlMessage))), n);
+        }),
+        { numRuns: 1000 },
+      );
+    });
+
+    for (const text of [
+      canonicalText(t, field, '01'),
+      canonicalText(t, field, ''),
+      canonicalText(t, field, '1 '),
+      canonicalText(t, field, '1,"x":2'),
+      canonicalText(t, field, '-1'),
+      canonicalText(t, field, '1.5'),
+      canonicalText(t, field, '1e3'),
+      canonicalText(t, field, MAX_SEQ + 1),
+      `{"t":"${t}", "${field}":1}`,
+      `{"${field}":1,"t":"${t}"}`,
+      `{"t":"${t}","${field}":1`,
+      other,
+      '',
+    ]) {
+      it(`declines ${JSON.stringify(text)} (left to parseControl)`, () => {
+        assert.equal(parse(Buffer.from(text)), -1);
+      });
+    }
+
+    it(`never disagrees with parseControl: whatever it accepts, parseControl reads as the same ${t}`, () => {
+      const piece = fc.constantFrom('{', '}', '"t"', ':', `"${t}"`, ',', `"${field}"`, '0', '1', '9', ' ', '-', '.', 'e');
+      const near = fc.oneof(
+        fc.array(piece, { maxLength: 14 }).map((a) => a.join('')),
+        fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.string({ maxLength: 3 })).map(([n, tail]) => `{"t":"${t}","${field}":${n}${tail}`),
+      );
+      fc.assert(
+        fc.property(near, (text) => {
+          const fast = parse(Buffer.from(text));
+          if (fast >= 0) assert.deepEqual(parseControl(text), { t, [field]: fast });
+        }),
+        { numRuns: 3000 },
+      );
+    });
+  });
+}
+
+describe('encodePing, encodePong (app heartbeat messages without JSON.stringify)', () => {
+  for (const [t, encode] of [['ping', encodePing], ['pong', encodePong]] as const) {
+    it(`${t}: writes what encodeControl() writes, for any number`, () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.double(), fc.constantFrom(0, -0, 1e21, 1.5e-7, NaN, Infinity)), (ts) => {
+          assert.equal(encode(ts), encodeControl({ t, ts }));
+        }),
+        { numRuns: 2000 },
+      );
     });
   }
-
-  it('never disagrees with parseControl: whatever it accepts, parseControl reads as the same ack', () => {
-    const piece = fc.constantFrom('{', '}', '"t"', ':', '"ack"', ',', '"seq"', '0', '1', '9', ' ', '-', '.', 'e');
-    const near = fc.oneof(
-      fc.array(piece, { maxLength: 14 }).map((a) => a.join('')),
-      fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.string({ maxLength: 3 })).map(([n, tail]) => `{"t":"ack","seq":${n}${tail}`),
-    );
-    fc.assert(
-      fc.property(near, (text) => {
-        const fast = parseCanonicalAck(Buffer.from(text));
-        if (fast >= 0) assert.deepEqual(parseControl(text), { t: 'ack', seq: fast });
-      }),
-      { numRuns: 3000 },
-    );
-  });
-});
-
-describe('parseCanonicalPong (the app pong fast path)', () => {
-  it('reads back every pong encodeControl() writes for a whole-number ts', () => {
-    fc.assert(
-      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 9, 10, 2 ** 31, MAX_SEQ)), (ts) => {
-        assert.equal(parseCanonicalPong(Buffer.from(encodeControl({ t: 'pong', ts }))), ts);
-      }),
-      { numRuns: 1000 },
-    );
-  });
-
-  for (const text of [
-    '{"t":"pong","ts":01}',
-    '{"t":"pong","ts":}',
-    '{"t":"pong","ts":1.5}',
-    '{"t":"pong","ts":-1}',
-    '{"t":"pong","ts":1e3}',
-    '{"t":"pong","ts":1,"x":2}',
-    '{"t":"pong", "ts":1}',
-    '{"ts":1,"t":"pong"}',
-    `{"t":"pong","ts":${MAX_SEQ + 1}}`,
-    '{"t":"pong","ts":1',
-    '{"t":"ack","seq":1}',
-    '{"t":"ping","ts":1}',
-    '',
-  ]) {
-    it(`declines ${JSON.stringify(text)} (left to parseControl)`, () => {
-      assert.equal(parseCanonicalPong(Buffer.from(text)), -1);
-    });
-  }
-
-  it('never disagrees with parseControl: whatever it accepts, parseControl reads as the same pong', () => {
-    const piece = fc.constantFrom('{', '}', '"t"', ':', '"pong"', ',', '"ts"', '0', '1', '9', ' ', '-', '.', 'e');
-    const near = fc.oneof(
-      fc.array(piece, { maxLength: 14 }).map((a) => a.join('')),
-      fc.tuple(fc.integer({ min: 0, max: MAX_SEQ }), fc.string({ maxLength: 3 })).map(([n, tail]) => `{"t":"pong","ts":${n}${tail}`),
-    );
-    fc.assert(
-      fc.property(near, (text) => {
-        const fast = parseCanonicalPong(Buffer.from(text));
-        if (fast >= 0) assert.deepEqual(parseControl(text), { t: 'pong', ts: fast });
-      }),
-      { numRuns: 3000 },
-    );
-  });
-});
-
-describe('encodePing (the server\'s app ping without JSON.stringify)', () => {
-  it('writes what encodeControl() writes, for any number', () => {
-    fc.assert(
-      fc.property(fc.oneof(fc.integer({ min: 0, max: MAX_SEQ }), fc.double(), fc.constantFrom(0, -0, 1e21, 1.5e-7, NaN, Infinity)), (ts) => {
-        assert.equal(encodePing(ts), encodeControl({ t: 'ping', ts }));
-      }),
-      { numRuns: 2000 },
-    );
-  });
 });
 
 describe('ranges: a message inside a larger read (the server parses it where it arrived)', () => {
@@ -699,31 +672,19 @@ describe('ranges: a message inside a larger read (the server parses it where it 
     );
   });
 
-  it('parseCanonicalPong on a range gives what it gives on the message alone', () => {
-    const message = fc.oneof(
-      fc.integer({ min: 0, max: MAX_SEQ }).map((ts) => encodeControl({ t: 'pong', ts })),
-      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom('', '}', '1', ' ')).map(([n, tail]) => `{"t":"pong","ts":${n}${tail}`),
-    );
-    fc.assert(
-      fc.property(message, junk, junk, (text, before, after) => {
-        const { buf, start, end } = embed(text, before, after);
-        assert.equal(parseCanonicalPong(buf, start, end), parseCanonicalPong(ascii(text)), text);
-      }),
-      { numRuns: 2000 },
-    );
-  });
-
-  it('parseCanonicalAck on a range gives what it gives on the message alone', () => {
-    const message = fc.oneof(
-      fc.integer({ min: 0, max: MAX_SEQ }).map((seq) => encodeControl({ t: 'ack', seq })),
-      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom('', '}', '1', ' ')).map(([n, tail]) => `{"t":"ack","seq":${n}${tail}`),
-    );
-    fc.assert(
-      fc.property(message, junk, junk, (text, before, after) => {
-        const { buf, start, end } = embed(text, before, after);
-        assert.equal(parseCanonicalAck(buf, start, end), parseCanonicalAck(ascii(text)), text);
-      }),
-      { numRuns: 2000 },
-    );
-  });
+  for (const { t, field, parse } of CANONICAL) {
+    it(`parseCanonical ${t} on a range gives what it gives on the message alone`, () => {
+      const message = fc.oneof(
+        fc.integer({ min: 0, max: MAX_SEQ }).map((n) => encodeControl({ t, [field]: n } as ControlMessage)),
+        fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom('', '}', '1', ' ')).map(([n, tail]) => `{"t":"${t}","${field}":${n}${tail}`),
+      );
+      fc.assert(
+        fc.property(message, junk, junk, (text, before, after) => {
+          const { buf, start, end } = embed(text, before, after);
+          assert.equal(parse(buf, start, end), parse(ascii(text)), text);
+        }),
+        { numRuns: 2000 },
+      );
+    });
+  }
 });
