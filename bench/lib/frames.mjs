@@ -1,14 +1,43 @@
 // RFC 6455 pieces the bench's own peers need: masked client frames for the
 // load generators (loadgen.mjs, idle-loadgen.mjs, inproc.mjs), as 5.3
-// requires, and the handshake's accept value (the load generators check it;
-// servers/broadcast-net.mjs sends it).
+// requires, the handshake's accept value (the load generators check it), and
+// the bare upgrade of the Node floor servers (servers/broadcast-net.mjs,
+// servers/idle-net-ping.mjs).
 import crypto from 'node:crypto';
+import { createServer } from 'node:http';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2). */
 export function acceptFor(key) {
   return crypto.createHash('sha1').update(key + GUID).digest('base64');
+}
+
+function ignoreError() {}
+
+/**
+ * A node:http server that answers a WebSocket upgrade with just enough of
+ * RFC 6455 4.2.2 for the bench's loadgens (101 and the accept value; no
+ * subprotocol, no extension) and hands each upgraded socket, with
+ * setNoDelay(true) as lifeline's and an error listener, to `onSocket`. Other
+ * requests get 426. The caller listens.
+ */
+export function bareUpgradeServer(onSocket) {
+  const http = createServer((req, res) => {
+    res.writeHead(426).end();
+  });
+  http.on('upgrade', (req, socket) => {
+    const key = req.headers['sec-websocket-key'];
+    if (typeof key !== 'string' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      socket.destroy();
+      return;
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
+    socket.setNoDelay(true);
+    socket.on('error', ignoreError);
+    onSocket(socket);
+  });
+  return http;
 }
 
 // Masking keys come from a pool of random bytes, refilled when used up (one

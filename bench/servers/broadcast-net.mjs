@@ -10,8 +10,7 @@
 // Sockets get setNoDelay(true), as lifeline's do. Listens on 127.0.0.1, port
 // 0, prints `listening <port>`, then answers the control commands of
 // idle-common.mjs plus `broadcast SEQ` (as the other broadcast servers).
-import { createServer } from 'node:http';
-import { acceptFor } from '../lib/frames.mjs';
+import { bareUpgradeServer } from '../lib/frames.mjs';
 import { broadcastMessage, seqArg } from './broadcast-common.mjs';
 import { controlChannel } from './idle-common.mjs';
 
@@ -26,19 +25,7 @@ function onClose() {
   closes++;
 }
 
-const http = createServer((req, res) => {
-  res.writeHead(426).end();
-});
-http.on('upgrade', (req, socket) => {
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
-    socket.destroy();
-    return;
-  }
-  const accept = acceptFor(key);
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-  socket.setNoDelay(true);
-  socket.on('error', () => {});
+const http = bareUpgradeServer((socket) => {
   socket.on('close', onClose);
   // The receivers never send after the handshake; anything they do send is dropped.
   socket.resume();

@@ -15,8 +15,7 @@
 // just opened goes to the back): no timer per connection. Listens on 127.0.0.1,
 // port 0, prints `listening <port>`, then answers the control commands of
 // idle-common.mjs.
-import { createServer } from 'node:http';
-import { acceptFor } from '../lib/frames.mjs';
+import { bareUpgradeServer } from '../lib/frames.mjs';
 import { argValue, controlChannel } from './idle-common.mjs';
 
 const intervalMs = Number(argValue('interval-ms', '25000'));
@@ -40,19 +39,8 @@ function onClose() {
   closes++;
 }
 
-const http = createServer((req, res) => {
-  res.writeHead(426).end();
-});
-http.on('upgrade', (req, socket) => {
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
-    socket.destroy();
-    return;
-  }
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
-  socket.setNoDelay(true);
+const http = bareUpgradeServer((socket) => {
   socket.lastSeen = Date.now();
-  socket.on('error', () => {});
   socket.on('close', onClose);
   socket.on('data', onData);
   queue.push(socket);

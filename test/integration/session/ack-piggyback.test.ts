@@ -12,8 +12,7 @@ import type net from 'node:net';
 import { describe, test } from 'node:test';
 
 import type { ServerSession } from '../../../src/server/lifeline-server.js';
-import { ms, once } from '../../helpers/peers.js';
-import { Cleanup, clientText, RawClient, Served } from './helpers.js';
+import { Cleanup, clientText, rawSession } from './helpers.js';
 
 /** The TCP socket under a session's WebSocket (internal: the test hands it reads directly). */
 function serverSocket(s: ServerSession): net.Socket {
@@ -26,16 +25,8 @@ function serverSocket(s: ServerSession): net.Socket {
  * `read(...texts)` hands the server socket those data frames as one read.
  */
 async function echoSession(cleanup: Cleanup, ackEvery: number) {
-  const served = await Served.start({ heartbeat: 'off', ackDelay: 50, ackEvery });
-  cleanup.add(() => served.close());
-  const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-  const client = await RawClient.connect(served.port);
-  cleanup.add(() => client.sock.destroy());
-  client.sock.write(clientText('{"t":"hello","v":1}'));
-  const s = await sessP;
+  const { client, s } = await rawSession(cleanup, { heartbeat: 'off', ackDelay: 50, ackEvery });
   s.on('message', (data: Buffer) => s.send(data.toString()));
-  const [welcome] = await client.frames(0, 1);
-  assert.match(welcome!, /^\{"t":"welcome"/);
   const read = (...texts: string[]) => serverSocket(s).emit('data', Buffer.concat(texts.map(clientText)));
   return { client, read, s };
 }

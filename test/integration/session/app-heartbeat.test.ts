@@ -11,26 +11,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import type { LifelineServerOptions, ServerSession } from '../../../src/server/lifeline-server.js';
-import { ms, once } from '../../helpers/peers.js';
-import { Cleanup, clientText, RawClient, Served } from './helpers.js';
+import { Cleanup, clientText, rawSession } from './helpers.js';
 
 const PINGS = 3;
 const PING = /^\{"t":"ping","ts":(\d+)\}$/;
-
-/** A raw lifeline.v1 client past its welcome, on a server with `heartbeat`. */
-async function welcomed(cleanup: Cleanup, heartbeat: LifelineServerOptions['heartbeat']) {
-  const served = await Served.start({ heartbeat });
-  cleanup.add(() => served.close());
-  const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
-  const client = await RawClient.connect(served.port);
-  cleanup.add(() => client.sock.destroy());
-  client.sock.write(clientText('{"t":"hello","v":1}'));
-  const s = await sessP;
-  const [welcome] = await client.frames(0, 1);
-  assert.match(welcome!, /^\{"t":"welcome"/);
-  return { served, client, s };
-}
 
 const FORMS: Array<[string, (ts: string) => string]> = [
   ['canonical (the fast path)', (ts) => `{"t":"pong","ts":${ts}}`],
@@ -44,7 +28,7 @@ describe('server: app pongs from lifeline.v1 peers', () => {
     test(`a pong ${name} answers the ping`, async () => {
       const cleanup = new Cleanup();
       try {
-        const { served, client, s } = await welcomed(cleanup, { interval: 50, timeoutFloor: 2000, timeoutCeiling: 4000, timeoutInitial: 4000 });
+        const { served, client, s } = await rawSession(cleanup, { heartbeat: { interval: 50, timeoutFloor: 2000, timeoutCeiling: 4000, timeoutInitial: 4000 } });
 
         // Answer PINGS pings; the server sends the next one only after a
         // quiet interval, so by then it has taken the previous pong.
@@ -78,7 +62,7 @@ describe('server: app pings from lifeline.v1 peers', () => {
     const cleanup = new Cleanup();
     try {
       // Heartbeat off: no pings of the server's own between the answers.
-      const { client, s } = await welcomed(cleanup, 'off');
+      const { client, s } = await rawSession(cleanup, { heartbeat: 'off' });
       client.sock.write(Buffer.concat(pings.map(([, ping]) => clientText(ping))));
       const answers = await client.frames(1, 1 + pings.length);
       assert.deepEqual(

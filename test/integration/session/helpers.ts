@@ -16,7 +16,7 @@ import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-import { LifelineServer, type LifelineServerOptions } from '../../../src/server/lifeline-server.js';
+import { LifelineServer, type LifelineServerOptions, type ServerSession } from '../../../src/server/lifeline-server.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 
@@ -365,4 +365,24 @@ export class RawClient {
     await this.w.wait(() => this.texts.length >= n, ms(5000), () => `${n} frames (have ${JSON.stringify(this.texts)})`);
     return this.texts.slice(from, n);
   }
+}
+
+/**
+ * A LifelineServer (on Served) with `options` and a RawClient past its
+ * hello and welcome; `cleanup` closes both.
+ */
+export async function rawSession(
+  cleanup: Cleanup,
+  options: Omit<LifelineServerOptions, 'port' | 'server' | 'noServer'>,
+): Promise<{ served: Served; client: RawClient; s: ServerSession }> {
+  const served = await Served.start(options);
+  cleanup.add(() => served.close());
+  const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+  const client = await RawClient.connect(served.port);
+  cleanup.add(() => client.sock.destroy());
+  client.sock.write(clientText('{"t":"hello","v":1}'));
+  const s = await sessP;
+  const [welcome] = await client.frames(0, 1);
+  assert.match(welcome!, /^\{"t":"welcome"/);
+  return { served, client, s };
 }
