@@ -40,11 +40,12 @@ function onClose() {
 }
 
 const http = bareUpgradeServer((socket) => {
-  socket.lastSeen = Date.now();
+  const now = Date.now();
+  socket.lastSeen = now;
   socket.on('close', onClose);
   socket.on('data', onData);
   queue.push(socket);
-  dueAt.push(Date.now() + intervalMs);
+  dueAt.push(now + intervalMs);
   connections++;
 });
 http.listen(0, '127.0.0.1', () => {

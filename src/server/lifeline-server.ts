@@ -700,16 +700,9 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       const ack = parseCanonicalAck(data, start, end);
       if (ack >= 0) return this.onPeerAck(ack);
       const pongTs = parseCanonicalPong(data, start, end);
-      if (pongTs >= 0) {
-        this.monitor?.onPong(pongTs, this.server.heartbeatDriver!.wheel.refresh());
-        return;
-      }
+      if (pongTs >= 0) return this.onPeerPong(pongTs);
       const pingTs = parseCanonicalPing(data, start, end);
-      if (pingTs >= 0) {
-        this._socket._sendControlMessage(encodePong(pingTs));
-        this.touchOut();
-        return;
-      }
+      if (pingTs >= 0) return this.onPeerPing(pingTs);
     }
     // classify() decodes the text only for a '{' text frame (a control message).
     const d = classify(first, !isBinary, () => data.toString('utf8', start, end));
@@ -717,11 +710,10 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const msg = d.msg;
     switch (msg.t) {
       case 'ping':
-        this._socket._sendControlMessage(encodePong(msg.ts));
-        this.touchOut();
+        this.onPeerPing(msg.ts);
         return;
       case 'pong':
-        this.monitor?.onPong(msg.ts, this.server.heartbeatDriver!.wheel.refresh());
+        this.onPeerPong(msg.ts);
         return;
       case 'ack':
         this.onPeerAck(msg.seq);
@@ -735,6 +727,17 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       default:
         this.fail(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Unexpected ${msg.t} from a client`));
     }
+  }
+
+  /** The client's app ping: answered at once with its ts. */
+  private onPeerPing(ts: number): void {
+    this._socket._sendControlMessage(encodePong(ts));
+    this.touchOut();
+  }
+
+  /** The answer to our app ping. */
+  private onPeerPong(ts: number): void {
+    this.monitor?.onPong(ts, this.server.heartbeatDriver!.wheel.refresh());
   }
 
   private onPeerAck(ack: number): void {
@@ -962,7 +965,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       const d = classify(data.length > 0 ? data[0]! : -1, !isBinary, () => data.toString('utf8'));
       if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
       const msg = d.msg;
-      if (msg.t === 'ping') return void ws._sendControlMessage(encodeControl({ t: 'pong', ts: msg.ts }));
+      if (msg.t === 'ping') return void ws._sendControlMessage(encodePong(msg.ts));
       if (msg.t === 'pong') return void heartbeat?.monitor.onPong(msg.ts, heartbeat.wheel.refresh());
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
