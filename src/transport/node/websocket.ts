@@ -646,7 +646,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * Queues a buffer for this tick's write. The first one makes a one-element
    * list (`[]` and a push would reserve room for 17): in a tick that pings a
    * wheel slot, every socket's frame lands here once, and the spare room was
-   * two thirds of the garbage each ping left behind.
+   * about two thirds of what writing a ping left behind here.
    */
   private queue(buf: Buffer): void {
     if (this.pending === NO_BUFS) this.pending = [buf];
