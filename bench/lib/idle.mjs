@@ -465,7 +465,7 @@ export function idleGoals(summary) {
   const uid = summary['uws-24s'] ? 'uws-24s' : 'uws';
   const u = summary[uid];
   if (l && u) {
-    const useSteady = Number.isFinite(l.steadyCpuShare) && Number.isFinite(u.steadyCpuShare);
+    const useSteady = bothSteady(l, u);
     const pick = (x) =>
       useSteady
         ? { share: x.steadyCpuShare, pings: x.steadyPingsSent, us: x.steadyCpuUsPerPing }
@@ -560,6 +560,14 @@ function formatRunLine(r, rep) {
   );
 }
 
+/**
+ * Whether two servers' idle CPU is compared over the steady window: when both
+ * had one (the goal and "CPU vs pair" alike), else over the first.
+ */
+function bothSteady(a, b) {
+  return Number.isFinite(a.steadyCpuShare) && Number.isFinite(b.steadyCpuShare);
+}
+
 /** Server CPU of a window per ping sent in it, in microseconds (NaN without pings). */
 function usPerPing(w) {
   return w.pingsSent > 0 ? (w.serverCpuSec * 1e6) / w.pingsSent : NaN;
@@ -607,7 +615,8 @@ function summarizeIdle(sc, ids, runs) {
     s.rssVsPair = pair ? s.rssPerConnKB / pair.rssPerConnKB : NaN;
     s.heapVsPair = pair ? s.heapPerConnKB / pair.heapPerConnKB : NaN;
     // Over the steady window when both have one, as the idle-CPU goal.
-    s.cpuVsPair = !pair ? NaN : Number.isFinite(s.steadyCpuShare) && Number.isFinite(pair.steadyCpuShare) ? s.steadyCpuShare / pair.steadyCpuShare : s.idleCpuShare / pair.idleCpuShare;
+    if (!pair) s.cpuVsPair = NaN;
+    else s.cpuVsPair = bothSteady(s, pair) ? s.steadyCpuShare / pair.steadyCpuShare : s.idleCpuShare / pair.idleCpuShare;
     s.rssVsNet = ref ? s.rssPerConnKB / ref.rssPerConnKB : NaN;
     s.heapVsNet = ref ? s.heapPerConnKB / ref.heapPerConnKB : NaN;
   }
