@@ -35,6 +35,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 
+import { maskedClientFrame } from '../../helpers/frames.js';
 import { ms, withTimeout } from '../../helpers/peers.js';
 
 const ROUNDS = 10;
@@ -140,18 +141,7 @@ function request(port: number, lifeline: boolean): Buffer {
   );
 }
 
-/** A masked client frame (payload < 126 bytes). */
-function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const mask = randomBytes(4);
-  const out = Buffer.alloc(6 + payload.length);
-  out[0] = 0x80 | opcode;
-  out[1] = 0x80 | payload.length;
-  mask.copy(out, 2);
-  for (let i = 0; i < payload.length; i++) out[6 + i] = payload[i]! ^ mask[i & 3]!;
-  return out;
-}
-
-const CLOSE_1000 = (): Buffer => maskedFrame(0x8, Buffer.from([0x03, 0xe8]));
+const CLOSE_1000 = (): Buffer => maskedClientFrame(0x8, Buffer.from([0x03, 0xe8]));
 const HELLO = Buffer.from('{"t":"hello","v":1}');
 
 /**
@@ -184,7 +174,7 @@ function openOne(port: number, lifeline: boolean, req: Buffer): Promise<net.Sock
         upgraded = true;
         buf = buf.subarray(end + 4);
         if (!lifeline) return done();
-        s.write(maskedFrame(0x1, HELLO));
+        s.write(maskedClientFrame(0x1, HELLO));
       }
       // lifeline: wait for the whole welcome frame (a text frame starting '{"t":"welcome"').
       if (buf.length < 2) return;

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '../../../src/transport/node/client.js';
 import type { WebSocketServer } from '../../../src/transport/node/server.js';
 import type { WebSocket } from '../../../src/transport/node/websocket.js';
+import { maskedClientFrame } from '../../helpers/frames.js';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 
 export interface HttpHead {
@@ -256,15 +257,9 @@ export class FrameReader {
 
 /** A masked client close frame (RFC 6455 5.5.1), as the raw peer's answer. */
 export function clientCloseFrame(code: number): Buffer {
-  const mask = randomBytes(4);
   const payload = Buffer.alloc(2);
   payload.writeUInt16BE(code, 0);
-  const out = Buffer.alloc(6 + 2);
-  out[0] = 0x88;
-  out[1] = 0x80 | 2;
-  mask.copy(out, 2);
-  for (let i = 0; i < 2; i++) out[6 + i] = payload[i]! ^ mask[i]!;
-  return out;
+  return maskedClientFrame(0x8, payload);
 }
 
 // ------------------------------------------------------------------ health

@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 
 import { LifelineServer, type LifelineServerOptions, type ServerSession } from '../../../src/server/lifeline-server.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
+import { maskedClientFrame } from '../../helpers/frames.js';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 
 export const now = (): number => performance.now();
@@ -298,15 +299,7 @@ export async function servedBehindProxy(
 
 /** A masked text frame from the client (RFC 6455 5.3). */
 export function clientText(text: string): Buffer {
-  const p = Buffer.from(text);
-  assert.ok(p.length < 126);
-  const key = randomBytes(4);
-  const f = Buffer.alloc(6 + p.length);
-  f[0] = 0x81;
-  f[1] = 0x80 | p.length;
-  key.copy(f, 2);
-  for (let i = 0; i < p.length; i++) f[6 + i] = p[i]! ^ key[i & 3]!;
-  return f;
+  return maskedClientFrame(0x1, Buffer.from(text));
 }
 
 /** Raw client: the upgrade, then every text frame the server sends, in order. */
