@@ -188,7 +188,7 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
   }
 
   noteActivity(): void {
-    this.monitor.lastInbound = this.wheel.now;
+    this.monitor.lastInbound = this.wheel.coarseNow();
   }
 
   sendPing(ts: number): void {
@@ -637,7 +637,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
   /** Outbound traffic for the heartbeat (coarse wheel time: one number store). */
   private touchOut(): void {
     const m = this.monitor;
-    if (m !== null) m.onOutbound(this.server.heartbeatDriver!.wheel.now);
+    if (m !== null) m.onOutbound(this.server.heartbeatDriver!.wheel.coarseNow());
   }
 
   private takeAck(): number {

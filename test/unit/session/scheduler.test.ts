@@ -63,9 +63,13 @@ describe('HeartbeatWheel', () => {
     const N = 10_000;
     const f = fleet(N);
     assert.equal(f.clock.pending, 1, 'one timer for the whole server');
+    // Adding monitors re-arms the one timer only when one is due before the slot it was armed for.
+    const atStart = f.counting.setTimeoutCalls;
+    assert.equal(atStart - f.counting.clearTimeoutCalls, 1);
     f.run(CFG.interval + CFG.timeoutInitial + 2 * TICK);
     const ticks = (CFG.interval + CFG.timeoutInitial + 2 * TICK) / TICK;
-    assert.ok(f.counting.setTimeoutCalls <= ticks + 1, `${f.counting.setTimeoutCalls} setTimeout calls for ${ticks} ticks`);
+    const calls = f.counting.setTimeoutCalls - atStart;
+    assert.ok(calls <= ticks, `${calls} setTimeout calls for ${ticks} ticks`);
     for (let i = 0; i < N; i++) {
       const due = f.lastInbound0[i]! + CFG.interval;
       assert.equal(f.pings[i]!.length, 1, `monitor ${i}: ${f.pings[i]!.length} pings`);
@@ -89,7 +93,7 @@ describe('HeartbeatWheel', () => {
     // Every connection receives something once a second (staggered), stamped with the wheel's coarse clock
     // exactly as the server's per-read hook does.
     const traffic = (k: number): void => {
-      for (let i = k % 10; i < N; i += 10) f.monitors[i]!.lastInbound = f.wheel.now;
+      for (let i = k % 10; i < N; i += 10) f.monitors[i]!.lastInbound = f.wheel.coarseNow();
     };
     f.run(2 * CFG.interval, traffic); // warm up (monitors due before their first traffic are pinged once here)
     f.checks.fill(0);
@@ -151,12 +155,65 @@ describe('HeartbeatWheel', () => {
     assert.equal(f.pings.reduce((a, p) => a + p.length, 0), 0);
   });
 
+  it('a quiet wheel sleeps through empty slots: it wakes for the slots that hold monitors, not every tick', () => {
+    const N = 100;
+    const f = fleet(N, { spread: 0 }); // every monitor due in the same slot
+    const ms = CFG.interval + CFG.timeoutInitial + 2 * TICK;
+    f.run(ms);
+    for (let i = 0; i < N; i++) {
+      assert.deepEqual(f.pings[i], [f.t0 + CFG.interval], `monitor ${i} pings`);
+      assert.deepEqual(f.deaths[i], [f.t0 + CFG.interval + CFG.timeoutInitial], `monitor ${i} death`);
+    }
+    // The ping slot and the deadline slot (of the 92 ticks in this time).
+    assert.equal(f.counting.fires, 2, `${f.counting.fires} wakeups`);
+    assert.equal(f.clock.pending, 0);
+  });
+
+  it('a read while the wheel sleeps gets the clock\'s time; the wheel ticks at the next boundary, so later reads stay within a tick', () => {
+    const f = fleet(1, { spread: 0 });
+    f.run(CFG.interval);
+    const ping = f.pings[0]![0]!;
+    assert.equal(ping, f.t0 + CFG.interval);
+    const fires = f.counting.fires;
+    f.clock.advance(1234); // asleep until the deadline (ping + 4000): nothing fires
+    assert.equal(f.counting.fires, fires);
+    const read = f.wheel.coarseNow();
+    assert.equal(read, ping + 1234, 'the first read after a quiet spell is the clock\'s time');
+    f.monitors[0]!.lastInbound = read;
+    const boundary = ceilTick(read);
+    f.clock.advance(boundary - 1 - f.clock.now());
+    assert.equal(f.wheel.coarseNow(), read, 'within the tick: the coarse time, no clock read');
+    f.clock.advance(1);
+    assert.equal(f.counting.fires, fires + 1, 'the wheel woke at the next boundary');
+    // That tick found nothing due: asleep again, so the next read is exact.
+    f.clock.advance(7);
+    assert.equal(f.wheel.coarseNow(), boundary + 7);
+    // The read after the ping counts as an answer: no death at the deadline.
+    f.run(CFG.timeoutInitial + TICK);
+    assert.equal(f.deaths[0]!.length, 0);
+    assert.equal(f.monitors[0]!.state, 'alive');
+  });
+
+  it('a monitor added while the wheel sleeps, due before the slot it sleeps until, is checked on time', () => {
+    const f = fleet(1, { spread: 0 }); // due at t0 + 5000: the wheel sleeps until then
+    f.clock.advance(1000);
+    assert.equal(f.counting.fires, 0);
+    const host = new FakeHost(f.clock);
+    // Quiet since 4500 ms before now: due 500 ms from now, long before the armed slot.
+    const m = new HeartbeatMonitor(CFG, host, f.clock.now() - 4500);
+    f.wheel.add(m);
+    assert.equal(f.clock.pending, 1, 'still one timer');
+    f.run(CFG.interval);
+    assert.deepEqual(host.pings, [ceilTick(f.t0 + 1000 + 500)], 'pinged at its own tick');
+    assert.deepEqual(f.pings[0], [f.t0 + CFG.interval], 'the first monitor too');
+  });
+
   it('a read stamped with the coarse `now` in the ping tick counts as an answer', () => {
     const f = fleet(1, { spread: 0 });
     f.run(CFG.interval);
     assert.equal(f.pings[0]!.length, 1);
-    assert.equal(f.wheel.now, f.pings[0]![0], '`now` is the tick time');
-    f.monitors[0]!.lastInbound = f.wheel.now; // what the server's per-read hook stores
+    assert.equal(f.wheel.coarseNow(), f.pings[0]![0], '`now` is the tick time');
+    f.monitors[0]!.lastInbound = f.wheel.coarseNow(); // what the server's per-read hook stores
     f.run(CFG.timeoutInitial + TICK);
     assert.equal(f.deaths[0]!.length, 0);
   });
@@ -265,7 +322,7 @@ describe('HeartbeatWheel', () => {
     f.run(CFG.interval + 2 * TICK);
     assert.equal(total(), 200);
     assert.equal(pingsInside, 200, 'pings sent outside runTick');
-    assert.equal(calls, (CFG.interval + 2 * TICK) / TICK);
+    assert.equal(calls, f.counting.fires, 'one runTick call per tick the wheel woke for');
   });
 
   it('a host that throws: the others in its slot are still checked, the wheel stays armed, the error surfaces after the tick', () => {
