@@ -477,7 +477,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
 
   /** Probe the peer now (send a ping unless one is outstanding). */
   probe(): void {
-    if (this.monitor) this.monitor.probeNow(this.server.heartbeatDriver!.wheel.refresh());
+    if (this.monitor) this.server.heartbeatDriver!.wheel.probe(this.monitor);
   }
 
   stats(): SessionStats {

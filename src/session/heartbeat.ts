@@ -184,6 +184,12 @@ export class HeartbeatMonitor {
   pingsMissed = 0;
   /** Set by drivers that drop monitors lazily. */
   detached = false;
+  /**
+   * HeartbeatWheel: the tick of the slot that holds this monitor's live
+   * entry. A probe moves the check earlier with a new entry; the old one,
+   * at another tick, is then stale and skipped.
+   */
+  slotTick = -1;
 
   constructor(config: HeartbeatConfig, host: HeartbeatHost, now: number) {
     this.config = config;

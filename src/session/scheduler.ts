@@ -78,6 +78,16 @@ export class HeartbeatWheel {
   }
 
   /**
+   * Probes `m` now (HeartbeatMonitor.probeNow) and checks it again at the
+   * probe's deadline, which may come before the slot it sits in: it gets a
+   * new entry there, and the old one is skipped when its slot comes up.
+   */
+  probe(m: HeartbeatMonitor): void {
+    const next = m.probeNow(this.refresh());
+    if (next >= 0 && !m.detached && Math.ceil(next / this.tickMs) < m.slotTick) this.place(m, next);
+  }
+
+  /**
    * The time for hot paths (a read, a send): the last tick's time, at most one
    * tick old. While the wheel sleeps the clock is read once, and the wheel
    * ticks again at the next boundary, so later readers stay within one tick.
@@ -116,6 +126,7 @@ export class HeartbeatWheel {
     const horizon = this.cursor + this.slots.length - 1;
     if (tick > horizon) tick = horizon;
     this.slots[tick % this.slots.length]!.push(m);
+    m.slotTick = tick;
     this.count++;
     // Asleep until a later slot: wake for this one.
     if (this.timer !== null && tick < this.armedTick) this.armBy(tick);
@@ -176,7 +187,7 @@ export class HeartbeatWheel {
       const slot = this.slots[idx]!;
       this.slots[idx] = this.spare;
       this.cursor = lastTick + 1;
-      this.processSlot(slot, now, planned);
+      this.processSlot(slot, lastTick, now, planned);
       slot.length = 0;
       this.spare = slot;
       return;
@@ -186,34 +197,37 @@ export class HeartbeatWheel {
     // Every non-empty one is taken out before any is processed; the first
     // goes through the spare array as in the usual tick.
     let first = -1;
-    let more: HeartbeatMonitor[][] | null = null;
+    let more: { slot: HeartbeatMonitor[]; tick: number }[] | null = null;
     for (let k = 0; k < steps; k++) {
-      const idx = (this.cursor + k) % n;
+      const tick = this.cursor + k;
+      const idx = tick % n;
       const slot = this.slots[idx]!;
       if (slot.length === 0) continue;
       if (first < 0) {
-        first = idx;
+        first = tick;
         continue;
       }
-      (more ??= []).push(slot);
+      (more ??= []).push({ slot, tick });
       this.slots[idx] = [];
     }
     // Move the cursor before re-placing, so nothing lands in a slot already passed.
     if (this.cursor <= lastTick) this.cursor = lastTick + 1;
     if (first < 0) return;
-    const slot = this.slots[first]!;
-    this.slots[first] = this.spare;
-    this.processSlot(slot, now, planned);
+    const slot = this.slots[first % n]!;
+    this.slots[first % n] = this.spare;
+    this.processSlot(slot, first, now, planned);
     slot.length = 0;
     this.spare = slot;
-    if (more !== null) for (const s of more) this.processSlot(s, now, planned);
+    if (more !== null) for (const d of more) this.processSlot(d.slot, d.tick, now, planned);
   };
 
-  private processSlot(slot: HeartbeatMonitor[], now: number, planned: number): void {
+  /** Checks the monitors of the slot for absolute tick `tick`. */
+  private processSlot(slot: HeartbeatMonitor[], tick: number, now: number, planned: number): void {
     this.count -= slot.length;
     for (let i = 0; i < slot.length; i++) {
       const m = slot[i]!;
-      if (m.detached) continue;
+      // Stopped, or a stale entry (a probe gave the monitor an earlier one).
+      if (m.detached || m.slotTick !== tick) continue;
       if (m.nextCheck > now) {
         this.place(m, m.nextCheck);
         continue;

@@ -208,6 +208,53 @@ describe('HeartbeatWheel', () => {
     assert.deepEqual(f.pings[0], [f.t0 + CFG.interval], 'the first monitor too');
   });
 
+  it('probe(): a silent peer is judged at the probe\'s deadline, not at the later slot its monitor sat in', () => {
+    const NORMAL: HeartbeatConfig = { interval: 25_000, timeoutFloor: 5000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2000 };
+    const clock = new FakeClock();
+    const wheel = new HeartbeatWheel(clock, 250);
+    const host = new FakeHost(clock);
+    const t0 = wheel.refresh();
+    const m = new HeartbeatMonitor(NORMAL, host, t0);
+    wheel.add(m); // its slot: t0 + 25 s
+    clock.advance(1000);
+    wheel.probe(m);
+    for (let k = 0; k < 200 && host.deaths.length === 0; k++) clock.advance(250);
+    assert.deepEqual(host.pings.map((p) => p - t0), [1000], 'the probe pinged at once');
+    assert.deepEqual(host.deaths.map((d) => d.at - t0), [1000 + NORMAL.timeoutInitial], 'dead one timeout after the probe');
+    assert.equal(wheel.size, 1, 'the entry from before the probe waits for its slot');
+    clock.advance(25_000 - (clock.now() - t0));
+    assert.equal(wheel.size, 0, 'and goes with it');
+    assert.equal(host.pings.length, 1);
+    assert.equal(host.deaths.length, 1);
+  });
+
+  it('probe() answered: the old entry is skipped, so the monitor is checked once per due time and pinged one interval after the pong', () => {
+    const NORMAL: HeartbeatConfig = { interval: 25_000, timeoutFloor: 5000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2000 };
+    const clock = new FakeClock();
+    const wheel = new HeartbeatWheel(clock, 250);
+    const host = new FakeHost(clock);
+    const t0 = wheel.refresh();
+    const m = new HeartbeatMonitor(NORMAL, host, t0);
+    const checks: number[] = [];
+    const check = m.check.bind(m);
+    m.check = (now: number, plannedAt?: number) => {
+      checks.push(now - t0);
+      return check(now, plannedAt);
+    };
+    wheel.add(m);
+    clock.advance(1000);
+    wheel.probe(m);
+    clock.advance(100);
+    m.onPong(host.pings[0]!, wheel.refresh());
+    clock.advance(30_000); // to 31.1 s: before the deadline of the ping at 26.25 s
+    // At the probe's deadline (16 s) it finds the answer and names the next ping (1.1 s + 25 s);
+    // the entry from before the probe (25 s) is not checked.
+    assert.deepEqual(checks, [16_000, 26_250]);
+    assert.deepEqual(host.pings.map((p) => p - t0), [1000, 26_250]);
+    assert.equal(host.deaths.length, 0);
+    assert.equal(wheel.size, 1, 'one entry: the stale one was dropped, not carried along');
+  });
+
   it('a read stamped with the coarse `now` in the ping tick counts as an answer', () => {
     const f = fleet(1, { spread: 0 });
     f.run(CFG.interval);
