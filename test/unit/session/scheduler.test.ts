@@ -58,6 +58,28 @@ function fleet(n: number, opts: { slots?: number; spread?: number; runTick?: (ti
 
 const ceilTick = (t: number): number => Math.ceil(t / TICK) * TICK;
 
+/** The normal preset's numbers, on a wheel with the server's 250 ms tick. */
+const NORMAL: HeartbeatConfig = { interval: 25_000, timeoutFloor: 5000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2000 };
+
+/** One monitor (its slot: 25 s after t0), probed through the wheel 1 s in; `checks` are the times check() ran, ms after t0. */
+function probedOneSecondIn() {
+  const clock = new FakeClock();
+  const wheel = new HeartbeatWheel(clock, 250);
+  const host = new FakeHost(clock);
+  const t0 = wheel.refresh();
+  const m = new HeartbeatMonitor(NORMAL, host, t0);
+  const checks: number[] = [];
+  const check = m.check.bind(m);
+  m.check = (now: number, plannedAt?: number) => {
+    checks.push(now - t0);
+    return check(now, plannedAt);
+  };
+  wheel.add(m);
+  clock.advance(1000);
+  wheel.probe(m);
+  return { clock, wheel, host, t0, m, checks };
+}
+
 describe('HeartbeatWheel', () => {
   it('10,000 quiet connections: each pinged at its tick, dead at ping + timeout, with one clock timer', () => {
     const N = 10_000;
@@ -209,15 +231,7 @@ describe('HeartbeatWheel', () => {
   });
 
   it('probe(): a silent peer is judged at the probe\'s deadline, not at the later slot its monitor sat in', () => {
-    const NORMAL: HeartbeatConfig = { interval: 25_000, timeoutFloor: 5000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2000 };
-    const clock = new FakeClock();
-    const wheel = new HeartbeatWheel(clock, 250);
-    const host = new FakeHost(clock);
-    const t0 = wheel.refresh();
-    const m = new HeartbeatMonitor(NORMAL, host, t0);
-    wheel.add(m); // its slot: t0 + 25 s
-    clock.advance(1000);
-    wheel.probe(m);
+    const { clock, wheel, host, t0 } = probedOneSecondIn();
     for (let k = 0; k < 200 && host.deaths.length === 0; k++) clock.advance(250);
     assert.deepEqual(host.pings.map((p) => p - t0), [1000], 'the probe pinged at once');
     assert.deepEqual(host.deaths.map((d) => d.at - t0), [1000 + NORMAL.timeoutInitial], 'dead one timeout after the probe');
@@ -229,21 +243,7 @@ describe('HeartbeatWheel', () => {
   });
 
   it('probe() answered: the old entry is skipped, so the monitor is checked once per due time and pinged one interval after the pong', () => {
-    const NORMAL: HeartbeatConfig = { interval: 25_000, timeoutFloor: 5000, timeoutCeiling: 15_000, timeoutInitial: 15_000, k: 4, lateSlack: 2000 };
-    const clock = new FakeClock();
-    const wheel = new HeartbeatWheel(clock, 250);
-    const host = new FakeHost(clock);
-    const t0 = wheel.refresh();
-    const m = new HeartbeatMonitor(NORMAL, host, t0);
-    const checks: number[] = [];
-    const check = m.check.bind(m);
-    m.check = (now: number, plannedAt?: number) => {
-      checks.push(now - t0);
-      return check(now, plannedAt);
-    };
-    wheel.add(m);
-    clock.advance(1000);
-    wheel.probe(m);
+    const { clock, wheel, host, t0, m, checks } = probedOneSecondIn();
     clock.advance(100);
     m.onPong(host.pings[0]!, wheel.refresh());
     clock.advance(30_000); // to 31.1 s: before the deadline of the ping at 26.25 s
