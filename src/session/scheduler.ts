@@ -84,7 +84,8 @@ export class HeartbeatWheel {
    */
   probe(m: HeartbeatMonitor): void {
     const next = m.probeNow(this.refresh());
-    if (next >= 0 && !m.detached && Math.ceil(next / this.tickMs) < m.slotTick) this.place(m, next);
+    // A second entry only in an earlier slot: one in the same slot would be checked twice.
+    if (next >= 0 && !m.detached && this.tickFor(next) < m.slotTick) this.place(m, next);
   }
 
   /**
@@ -118,13 +119,18 @@ export class HeartbeatWheel {
     this.count = 0;
   }
 
-  private place(m: HeartbeatMonitor, at: number): void {
+  /** The tick whose slot a check due at `at` goes into. */
+  private tickFor(at: number): number {
     // Never schedule into the past or beyond the wheel's horizon: such monitors
     // are simply checked again at the slot we put them in.
-    let tick = Math.ceil(at / this.tickMs);
-    if (tick < this.cursor) tick = this.cursor;
+    const tick = Math.ceil(at / this.tickMs);
+    if (tick < this.cursor) return this.cursor;
     const horizon = this.cursor + this.slots.length - 1;
-    if (tick > horizon) tick = horizon;
+    return tick > horizon ? horizon : tick;
+  }
+
+  private place(m: HeartbeatMonitor, at: number): void {
+    const tick = this.tickFor(at);
     this.slots[tick % this.slots.length]!.push(m);
     m.slotTick = tick;
     this.count++;
