@@ -186,22 +186,12 @@ export class HeartbeatWheel {
     const lastTick = Math.floor(now / this.tickMs);
     const n = this.slots.length;
     const steps = Math.min(lastTick - this.cursor + 1, n);
-    if (steps === 1) {
-      // The usual tick: one slot fell due. It is swapped for the spare array,
-      // processed, emptied, and kept as the next spare.
-      const idx = this.cursor % n;
-      const slot = this.slots[idx]!;
-      this.slots[idx] = this.spare;
-      this.cursor = lastTick + 1;
-      this.processSlot(slot, lastTick, now, planned);
-      slot.length = 0;
-      this.spare = slot;
-      return;
-    }
-    // Several slots fell due: the wheel slept through empty ones, or the
-    // process was frozen (after a freeze longer than one lap, all of them).
-    // Every non-empty one is taken out before any is processed; the first
-    // goes through the spare array as in the usual tick.
+    // The slots that fell due: usually one; several when the wheel slept
+    // through empty ones or the process was frozen (after a freeze longer
+    // than one lap, all of them). Every non-empty one is taken out before any
+    // is processed. The first is swapped for the spare array, processed,
+    // emptied and kept as the next spare (no array per tick); any others get
+    // a new array in their place.
     let first = -1;
     let more: { slot: HeartbeatMonitor[]; tick: number }[] | null = null;
     for (let k = 0; k < steps; k++) {
