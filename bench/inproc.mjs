@@ -14,7 +14,7 @@
 //
 //   node bench/inproc.mjs [--messages 200000] [--rounds 5] [--size 32]
 //                         [--window 16] [--conns 100] [--only plain|session]
-//                         [--prof] [--real-writes]
+//                         [--prof] [--real-writes] [--build-only]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
 // the frames), sampled every 50 us, per mode to
@@ -23,6 +23,8 @@
 //
 // Not a substitute for the socket benchmarks (no syscalls, no Readable/stream
 // costs that both paths share); a microscope for the part the two differ in.
+// --build-only prepares the reads and skips every round: what the setup alone
+// costs, which bench/inproc-instructions.mjs subtracts.
 // --real-writes keeps the real socket writes (the kernel's loopback send, and
 // the clients' reads, in this same process, after each turn): one process on
 // one CPU, so still steadier than the socket scenarios, kernel costs included.
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     prof: { type: 'boolean', default: false },
     'real-writes': { type: 'boolean', default: false },
+    'build-only': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.messages);
@@ -150,6 +153,7 @@ function prepare(ctx, session) {
 }
 
 async function round(ctx, reads) {
+  if (values['build-only']) return { nsPerMsg: 0, out: Infinity, msgs: 0 };
   const before = received.bytes;
   const turns = reads[0].length;
   const t0 = process.cpuUsage();

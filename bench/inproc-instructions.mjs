@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// Instructions per echoed message on the server's in-process path
+// (bench/inproc.mjs), counted by valgrind's callgrind: a figure that does
+// not move with the machine's load, where CPU time on a shared 2-core VM
+// moves by 10-30% from run to run. For deciding whether a change to the
+// plain or the session path helps, not for claims about speed (instructions
+// are not time: cache misses and branch mispredictions do not show).
+//
+// How: each mode runs bench/inproc.mjs under callgrind four times, with N and
+// 2N messages, and with --build-only at N and 2N (the frames the bench
+// builds, which cost more in session mode). Fixed costs (startup, the
+// handshakes, V8 compiling the path) are the same in the N and 2N runs, so
+// (full(2N) - full(N) - (build(2N) - build(N))) / 2N is what one more
+// message costs the server (2N: each run does a warm-up round and a
+// measured one). `node --single-threaded`, so V8's compiler and GC work on
+// the main thread, where it is counted, not in helper threads. Code V8
+// generated (no symbol) is reported apart from everything else (Node and
+// V8 built in: builtins, the runtime, the garbage collector, libc). The
+// full runs also write V8's symbol map (--perf-basic-prof), which names the
+// generated code: the top functions are listed with their instructions per
+// message (what V8 inlined into a function counts as the function's; the
+// bench's own functions appear too, and the frames it builds are not
+// subtracted here). Repeatable: the generated-code figure within about 1%
+// from run to run; the rest moves by up to 10% with where the garbage
+// collector happens to run in the N and 2N runs.
+//
+//   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
+//
+// Needs valgrind (Debian: apt-get install valgrind). About 3 minutes per
+// mode on 2 cores; two runs at a time.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+
+const run = promisify(execFile);
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    messages: { type: 'string', default: '100000' },
+    top: { type: 'string', default: '12' },
+  },
+});
+const N = Number(values.messages);
+if (!Number.isInteger(N) || N < 1000) throw new Error(`--messages must be an integer >= 1000, got ${values.messages}`);
+const TOP = Number(values.top);
+const modes = values.only ? [values.only] : ['plain', 'session'];
+for (const m of modes) if (m !== 'plain' && m !== 'session') throw new Error(`--only must be plain or session, got ${m}`);
+
+try {
+  await run('valgrind', ['--version']);
+  await run('sh', ['-c', 'command -v callgrind_annotate']);
+} catch {
+  console.error('valgrind (with callgrind_annotate) is needed: apt-get install valgrind');
+  process.exit(2);
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inproc-ir-'));
+
+/**
+ * One callgrind run of inproc.mjs; resolves with its output file and, for a
+ * full run, V8's symbol map (valgrind runs node in its own process: same pid).
+ */
+function callgrind(mode, messages, buildOnly) {
+  const out = path.join(dir, `${mode}-${messages}-${buildOnly ? 'build' : 'full'}.out`);
+  const args = ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded'];
+  if (!buildOnly) args.push('--perf-basic-prof');
+  args.push(path.join(HERE, 'inproc.mjs'));
+  args.push('--only', mode, '--rounds', '1', '--messages', String(messages));
+  if (buildOnly) args.push('--build-only');
+  return new Promise((resolve, reject) => {
+    const p = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`callgrind run failed (${code}):\n${err.slice(-2000)}`));
+      let symbols = null;
+      if (!buildOnly) {
+        const mapFile = `/tmp/perf-${p.pid}.map`;
+        symbols = readSymbols(mapFile);
+        fs.rmSync(mapFile, { force: true });
+      }
+      resolve({ out, symbols });
+    });
+  });
+}
+
+/** V8's perf map: start address, size, name per line; sorted by address. */
+function readSymbols(file) {
+  if (!fs.existsSync(file)) return null;
+  const rows = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line);
+    if (m) rows.push({ start: parseInt(m[1], 16), size: parseInt(m[2], 16), name: m[3].replace(/^(JS|LazyCompile|Function):/, '') });
+  }
+  return rows.sort((a, b) => a.start - b.start);
+}
+
+/** The symbol whose code holds `addr`, or null. */
+function symbolAt(rows, addr) {
+  let lo = 0;
+  let hi = rows.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid].start <= addr) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  const r = rows[hi];
+  return r && addr < r.start + r.size ? r.name : null;
+}
+
+/** Instructions in V8's generated code (no symbol), by function where the map names it, and in everything else. */
+async function buckets({ out: file, symbols }) {
+  const { stdout } = await run('callgrind_annotate', ['--threshold=100', file], { maxBuffer: 256 << 20 });
+  let jit = 0;
+  let other = 0;
+  const byFunction = new Map();
+  let listing = false;
+  for (const line of stdout.split('\n')) {
+    if (line.includes('file:function')) {
+      listing = true;
+      continue;
+    }
+    const m = listing && /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const n = Number(m[1].replaceAll(',', ''));
+    if (m[2].startsWith('???:0x')) {
+      jit += n;
+      const name = (symbols && symbolAt(symbols, parseInt(m[2].slice(4), 16))) ?? '(code V8 did not name)';
+      byFunction.set(name, (byFunction.get(name) ?? 0) + n);
+    } else {
+      other += n;
+    }
+  }
+  return { jit, other, byFunction };
+}
+
+/** Two callgrind runs at a time (a 2-core machine); results in the order given. */
+async function pairwise(jobs) {
+  const out = [];
+  for (let i = 0; i < jobs.length; i += 2) out.push(...(await Promise.all(jobs.slice(i, i + 2).map((j) => j()))));
+  return out;
+}
+
+const results = {};
+for (const mode of modes) {
+  const files = await pairwise([
+    () => callgrind(mode, N, false),
+    () => callgrind(mode, 2 * N, false),
+    () => callgrind(mode, N, true),
+    () => callgrind(mode, 2 * N, true),
+  ]);
+  const [f1, f2, b1, b2] = await Promise.all(files.map(buckets));
+  const per = (k) => (f2[k] - f1[k] - (b2[k] - b1[k])) / (2 * N);
+  results[mode] = { jit: per('jit'), other: per('other') };
+  const r = results[mode];
+  console.log(`${mode.padEnd(8)} ${(r.jit + r.other).toFixed(0).padStart(5)} instructions per message: ${r.jit.toFixed(0)} in V8's generated code, ${r.other.toFixed(0)} in Node/V8 built-ins, GC and libc`);
+  if (TOP > 0) {
+    const names = new Set([...f1.byFunction.keys(), ...f2.byFunction.keys()]);
+    const rows = [...names].map((k) => [((f2.byFunction.get(k) ?? 0) - (f1.byFunction.get(k) ?? 0)) / (2 * N), k]);
+    rows.sort((a, b) => b[0] - a[0]);
+    for (const [v, k] of rows.slice(0, TOP)) console.log(`  ${v.toFixed(0).padStart(6)}  ${k.replace(/file:\/\/\S*?\/(dist|bench)\//, '$1/')}`);
+  }
+}
+if (results.plain && results.session) {
+  const t = (r) => r.jit + r.other;
+  console.log(`plain/session ${(t(results.plain) / t(results.session)).toFixed(3)} (generated code alone: ${(results.plain.jit / results.session.jit).toFixed(3)})`);
+}
+fs.rmSync(dir, { recursive: true, force: true });
