@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Instructions per echoed message on the server's in-process path
 // (bench/inproc.mjs), counted by valgrind's callgrind: a figure that does
-// not move with the machine's load, where CPU time on a shared 2-core VM
-// moves by 10-30% from run to run. For deciding whether a change to the
+// not move with the machine's load, where CPU time per message on this
+// shared 2-core VM moves by 5-10% between runs in-process (10-30% on
+// sockets). For deciding whether a change to the
 // plain or the session path helps, not for claims about speed (instructions
 // are not time: cache misses and branch mispredictions do not show).
 //
@@ -26,8 +27,9 @@
 //
 //   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
 //
-// Needs valgrind (Debian: apt-get install valgrind). About 3 minutes per
-// mode on 2 cores; two runs at a time.
+// Needs valgrind (Debian: apt-get install valgrind) and a built dist/ (as
+// bench/inproc.mjs does). About 3.5 minutes per mode on 2 cores; two runs
+// at a time.
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,6 +48,7 @@ const { values } = parseArgs({
 const N = Number(values.messages);
 if (!Number.isInteger(N) || N < 1000) throw new Error(`--messages must be an integer >= 1000, got ${values.messages}`);
 const TOP = Number(values.top);
+if (!Number.isInteger(TOP) || TOP < 0) throw new Error(`--top must be an integer >= 0, got ${values.top}`);
 const modes = values.only ? [values.only] : ['plain', 'session'];
 for (const m of modes) if (m !== 'plain' && m !== 'session') throw new Error(`--only must be plain or session, got ${m}`);
 
