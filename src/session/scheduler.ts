@@ -23,9 +23,10 @@ const ASLEEP = -1;
 export class HeartbeatWheel {
   /**
    * Coarse current time, refreshed every tick; ASLEEP while the wheel sleeps
-   * through empty slots. Hot paths read it through coarseNow().
+   * through empty slots. Private: a direct reader could get ASLEEP; readers
+   * use coarseNow() (or refresh() for the clock's time).
    */
-  now: number;
+  private now: number;
   readonly tickMs: number;
   private readonly clock: Clock;
   private readonly slots: HeartbeatMonitor[][];
