@@ -436,7 +436,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     // The whole frame (WebSocket header, data header, payload) encoded once,
     // into the session's arena: sent as-is now and again on a resume.
     const prefix = HEADER_WRITER.set(seq, ack);
-    const dataLength = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    // length, not byteLength: the same for bytes, and V8 inlines it (byteLength is a call).
+    const dataLength = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     const bytes = prefix.length + dataLength;
     const size = frameHeaderSize(bytes, false) + bytes;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);

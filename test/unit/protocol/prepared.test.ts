@@ -196,4 +196,22 @@ describe('viewOf (the receive path\'s Buffer views)', () => {
     assert.equal(chunk.toString(), '0123X56789abcdef', 'writes go to the chunk');
     assert.equal(viewOf(chunk, 2, 8).subarray(1, 3).toString(), '3X', 'and views of views are Buffers too');
   });
+
+  it('views the chunk it is given when chunks alternate (it remembers the last chunk\'s buffer and offset)', () => {
+    // Two slices of one pool (same ArrayBuffer, different offsets), a chunk
+    // with its own ArrayBuffer, and a view of a view: a remembered offset or
+    // buffer that was not refreshed would read the wrong bytes.
+    const pool = Buffer.from('AAAAAAAABBBBBBBBCCCCCCCC');
+    const a = pool.subarray(0, 8);
+    const b = pool.subarray(8, 16);
+    const own = Buffer.from(new Uint8Array([0x44, 0x44, 0x44, 0x44]).buffer);
+    const inner = b.subarray(2, 6);
+    const order = [a, a, b, a, own, own, b, inner, b, pool, inner];
+    for (const [i, chunk] of order.entries()) {
+      const v = viewOf(chunk, 1, 3);
+      assert.equal(v.toString('latin1'), chunk.subarray(1, 3).toString('latin1'), `step ${i}`);
+      assert.equal(v.byteOffset, chunk.byteOffset + 1, `step ${i}: offset`);
+      assert.equal(v.buffer, chunk.buffer, `step ${i}: same memory`);
+    }
+  });
 });
