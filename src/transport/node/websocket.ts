@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewOf } from '../../protocol/connection.js';
+import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, U8_SET, viewAt, viewOf } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
@@ -121,7 +121,7 @@ function slices(buf: Buffer, from: number): Buffer[] {
 function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
   const p = writeFrameHeader(buf, at, b0, length);
   if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
-  else buf.set(payload, p);
+  else U8_SET.call(buf, payload, p);
   return p + length;
 }
 
@@ -179,6 +179,9 @@ function flushTick(ws: WebSocket): void {
  */
 const SLAB_SIZE = 64 * 1024;
 let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+// The slab's ArrayBuffer and offset, kept at hand: reading them from `slab` is a call in V8 (see viewOf).
+let slabMemory: ArrayBufferLike = slab.buffer;
+let slabBase = slab.byteOffset;
 let slabOff = 0;
 /** The socket whose open segment ends at slabOff (only it may extend in place). */
 let slabTail: WebSocket | null = null;
@@ -667,7 +670,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const run = this.runBuf;
     let view: Buffer;
     if (run === null) {
-      view = viewOf(slab, this.segStart, slabOff);
+      view = viewAt(slabMemory, slabBase + this.segStart, slabOff - this.segStart);
       slabTail = null;
     } else {
       view = viewOf(run, this.segStart, this.runEnd);
@@ -729,6 +732,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       if (slabTail !== null) slabTail._closeSegment();
       if (slabOff + size > SLAB_SIZE) {
         slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+        slabMemory = slab.buffer;
+        slabBase = slab.byteOffset;
         slabOff = 0;
       }
       this.segStart = slabOff;
