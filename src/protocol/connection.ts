@@ -101,9 +101,11 @@ export const SMALL_FRAME_MAX = 1024;
  * Uint8Array.prototype.set, called as U8_SET.call(buf, src, at): V8 (Node 20)
  * reaches `buf.set` on a Buffer through an inline-cache call each time; a
  * known function is called directly (about 11 against 13-16 ns per 32-byte
- * copy on the bench machine).
+ * copy on the bench machine). Not exported on purpose: V8 folds a module's
+ * own constant, not an exported one (those live in a cell), and the direct
+ * call needs the constant.
  */
-export const U8_SET = Uint8Array.prototype.set;
+const U8_SET = Uint8Array.prototype.set;
 
 export function writeDataFrame(
   buf: Buffer,

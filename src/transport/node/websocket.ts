@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, U8_SET, viewAt, viewOf } from '../../protocol/connection.js';
+import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
@@ -118,6 +118,9 @@ function slices(buf: Buffer, from: number): Buffer[] {
 }
 
 /** Writes a small unmasked frame at `at`; returns the offset after it. */
+/** Uint8Array.prototype.set, called directly: see U8_SET in protocol/connection.ts (a module's own constant, not an import, for V8 to fold). */
+const U8_SET = Uint8Array.prototype.set;
+
 function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
   const p = writeFrameHeader(buf, at, b0, length);
   if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
