@@ -115,12 +115,21 @@ function symbolAt(rows, addr) {
   return r && addr < r.start + r.size ? r.name : null;
 }
 
-/** Instructions in V8's generated code (no symbol), by function where the map names it, and in everything else. */
+/**
+ * V8's heap: allocation slow paths, the collectors, their bookkeeping. Apart
+ * from the rest of the built-ins because it is what moves from run to run
+ * (where a collection falls in the N and 2N runs); the rest repeats.
+ */
+const HEAP = /v8::internal::(?:\w+::)*(?:Heap|Scaveng|MarkCompact|MinorMarkCompact|MarkingVisitor|MarkingWorklist|Sweeper|ConcurrentMarking|IncrementalMarking|GCTracer|MemoryAllocator|MemoryChunk|BasicMemoryChunk|Evacuat|RememberedSet|SlotSet|TypedSlot|PagedSpace|SemiSpace|NewSpace|PagedNewSpace|LargeObjectSpace|LocalHeap|Page\b|MemoryReducer|ArrayBufferSweeper|ArrayBufferList|LinearAllocationArea|MainAllocator|FreeList|Worklist|HeapObjectVisitor|RootVisitor|ObjectVisitor|GlobalHandles|EphemeronTable|StringTable::|WeakObjects)|Runtime_AllocateIn(?:Young|Old)Generation|Builtins_(?:AllocateRegularIn\w+|RecordWrite\w*)/;
+
+/** Instructions in V8's generated code (no symbol), by function where the map names it; in the heap (HEAP); and in everything else (built-ins, runtime, libc), by function. */
 async function buckets({ out: file, symbols }) {
   const { stdout } = await run('callgrind_annotate', ['--threshold=100', file], { maxBuffer: 256 << 20 });
   let jit = 0;
-  let other = 0;
+  let heap = 0;
+  let rest = 0;
   const byFunction = new Map();
+  const byBuiltin = new Map();
   let listing = false;
   for (const line of stdout.split('\n')) {
     if (line.includes('file:function')) {
@@ -134,11 +143,16 @@ async function buckets({ out: file, symbols }) {
       jit += n;
       const name = (symbols && symbolAt(symbols, parseInt(m[2].slice(4), 16))) ?? '(code V8 did not name)';
       byFunction.set(name, (byFunction.get(name) ?? 0) + n);
+    } else if (HEAP.test(m[2])) {
+      heap += n;
     } else {
-      other += n;
+      rest += n;
+      // '???:Builtins_LoadIC [/usr/bin/node]' -> 'Builtins_LoadIC'; libc's 'path:function [lib]' -> 'function'.
+      const name = m[2].replace(/\s+\[[^\]]*\]$/, '').replace(/^[^:]*:/, '');
+      byBuiltin.set(name, (byBuiltin.get(name) ?? 0) + n);
     }
   }
-  return { jit, other, byFunction };
+  return { jit, heap, rest, other: heap + rest, byFunction, byBuiltin };
 }
 
 /** Two callgrind runs at a time (a 2-core machine); results in the order given. */
@@ -158,14 +172,25 @@ for (const mode of modes) {
   ]);
   const [f1, f2, b1, b2] = await Promise.all(files.map(buckets));
   const per = (k) => (f2[k] - f1[k] - (b2[k] - b1[k])) / (2 * N);
-  results[mode] = { jit: per('jit'), other: per('other') };
+  results[mode] = { jit: per('jit'), other: per('other'), heap: per('heap'), rest: per('rest') };
   const r = results[mode];
-  console.log(`${mode.padEnd(8)} ${(r.jit + r.other).toFixed(0).padStart(5)} instructions per message: ${r.jit.toFixed(0)} in V8's generated code, ${r.other.toFixed(0)} in Node/V8 built-ins, GC and libc`);
+  console.log(
+    `${mode.padEnd(8)} ${(r.jit + r.other).toFixed(0).padStart(5)} instructions per message: ${r.jit.toFixed(0)} in V8's generated code, ` +
+      `${r.rest.toFixed(0)} in built-ins, runtime and libc, ${r.heap.toFixed(0)} in V8's heap (allocation slow paths, GC)`,
+  );
   if (TOP > 0) {
     const names = new Set([...f1.byFunction.keys(), ...f2.byFunction.keys()]);
     const rows = [...names].map((k) => [((f2.byFunction.get(k) ?? 0) - (f1.byFunction.get(k) ?? 0)) / (2 * N), k]);
     rows.sort((a, b) => b[0] - a[0]);
+    console.log('  generated code, by function:');
     for (const [v, k] of rows.slice(0, TOP)) console.log(`  ${v.toFixed(0).padStart(6)}  ${k.replace(/file:\/\/\S*?\/(dist|bench)\//, '$1/')}`);
+    // Built-ins net of the bench's frame building (the --build-only runs), as the totals are.
+    const delta = (k) => ((f2.byBuiltin.get(k) ?? 0) - (f1.byBuiltin.get(k) ?? 0) - ((b2.byBuiltin.get(k) ?? 0) - (b1.byBuiltin.get(k) ?? 0))) / (2 * N);
+    const bnames = new Set([...f1.byBuiltin.keys(), ...f2.byBuiltin.keys()]);
+    const brows = [...bnames].map((k) => [delta(k), k]).filter(([v]) => v >= 0.5);
+    brows.sort((a, b) => b[0] - a[0]);
+    console.log('  built-ins, runtime and libc, by function:');
+    for (const [v, k] of brows.slice(0, TOP)) console.log(`  ${v.toFixed(0).padStart(6)}  ${k.length > 100 ? `${k.slice(0, 97)}...` : k}`);
   }
 }
 if (results.plain && results.session) {
