@@ -4,6 +4,7 @@
  * browsers. Beyond the browser's API it reports read activity (bytes still
  * arriving count as life) and can terminate a dead connection at once.
  */
+import { Buffer } from 'node:buffer';
 import { ClientWebSocket, type ClientOptions } from '../transport/node/client.js';
 import type { SocketLike } from '../session/lifeline-client.js';
 

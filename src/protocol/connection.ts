@@ -10,6 +10,7 @@
  * event. Tests use RecordingHandler (test/helpers) to get python-websockets
  * style event lists.
  */
+import { Buffer } from 'node:buffer';
 import {
   InvalidPayloadError,
   LifelineError,

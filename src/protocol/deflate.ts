@@ -18,6 +18,7 @@
  * "passing windowBits = 9 to zlib actually results in a compressed stream that
  * effectively uses an 8-bit window only".) Inflating with windowBits 8 works.
  */
+import { Buffer } from 'node:buffer';
 import {
   constants as zc,
   createDeflateRaw,

@@ -3,6 +3,8 @@
  * encoding and payload masking. Pure functions, no state.
  */
 
+import { Buffer } from 'node:buffer';
+
 export const Opcode = {
   Continuation: 0x0,
   Text: 0x1,

@@ -15,6 +15,7 @@
  * may be an array when a header was repeated (HttpHeadParser always does this;
  * node joins most repeats with ', '); every check here copes with both forms.
  */
+import { Buffer } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { HandshakeError, UsageError } from './errors.js';
 import { formatExtensionHeader, isToken, parseExtensionHeader, type ExtensionOffer } from './extensions.js';

@@ -7,6 +7,7 @@
  * across reads, payload handed out as ranges of the input (unmasked in place),
  * one sink object set at construction instead of closures per frame.
  */
+import { Buffer } from 'node:buffer';
 import { ProtocolError } from './errors.js';
 import { UNMASK_BITS_UNKNOWN, unmaskInPlace } from './frame.js';
 

@@ -11,6 +11,8 @@
  * replay entry (and no pending write) refers to it.
  */
 
+import { Buffer } from 'node:buffer';
+
 /** First chunk of a session, and the size it returns to after release(). */
 export const ARENA_FIRST_CHUNK = 512;
 /** Chunks double up to this size while a session keeps sending. */

@@ -13,6 +13,7 @@
  * protocol pings for plain WebSocket peers, who get a ServerSession too (no
  * resume), so the application sees one API for both.
  */
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';

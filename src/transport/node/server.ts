@@ -5,6 +5,7 @@
  * the application as a WebSocket. Several servers may share one HTTP server,
  * each on its own path.
  */
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';

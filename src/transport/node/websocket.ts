@@ -6,7 +6,8 @@
  * one per `new WebSocket(url)` (see client.ts for the handshake).
  */
 import { EventEmitter } from 'node:events';
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
+import process from 'node:process';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
