@@ -14,16 +14,18 @@
 // (full(2N) - full(N) - (build(2N) - build(N))) / 2N is what one more
 // message costs the server (2N: each run does a warm-up round and a
 // measured one). `node --single-threaded`, so V8's compiler and GC work on
-// the main thread, where it is counted, not in helper threads. Code V8
-// generated (no symbol) is reported apart from everything else (Node and
-// V8 built in: builtins, the runtime, the garbage collector, libc). The
-// full runs also write V8's symbol map (--perf-basic-prof), which names the
-// generated code: the top functions are listed with their instructions per
-// message (what V8 inlined into a function counts as the function's; the
-// bench's own functions appear too, and the frames it builds are not
-// subtracted here). Repeatable: the generated-code figure within about 1%
-// from run to run; the rest moves by up to 10% with where the garbage
-// collector happens to run in the N and 2N runs.
+// the main thread, where it is counted, not in helper threads. Three
+// buckets: code V8 generated (no symbol); V8's heap (allocation slow paths,
+// the collectors: HEAP below); everything else built in (builtins such as
+// the inline caches, the runtime, libc). The full runs also write V8's
+// symbol map (--perf-basic-prof), which names the generated code: the top
+// functions are listed with their instructions per message (what V8
+// inlined into a function counts as the function's; the bench's own
+// functions appear too, and the frames it builds are not subtracted
+// there), and so are the top built-ins by name. Repeatable: generated code
+// within about 1% from run to run; the built-ins mostly (one native
+// function, detail::sprp, read 26-77 per message in different runs); the
+// heap bucket moves with where the collector runs in the N and 2N runs.
 //
 //   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
 //
