@@ -118,10 +118,10 @@ function slices(buf: Buffer, from: number): Buffer[] {
   return out;
 }
 
-/** Writes a small unmasked frame at `at`; returns the offset after it. */
 /** Uint8Array.prototype.set, called directly: see U8_SET in protocol/connection.ts (a module's own constant, not an import, for V8 to fold). */
 const U8_SET = Uint8Array.prototype.set;
 
+/** Writes a small unmasked frame at `at`; returns the offset after it. */
 function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
   const p = writeFrameHeader(buf, at, b0, length);
   if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
