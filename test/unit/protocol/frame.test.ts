@@ -185,6 +185,38 @@ describe('masking (RFC 6455 5.3)', () => {
     );
   });
 
+  it('unmaskInPlace in a read of 256 bytes or more (small frames take the word path there): frames one after another match the reference, bits included', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 256, max: 900 }),
+        fc.array(fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 20 }),
+        (byteOffset, readLength, frames) => {
+          // A read at an arbitrary offset into a larger ArrayBuffer, cut into
+          // frames of 0-120 bytes (below, across and above the thresholds).
+          const backing = new Uint8Array(byteOffset + readLength + 5);
+          for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
+          const read = Buffer.from(backing.buffer, byteOffset, readLength);
+          const expected = Buffer.from(read);
+          let at = 0;
+          for (const [key, len, phase] of frames) {
+            const end = Math.min(readLength, at + len);
+            const bits = unmaskInPlace(read, at, end, key, phase);
+            const ref = naiveMask(expected.subarray(at, end), key, phase);
+            ref.copy(expected, at);
+            assert.equal(bits, ref.reduce((a, b) => a | b, 0), `bits of frame at ${at}`);
+            at = end;
+          }
+          assert.equal(toHex(read), toHex(expected));
+          const untouched = (from: number, to: number): string => toHex(Buffer.from(Array.from({ length: to - from }, (_, k) => ((from + k) * 131 + 7) & 0xff)));
+          assert.equal(toHex(backing.subarray(0, byteOffset)), untouched(0, byteOffset), 'nothing before the read touched');
+          assert.equal(toHex(backing.subarray(byteOffset + readLength)), untouched(byteOffset + readLength, backing.length), 'nothing after it');
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('unmaskInPlace at every mask phase offset, start and length, touching nothing outside the range', () => {
     const key = hex('a1 b2 c3 d4');
     const base = Buffer.alloc(40);
