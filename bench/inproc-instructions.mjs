@@ -120,7 +120,7 @@ function symbolAt(rows, addr) {
 /**
  * V8's heap: allocation slow paths, the collectors, their bookkeeping. Apart
  * from the rest of the built-ins because it is what moves from run to run
- * (where a collection falls in the N and 2N runs); the rest repeats.
+ * (where a collection falls in the N and 2N runs); the rest mostly repeats.
  */
 const HEAP = /v8::internal::(?:\w+::)*(?:Heap|Scaveng|MarkCompact|MinorMarkCompact|MarkingVisitor|MarkingWorklist|Sweeper|ConcurrentMarking|IncrementalMarking|GCTracer|MemoryAllocator|MemoryChunk|BasicMemoryChunk|Evacuat|RememberedSet|SlotSet|TypedSlot|PagedSpace|SemiSpace|NewSpace|PagedNewSpace|LargeObjectSpace|LocalHeap|Page\b|MemoryReducer|ArrayBufferSweeper|ArrayBufferList|LinearAllocationArea|MainAllocator|FreeList|Worklist|HeapObjectVisitor|RootVisitor|ObjectVisitor|GlobalHandles|EphemeronTable|StringTable::|WeakObjects)|Runtime_AllocateIn(?:Young|Old)Generation|Builtins_(?:AllocateRegularIn\w+|RecordWrite\w*)/;
 
