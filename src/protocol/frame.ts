@@ -1,6 +1,7 @@
 /**
  * RFC 6455 section 5 building blocks: opcodes, close codes, frame header
- * encoding and payload masking. Pure functions, no state.
+ * encoding and payload masking. Pure functions; the only state is the
+ * unmask's cached 32-bit view of the last buffer it worked in.
  */
 
 import { Buffer } from 'node:buffer';
