@@ -27,6 +27,7 @@ import {
   frameHeaderSize,
   isValidWireCloseCode,
   maskInto,
+  memoryOf,
   writeFrameHeader,
 } from './frame.js';
 import { FrameParser, type FrameSink, payloadSliceBits } from './parser.js';
@@ -864,25 +865,12 @@ const species = (Buffer as unknown as { [Symbol.species]?: unknown })[Symbol.spe
 const BufferView: (new (ab: ArrayBufferLike, offset: number, length: number) => Buffer) | null =
   typeof species === 'function' && species.prototype === Buffer.prototype ? (species as new (ab: ArrayBufferLike, offset: number, length: number) => Buffer) : null;
 
-// The ArrayBuffer and offset of the last chunk a view was made of. Node 20's
-// V8 does not inline a typed array's `buffer` and `byteOffset` getters: each
-// is a call (in a loop on the bench machine about 16 and 12 ns a read,
-// against 3.5 for `length`; the view itself costs about 20), and a read
-// holding many messages asked both again for each one. Holds on to one
-// chunk (the last read) at most.
-let viewChunk: Buffer | null = null;
-let viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
-let viewBase = 0;
-
 /** `chunk[start..end)` as a Buffer: the chunk itself when the range is all of it, else a view (no copy). */
 export function viewOf(chunk: Buffer, start: number, end: number): Buffer {
   if (start === 0 && end === chunk.length) return chunk;
-  if (chunk !== viewChunk) {
-    viewBuffer = chunk.buffer;
-    viewBase = chunk.byteOffset;
-    viewChunk = chunk;
-  }
-  return viewAt(viewBuffer, viewBase + start, end - start);
+  // memoryOf(): the chunk's buffer and offset, read once per chunk (they are calls in V8).
+  const mem = memoryOf(chunk);
+  return viewAt(mem.buffer, mem.base + start, end - start);
 }
 
 /** A Buffer over `length` bytes of `ab` from `offset` (no copy): for callers that know a chunk's buffer and offset already. */

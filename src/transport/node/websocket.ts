@@ -183,7 +183,7 @@ function flushTick(ws: WebSocket): void {
  */
 const SLAB_SIZE = 64 * 1024;
 let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
-// The slab's ArrayBuffer and offset, kept at hand: reading them from `slab` is a call in V8 (see viewOf).
+// The slab's ArrayBuffer and offset, kept at hand: reading them from `slab` is a call in V8 (see memoryOf in protocol/frame.ts).
 let slabMemory: ArrayBufferLike = slab.buffer;
 let slabBase = slab.byteOffset;
 let slabOff = 0;
