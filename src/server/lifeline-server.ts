@@ -443,7 +443,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const size = frameHeaderSize(bytes, false) + bytes;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
     const arena = this.arena!;
-    const chunk = arena.reserve(size);
+    const chunk = arena.reserve(size, seq);
     const at = arena.at;
     writeDataFrame(chunk, at, binary, prefix, data, dataLength);
     this.replay.push(seq, chunk, bytes, at);
@@ -565,6 +565,9 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     this.counters.resumes++;
     this.attach(ws);
     if (old !== ws && old.readyState !== WebSocket.CLOSED) old.terminate('terminated');
+    // Acks on `ws` will speak of what `ws` received, replays included: no
+    // chunk written before now may be recycled on their word.
+    this.arena!.release();
     this.replay.ack(clientAck);
     this.sendWelcome(ws, true);
     let n = 0;
@@ -770,6 +773,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       return;
     }
     this.replay.ack(ack);
+    this.arena!.acknowledged(ack);
   }
 
   private fail(err: LifelineError): void {
