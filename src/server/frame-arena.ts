@@ -15,6 +15,12 @@
  * every 16 KiB of messages cost a new buffer for the garbage collector to
  * find. Any other chunk is left to the garbage collector, which frees it once
  * no replay entry (and no pending write) refers to it.
+ *
+ * A peer that acknowledges frames it has not received (ack numbers are only
+ * checked against what was sent) can have a chunk filled again while a write
+ * of it is still queued. What it then receives is garbled, but it is its own
+ * session's newer frames: arenas are per session, and the replay buffer
+ * never reads a recycled chunk (its entries there were acknowledged).
  */
 
 import { Buffer } from 'node:buffer';
