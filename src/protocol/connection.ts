@@ -310,6 +310,11 @@ export class Connection implements FrameSink {
     return this.sendQueue === NO_SENDS ? (this.sendQueue = []) : this.sendQueue;
   }
 
+  /** No send waits on a compression job: nothing queued here still reads a payload the caller passed. */
+  get sendsSettled(): boolean {
+    return this.compressing === 0 && this.sendQueue.length === 0;
+  }
+
   /** True once a close frame has been sent (no more data may be sent). */
   get isCloseSent(): boolean {
     return this.closeSent;

@@ -6,21 +6,17 @@
  * object of its own, and a resume resends the same bytes.
  *
  * A written frame's bytes do not change while anything may still read them:
- * a replay entry, or a socket writing a view of them. Only a chunk whose
- * every frame the peer has acknowledged is filled again, and only on the
- * socket those acknowledgements came over: the peer cannot acknowledge bytes
- * the socket has not handed to the kernel, so no write of ours still reads
- * them. That recycling is for a session under steady traffic (one 16 KiB
- * chunk being filled, the one before it waiting for its acks): without it,
- * every 16 KiB of messages cost a new buffer for the garbage collector to
- * find. Any other chunk is left to the garbage collector, which frees it once
- * no replay entry (and no pending write) refers to it.
- *
- * A peer that acknowledges frames it has not received (ack numbers are only
- * checked against what was sent) can have a chunk filled again while a write
- * of it is still queued. What it then receives is garbled, but it is its own
- * session's newer frames: arenas are per session, and the replay buffer
- * never reads a recycled chunk (its entries there were acknowledged).
+ * a replay entry, or a write of the socket. The one chunk ever filled again
+ * is the full-size chunk before the current one, once the peer has
+ * acknowledged every frame in it (no replay entry is left there) and its
+ * socket has drained since the arena moved on from it (no write still reads
+ * it: see WebSocket._drains). The second rule does not rely on the peer
+ * telling the truth about what it received. That recycling is for a session
+ * under steady traffic: without it, every 16 KiB of messages cost a new
+ * buffer for the garbage collector to find. Any other chunk is left to the
+ * garbage collector, which frees it once no replay entry (and no pending
+ * write) refers to it. A resume releases the arena: the new socket's drains
+ * say nothing about what the old one still had queued.
  */
 
 import { Buffer } from 'node:buffer';
@@ -41,6 +37,8 @@ export class FrameArena {
   /** The chunk filled before `chunk`, until all its frames are acknowledged (then it becomes `spare`). */
   private retired: Buffer | null = null;
   private retiredLast = 0;
+  /** The socket's drain count when `retired` was left (see reserve()). */
+  private retiredDrains = 0;
   /** A full-size chunk whose frames were all acknowledged: the next chunk to fill. */
   private spare: Buffer | null = null;
   /** Where the frame of the last reserve() goes in the buffer it returned. */
@@ -50,8 +48,9 @@ export class FrameArena {
    * Room for the frame of message `seq`, `size` bytes: returns the buffer;
    * the frame starts at `this.at`. Sequence numbers must grow from call to
    * call (acknowledged() trusts that a chunk's last is its highest).
+   * `drains`: the socket's drain count now (WebSocket._drains), which only grows.
    */
-  reserve(size: number, seq: number): Buffer {
+  reserve(size: number, seq: number, drains: number): Buffer {
     if (size > ARENA_OWN_BUFFER_ABOVE) {
       this.at = 0;
       return Buffer.allocUnsafeSlow(size);
@@ -63,6 +62,7 @@ export class FrameArena {
       if (c !== null) {
         this.retired = c;
         this.retiredLast = this.chunkLast;
+        this.retiredDrains = drains;
       }
       if (this.spare !== null) {
         c = this.spare;
@@ -83,14 +83,15 @@ export class FrameArena {
   }
 
   /**
-   * The peer acknowledged every message up to `ack` on the socket the
-   * frames were written to: the retired chunk, if all of its frames are
-   * among them, may be filled again (full-size chunks only; a smaller one
-   * would only start the doubling over).
+   * The peer acknowledged every message up to `ack`; `drains` is the
+   * socket's drain count now. The retired chunk may be filled again if all
+   * of its frames are acknowledged and the socket drained after the arena
+   * left it (full-size chunks only; a smaller one would only start the
+   * doubling over).
    */
-  acknowledged(ack: number): void {
+  acknowledged(ack: number, drains: number): void {
     const r = this.retired;
-    if (r === null || this.retiredLast > ack) return;
+    if (r === null || this.retiredLast > ack || drains <= this.retiredDrains) return;
     this.retired = null;
     if (r.length === ARENA_MAX_CHUNK) this.spare = r;
   }

@@ -443,7 +443,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const size = frameHeaderSize(bytes, false) + bytes;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
     const arena = this.arena!;
-    const chunk = arena.reserve(size, seq);
+    const chunk = arena.reserve(size, seq, this._socket._drains);
     const at = arena.at;
     writeDataFrame(chunk, at, binary, prefix, data, dataLength);
     this.replay.push(seq, chunk, bytes, at);
@@ -530,6 +530,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     // Every hook checks that `ws` is still this session's socket: after a
     // resume, the old socket's late events must not touch the session.
     ws._owner = this;
+    // The arena fills a chunk again only after the socket drained (FrameArena).
+    if (this.arena !== null) ws._drains = 0;
   }
 
   /** @internal SocketOwner: every message, as a range (one view made, for the payload). */
@@ -565,8 +567,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     this.counters.resumes++;
     this.attach(ws);
     if (old !== ws && old.readyState !== WebSocket.CLOSED) old.terminate('terminated');
-    // Acks on `ws` will speak of what `ws` received, replays included: no
-    // chunk written before now may be recycled on their word.
+    // The drains of `ws` say nothing of what the old socket had queued: no
+    // chunk written before now is filled again.
     this.arena!.release();
     this.replay.ack(clientAck);
     this.sendWelcome(ws, true);
@@ -773,7 +775,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       return;
     }
     this.replay.ack(ack);
-    this.arena!.acknowledged(ack);
+    this.arena!.acknowledged(ack, this._socket._drains);
   }
 
   private fail(err: LifelineError): void {

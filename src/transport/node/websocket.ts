@@ -275,6 +275,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   // Cold until the session layer sends (prototype defaults: null, 0).
   declare private runBuf: Buffer | null;
   declare private runEnd: number;
+  /**
+   * @internal How many times a flush (or a drain) left nothing of ours,
+   * Node's or a compression job's still queued: every byte sent before that
+   * moment had gone to the kernel, so no write still reads its buffer. -1
+   * (the prototype's) = not counted; the session layer sets 0 on the sockets
+   * whose frame chunks it fills again (src/server/frame-arena.ts).
+   */
+  declare _drains: number;
   private flushScheduled = false;
   private needDrain = false;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
@@ -387,6 +395,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** @internal */
   _onDrain(): void {
     this.releaseHeld();
+    if (this._drains >= 0) this.countDrain();
     if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
       this.needDrain = false;
       this.emit('drain');
@@ -857,6 +866,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
         this.pendingBytes = 0;
         const s = this.socket;
         if (s && !s.destroyed && s.writable) this.writeOut(s, view);
+        if (this._drains >= 0) this.countDrain();
         return;
       }
       this._closeSegment();
@@ -880,6 +890,15 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
       s.cork();
       for (let i = 0; i < n; i++) this.writeOut(s, list[i]!);
       s.uncork();
+    }
+    if (this._drains >= 0) this.countDrain();
+  }
+
+  /** Counts a drain (see _drains) if nothing sent is still queued anywhere now. */
+  private countDrain(): void {
+    const s = this.socket;
+    if (s !== null && s.writableLength === 0 && this.pendingBytes === 0 && this.heldBytes === 0 && (this.conn === null || this.conn.sendsSettled)) {
+      this._drains++;
     }
   }
 
@@ -981,7 +1000,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 // and so do the initial values of cold fields (written only when closing, under
 // congestion, with a rate limit, or by the application): an own property appears
 // only once one is written.
-for (const [k, v] of Object.entries({ closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0 })) {
+for (const [k, v] of Object.entries({ closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
   Object.defineProperty(WebSocket.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });

@@ -84,7 +84,7 @@ describe('server write batching (slab segments)', () => {
             const t = i % 485 === 0 ? `e${i}`.padEnd(5000, 'z') : `enc${i}-${k}`;
             const dlen = Buffer.byteLength(t);
             const size = frameHeaderSize(dlen, false) + dlen;
-            const chunk = arenas[k]!.reserve(size, i + 1);
+            const chunk = arenas[k]!.reserve(size, i + 1, 0);
             const at = arenas[k]!.at;
             writeDataFrame(chunk, at, false, '', t, dlen);
             ws._sendEncoded(chunk, at, at + size);

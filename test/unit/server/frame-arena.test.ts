@@ -15,7 +15,7 @@ const FILLED = Array.from({ length: 256 }, (_, b) => Buffer.alloc(ARENA_OWN_BUFF
 function fill(a: FrameArena, first: number, n: number, size: number): Buffer[] {
   const chunks: Buffer[] = [];
   for (let i = 0; i < n; i++) {
-    const c = a.reserve(size, first + i);
+    const c = a.reserve(size, first + i, 0);
     if (chunks[chunks.length - 1] !== c) chunks.push(c);
   }
   return chunks;
@@ -24,19 +24,19 @@ function fill(a: FrameArena, first: number, n: number, size: number): Buffer[] {
 /** An arena already at full-size chunks; returns the next seq. */
 function warmed(a: FrameArena): number {
   let seq = 1;
-  while (a.capacity < ARENA_MAX_CHUNK) a.reserve(100, seq++);
+  while (a.capacity < ARENA_MAX_CHUNK) a.reserve(100, seq++, 0);
   return seq;
 }
 
 describe('FrameArena', () => {
   it('places frames one after another in the chunk being filled', () => {
     const a = new FrameArena();
-    const c1 = a.reserve(10, 1);
+    const c1 = a.reserve(10, 1, 0);
     assert.equal(a.at, 0);
-    const c2 = a.reserve(20, 2);
+    const c2 = a.reserve(20, 2, 0);
     assert.equal(c2, c1);
     assert.equal(a.at, 10);
-    a.reserve(5, 3);
+    a.reserve(5, 3, 0);
     assert.equal(a.at, 30);
     assert.equal(a.capacity, ARENA_FIRST_CHUNK);
   });
@@ -46,7 +46,7 @@ describe('FrameArena', () => {
     const sizes: number[] = [];
     let last: Buffer | null = null;
     for (let i = 0; i < 2000; i++) {
-      const c = a.reserve(100, i + 1);
+      const c = a.reserve(100, i + 1, 0);
       if (c !== last) {
         sizes.push(c.length);
         assert.equal(a.at, 0, 'a new chunk is filled from its start');
@@ -60,12 +60,12 @@ describe('FrameArena', () => {
 
   it('frames above ARENA_OWN_BUFFER_ABOVE get an exact buffer and leave the chunk alone', () => {
     const a = new FrameArena();
-    const c = a.reserve(8, 1);
-    const big = a.reserve(ARENA_OWN_BUFFER_ABOVE + 1, 2);
+    const c = a.reserve(8, 1, 0);
+    const big = a.reserve(ARENA_OWN_BUFFER_ABOVE + 1, 2, 0);
     assert.notEqual(big, c);
     assert.equal(big.length, ARENA_OWN_BUFFER_ABOVE + 1);
     assert.equal(a.at, 0);
-    assert.equal(a.reserve(8, 3), c, 'small frames continue in the same chunk');
+    assert.equal(a.reserve(8, 3, 0), c, 'small frames continue in the same chunk');
     assert.equal(a.at, 8);
   });
 
@@ -75,7 +75,7 @@ describe('FrameArena', () => {
     for (let i = 0; i < 500; i++) {
       const size = 1 + ((i * 37) % 300);
       if (i === 250) a.release();
-      const buf = a.reserve(size, i + 1);
+      const buf = a.reserve(size, i + 1, 0);
       const at = a.at;
       buf.fill(i & 0xff, at, at + size);
       kept.push({ buf, at, byte: i & 0xff, size });
@@ -87,12 +87,12 @@ describe('FrameArena', () => {
 
   it('release() lets go of the chunk being filled; the next one starts small again', () => {
     const a = new FrameArena();
-    for (let i = 0; i < 100; i++) a.reserve(100, i + 1);
+    for (let i = 0; i < 100; i++) a.reserve(100, i + 1, 0);
     assert.ok(a.capacity > ARENA_FIRST_CHUNK);
-    const before = a.reserve(1, 101);
+    const before = a.reserve(1, 101, 0);
     a.release();
     assert.equal(a.capacity, 0);
-    const after = a.reserve(1, 102);
+    const after = a.reserve(1, 102, 0);
     assert.notEqual(after, before);
     assert.equal(a.capacity, ARENA_FIRST_CHUNK);
     assert.equal(a.at, 0);
@@ -101,28 +101,52 @@ describe('FrameArena', () => {
   it('a full-size chunk whose every frame is acknowledged is the chunk after the next one, filled from its start', () => {
     const a = new FrameArena();
     let seq = warmed(a);
-    const first = a.reserve(100, seq++);
+    const first = a.reserve(100, seq++, 0);
     let second = first;
-    while (second === first) second = a.reserve(100, seq++);
-    a.acknowledged(seq - 2); // up to the frame before the one that opened `second`
+    while (second === first) second = a.reserve(100, seq++, 0);
+    a.acknowledged(seq - 2, 1); // up to the frame before the one that opened `second`
     let third = second;
-    while (third === second) third = a.reserve(100, seq++);
+    while (third === second) third = a.reserve(100, seq++, 0);
     assert.equal(third, first, 'the acknowledged chunk');
     assert.equal(a.at, 0);
+  });
+
+  it('an acknowledged chunk waits until the socket has drained since the arena left it', () => {
+    const a = new FrameArena();
+    let seq = warmed(a);
+    const drains = 7;
+    const first = a.reserve(100, seq++, drains);
+    let second = first;
+    while (second === first) second = a.reserve(100, seq++, drains);
+    // Every frame of `first` acknowledged, but no drain since it was left: a write may still read it.
+    a.acknowledged(seq - 1, drains);
+    let third = second;
+    while (third === second) third = a.reserve(100, seq++, drains);
+    assert.notEqual(third, first, 'not filled again without a drain');
+    // The same with a drain after the arena left the chunk.
+    const b = new FrameArena();
+    let s2 = warmed(b);
+    const f = b.reserve(100, s2++, drains);
+    let g = f;
+    while (g === f) g = b.reserve(100, s2++, drains);
+    b.acknowledged(s2 - 1, drains + 1);
+    let h = g;
+    while (h === g) h = b.reserve(100, s2++, drains + 1);
+    assert.equal(h, f, 'filled again once drained');
   });
 
   it('a chunk with one frame not yet acknowledged is never filled again', () => {
     const a = new FrameArena();
     let seq = warmed(a);
-    const first = a.reserve(100, seq++);
-    while (a.reserve(100, seq) === first) seq++;
+    const first = a.reserve(100, seq++, 0);
+    while (a.reserve(100, seq, 0) === first) seq++;
     const lastOfFirst = seq - 1;
     seq++;
-    a.acknowledged(lastOfFirst - 1);
+    a.acknowledged(lastOfFirst - 1, 1);
     const next = fill(a, seq, (2 * ARENA_MAX_CHUNK) / 100, 100);
     assert.ok(!next.includes(first), 'a new buffer instead');
     // Acknowledged later, after it was let go: too late, it stays as written.
-    a.acknowledged(lastOfFirst + 10_000);
+    a.acknowledged(lastOfFirst + 10_000, 1);
     assert.ok(!fill(a, seq + 10_000, (2 * ARENA_MAX_CHUNK) / 100, 100).includes(first));
   });
 
@@ -132,22 +156,22 @@ describe('FrameArena', () => {
     const before = new Set(fill(a, seq, (3 * ARENA_MAX_CHUNK) / 100, 100));
     seq += (3 * ARENA_MAX_CHUNK) / 100;
     a.release();
-    a.acknowledged(seq);
+    a.acknowledged(seq, 1);
     const after = fill(a, seq, (3 * ARENA_MAX_CHUNK) / 100, 100);
     assert.ok(after.every((c) => !before.has(c)));
   });
 
   it('chunks smaller than ARENA_MAX_CHUNK are not kept for recycling', () => {
     const a = new FrameArena();
-    const first = a.reserve(400, 1);
+    const first = a.reserve(400, 1, 0);
     assert.equal(first.length, ARENA_FIRST_CHUNK);
-    a.reserve(400, 2); // a new chunk; the first is retired
-    a.acknowledged(2);
+    a.reserve(400, 2, 0); // a new chunk; the first is retired
+    a.acknowledged(2, 1);
     const seen = fill(a, 3, 100, 400);
     assert.ok(!seen.includes(first));
   });
 
-  it('property: no frame the peer has not acknowledged is ever written over', () => {
+  it('property: no frame is written over before it is both acknowledged and written out', () => {
     let recycled = 0;
     fc.assert(
       fc.property(
@@ -160,6 +184,8 @@ describe('FrameArena', () => {
             { weight: 60, arbitrary: fc.record({ ackBack: fc.integer({ min: 0, max: 20 }) }) },
             // Right at the edge of the chunk left last: its last frame, or one before or after.
             { weight: 40, arbitrary: fc.record({ ackEdge: fc.integer({ min: -1, max: 1 }) }) },
+            // The socket drained: everything sent so far has been written.
+            { weight: 20, arbitrary: fc.record({ drain: fc.constant(true) }) },
             // Rare: a release starts the chunks small again.
             { weight: 1, arbitrary: fc.record({ release: fc.constant(true) }) },
           ),
@@ -174,10 +200,13 @@ describe('FrameArena', () => {
           let lastOfPrevious = 0;
           let seq = 0;
           let acked = 0;
+          let drains = 0;
+          /** Frames sent before this seq were written out by the last drain. */
+          let writtenBefore = 1;
           for (const op of ops) {
             if ('send' in op) {
               seq++;
-              const buf = a.reserve(op.send, seq);
+              const buf = a.reserve(op.send, seq, drains);
               const at = a.at;
               assert.ok(at + op.send <= buf.length);
               if (buf !== current && at === 0 && op.send <= ARENA_OWN_BUFFER_ABOVE) {
@@ -192,16 +221,20 @@ describe('FrameArena', () => {
               // Cumulative, never backwards, never beyond what was sent.
               const to = 'ackBack' in op ? seq - lag - op.ackBack : Math.min(seq, lastOfPrevious + op.ackEdge);
               acked = Math.max(acked, to);
-              a.acknowledged(acked);
-              while (live.length > 0 && live[0]!.seq <= acked) live.shift();
+              a.acknowledged(acked, drains);
+            } else if ('drain' in op) {
+              drains++;
+              writtenBefore = seq + 1;
             } else {
               a.release();
             }
+            // A frame may be written over once it is acknowledged AND written out.
+            while (live.length > 0 && live[0]!.seq <= acked && live[0]!.seq < writtenBefore) live.shift();
             // Only a send writes: check after each one.
             if ('send' in op) {
               for (const f of live) {
                 const view = f.buf.subarray(f.at, f.at + f.size);
-                assert.ok(view.equals(FILLED[f.seq & 0xff]!.subarray(0, f.size)), `frame ${f.seq} (unacknowledged) unchanged`);
+                assert.ok(view.equals(FILLED[f.seq & 0xff]!.subarray(0, f.size)), `frame ${f.seq} (unacknowledged or unwritten) unchanged`);
               }
             }
           }
