@@ -34,7 +34,7 @@ export class FrameArena {
   private nextSize = ARENA_FIRST_CHUNK;
   /** Highest sequence number written into `chunk`. */
   private chunkLast = 0;
-  /** The chunk filled before `chunk`, until all its frames are acknowledged (then it becomes `spare`). */
+  /** The chunk filled before `chunk`, until all its frames are acknowledged and the socket drained (then it becomes `spare`). */
   private retired: Buffer | null = null;
   private retiredLast = 0;
   /** The socket's drain count when `retired` was left (see reserve()). */
@@ -100,8 +100,8 @@ export class FrameArena {
    * Lets go of every chunk (frames already written stay readable while the
    * replay buffer or a write refers to them): for a session gone quiet, so
    * an idle session holds no spare bytes, and on a resume, whose replayed
-   * views go to a new socket (the acks of the old one no longer say what it
-   * wrote). The next chunk starts small again.
+   * views go to a new socket (whose drains say nothing of what the old one
+   * still had queued). The next chunk starts small again.
    */
   release(): void {
     this.chunk = null;
