@@ -697,7 +697,7 @@ export class Connection implements FrameSink {
   /** Server side: close TCP once queued frames (and the close frame among them) are out. */
   private closeTransportAfterQueue(): void {
     if (this.isClosed()) return;
-    if (this.compressing > 0 || this.sendQueue.length > 0) {
+    if (!this.sendsSettled) {
       this.closeTransportPending = true;
       return;
     }
@@ -770,7 +770,7 @@ export class Connection implements FrameSink {
       else if (next.compress) this.compressAndSend(next.opcode, next.data);
       else this.sendData(next.opcode, next.data, false);
     }
-    if (this.closeTransportPending && this.compressing === 0 && this.sendQueue.length === 0) this.closeTransportAfterQueue();
+    if (this.closeTransportPending && this.sendsSettled) this.closeTransportAfterQueue();
   }
 
   private sendData(opcode: number, payload: Buffer, compressed: boolean): void {

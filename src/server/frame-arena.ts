@@ -39,7 +39,7 @@ export class FrameArena {
   private retiredLast = 0;
   /** The socket's drain count when `retired` was left (see reserve()). */
   private retiredDrains = 0;
-  /** A full-size chunk whose frames were all acknowledged: the next chunk to fill. */
+  /** A full-size chunk whose frames were all acknowledged and written out: the next chunk to fill. */
   private spare: Buffer | null = null;
   /** Where the frame of the last reserve() goes in the buffer it returned. */
   at = 0;
@@ -57,8 +57,9 @@ export class FrameArena {
     }
     let c = this.chunk;
     if (c === null || this.used + size > c.length) {
-      // The chunk being left waits for its acks; one waiting before it (the
-      // peer is more than a chunk behind) is left to the garbage collector.
+      // The chunk being left waits for its acks and a drain; one waiting
+      // before it (the peer is more than a chunk behind) is left to the
+      // garbage collector.
       if (c !== null) {
         this.retired = c;
         this.retiredLast = this.chunkLast;

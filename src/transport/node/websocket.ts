@@ -896,10 +896,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   /** Counts a drain (see _drains) if nothing sent is still queued anywhere now. */
   private countDrain(): void {
-    const s = this.socket;
-    if (s !== null && s.writableLength === 0 && this.pendingBytes === 0 && this.heldBytes === 0 && (this.conn === null || this.conn.sendsSettled)) {
-      this._drains++;
-    }
+    if (this.socket !== null && this.bufferedAmount === 0 && (this.conn === null || this.conn.sendsSettled)) this._drains++;
   }
 
   /**
