@@ -252,9 +252,14 @@ function heartbeatOf(ws: WebSocket): SocketHeartbeat | null {
 /** Plain sessions never number messages: they share these empty, never-written instances. */
 const PLAIN_REPLAY = new ReplayBuffer<Buffer>(1, 1);
 const PLAIN_INBOUND = new InboundSequencer(1);
-interface SessionCounters { bytesIn: number; bytesOut: number; messagesIn: number; messagesOut: number; resumes: number; replayed: number }
+/**
+ * What a lifeline session counts beyond its sequence numbers: messages in and
+ * out are those numbers themselves (every send takes the next seq, every
+ * delivery is the next one received), so the hot paths do not count them twice.
+ */
+interface SessionCounters { bytesIn: number; bytesOut: number; resumes: number; replayed: number }
 /** Plain sessions count on their socket (stats() reads it): they share these zeros, never written (frozen: a write would throw). */
-const PLAIN_COUNTERS: SessionCounters = Object.freeze({ bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 });
+const PLAIN_COUNTERS: SessionCounters = Object.freeze({ bytesIn: 0, bytesOut: 0, resumes: 0, replayed: 0 });
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
 /** Writes data headers into outgoing frames (used synchronously, so one serves every session). */
@@ -378,7 +383,7 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       this.ttlTimer = null;
       this.authTimer = null;
       this.peerBye = false;
-      this.counters = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, resumes: 0, replayed: 0 };
+      this.counters = { bytesIn: 0, bytesOut: 0, resumes: 0, replayed: 0 };
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
       this.arena = new FrameArena();
       this.inbound = new InboundSequencer(o.ackEvery);
@@ -447,7 +452,6 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     const at = arena.at;
     writeDataFrame(chunk, at, binary, prefix, data, dataLength);
     this.replay.push(seq, chunk, bytes, at);
-    this.counters.messagesOut++;
     this.counters.bytesOut += bytes;
     // While the socket is going away (not yet detached) the message just waits for the resume.
     if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
@@ -498,8 +502,8 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
       connectedSince: this.server.sinceStart.epoch + this.createdAt,
       bytesIn: plain ? plain.bytesIn : c.bytesIn,
       bytesOut: plain ? plain.bytesOut : c.bytesOut,
-      messagesIn: plain ? plain.messagesIn : c.messagesIn,
-      messagesOut: plain ? plain.messagesOut : c.messagesOut,
+      messagesIn: plain ? plain.messagesIn : this.inbound.received,
+      messagesOut: plain ? plain.messagesOut : this.lastSent,
       resumes: c.resumes,
       duplicatesDropped: this.inbound.duplicates,
       replayed: c.replayed,
@@ -703,7 +707,6 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
     if (h.ack >= 0) this.onPeerAck(h.ack);
     const verdict = this.inbound.accept(h.seq);
     if (verdict !== 'deliver') return this.onOutOfOrder(verdict, h.seq);
-    this.counters.messagesIn++;
     this.counters.bytesIn += end - start;
     if (this.inbound.ackDue) this.sendAckNow();
     else if (!this._ackQueued) this.server._queueAck(this);
