@@ -240,18 +240,42 @@ export interface DataHeader {
  * number above MAX_SEQ, a missing ':'), leaving `out` unspecified.
  */
 export function parseDataHeaderBytes(b: Uint8Array, out: DataHeader, start = 0, end = b.length): boolean {
-  return parseHeader(b, start, end, out);
+  if (end - start < 3 || b[start] !== DATA_MARK) return false;
+  let i = readNumber(b, start + 1, end);
+  if (i < 0 || i >= end) return false;
+  const seq = numberValue;
+  let ack = -1;
+  if (b[i] === COMMA) {
+    i = readNumber(b, i + 1, end);
+    if (i < 0 || i >= end) return false;
+    ack = numberValue;
+  }
+  if (b[i] !== COLON) return false;
+  out.seq = seq;
+  out.ack = ack;
+  out.offset = i + 1;
+  return true;
 }
 
-/** The same for a text message received as a string (browsers). */
+/** The longest valid data header: 'd', two numbers of MAX_SEQ's 16 digits, ',' and ':'. */
+const MAX_HEADER = 3 + 2 * String(MAX_SEQ).length;
+const headerScratch = new Uint8Array(MAX_HEADER);
+
+/**
+ * The same for a text message received as a string (browsers): its first
+ * MAX_HEADER code units, copied as bytes, go through the one parser. What
+ * is not ASCII becomes 0xff, which no part of a header matches (a plain
+ * truncation to 8 bits could make a digit of it); a header is never longer,
+ * so what is cut off could only have made it invalid, and the payload starts
+ * at the same index in both forms.
+ */
 export function parseDataHeaderString(s: string, out: DataHeader): boolean {
-  return parseHeader(s, 0, s.length, out);
-}
-
-// One parser for both forms, without a closure per message (this runs for
-// every application message): a code unit is read through codeAt().
-function codeAt(src: Uint8Array | string, i: number): number {
-  return typeof src === 'string' ? src.charCodeAt(i) : src[i]!;
+  const n = s.length < MAX_HEADER ? s.length : MAX_HEADER;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    headerScratch[i] = c < 0x80 ? c : 0xff;
+  }
+  return parseDataHeaderBytes(headerScratch, out, 0, n);
 }
 
 /** Value of the digits read by readNumber (module scratch: no allocation). */
@@ -262,43 +286,30 @@ let numberValue = 0;
  * -1 when there are none, there is a leading zero in a multi-digit number, or
  * the value exceeds MAX_SEQ.
  */
-function readNumber(src: Uint8Array | string, i: number, len: number): number {
+function readNumber(b: Uint8Array, i: number, len: number): number {
   const start = i;
   let v = 0;
   while (i < len) {
-    const c = codeAt(src, i);
-    if (c < 0x30 || c > 0x39) break;
-    v = v * 10 + (c - 0x30);
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
     i++;
   }
-  if (i === start || (codeAt(src, start) === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
+  if (i === start || (b[start] === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
   numberValue = v;
   return i;
 }
 
-function parseHeader(src: Uint8Array | string, start: number, len: number, out: DataHeader): boolean {
-  if (len - start < 3 || codeAt(src, start) !== DATA_MARK) return false;
-  let i = readNumber(src, start + 1, len);
-  if (i < 0 || i >= len) return false;
-  const seq = numberValue;
-  let ack = -1;
-  if (codeAt(src, i) === COMMA) {
-    i = readNumber(src, i + 1, len);
-    if (i < 0 || i >= len) return false;
-    ack = numberValue;
-  }
-  if (codeAt(src, i) !== COLON) return false;
-  out.seq = seq;
-  out.ack = ack;
-  out.offset = i + 1;
-  return true;
-}
-
-// Both run twice per message sent (seq and ack): multiplications and 32-bit
-// integer division where the value allows, not floating-point division.
+// Both run for every message sent (and again for its ack, if it carries
+// one): comparisons, and 32-bit integer division where the value allows, not
+// floating-point arithmetic. Sequence numbers below 10^9 (any session that
+// has not sent a billion messages) never reach the loop, whose power of ten
+// leaves the 32-bit range.
 function decimalDigits(n: number): number {
-  let d = 1;
-  for (let p = 10; n >= p; p *= 10) d++;
+  if (n < 100000) return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+  if (n < 1000000000) return n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : 9;
+  let d = 10;
+  for (let p = 1e10; n >= p; p *= 10) d++;
   return d;
 }
 

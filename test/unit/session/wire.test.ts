@@ -429,7 +429,9 @@ describe("data header 'd' SEQ [',' ACK] ':'", () => {
 
   it('DataHeaderWriter writes exactly the bytes of dataHeader() (0..MAX_SEQ, with and without an ack), and they parse back', () => {
     const w = new DataHeaderWriter();
-    const nat = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(0, 9, 10, 99, 100, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 9, 999_999_999_999, 10 ** 15, MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ }));
+    // Every digit count's first and last value: where the writer's digit count changes.
+    const edges = Array.from({ length: 16 }, (_, k) => [10 ** k, 10 ** (k + 1) - 1]).flat().filter((n) => n <= MAX_SEQ);
+    const nat = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(0, ...edges, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 9, MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ }));
     fc.assert(
       fc.property(fc.oneof(fc.integer({ min: 1, max: MAX_SEQ }), nat.filter((n) => n > 0)), fc.oneof(fc.constant(-1), nat), (seq, ack) => {
         const text = dataHeader(seq, ack);
@@ -506,6 +508,24 @@ describe('properties', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('parseDataHeaderString reads any string as the reference grammar does: non-ASCII characters (even those whose low byte is a digit or a separator) and headers near and past the longest valid one', () => {
+    // U+0130, U+0131, U+012C, U+013A, U+0164: low bytes '0', '1', ',', ':', 'd'.
+    const ch = fc.constantFrom('d', '0', '1', '9', ',', ':', '\u0130', '\u0131', '\u012c', '\u013a', '\u0164', '\u{1F600}');
+    const digits = (n: number) => fc.array(fc.constantFrom('1', '9'), { minLength: n, maxLength: n }).map((a) => a.join(''));
+    const long = fc.tuple(digits(16), fc.oneof(fc.constant(''), digits(16).map((d) => ',' + d), digits(17).map((d) => ',' + d)), fc.constantFrom(':', ':x', '')).map(([a, b, c]) => `d${a}${b}${c}`);
+    fc.assert(
+      fc.property(fc.oneof(fc.array(ch, { maxLength: 12 }).map((a) => a.join('')), long), (text) => {
+        const s = fresh();
+        const rs = parseDataHeaderString(text, s);
+        const m = /^d(0|[1-9]\d*)(?:,(0|[1-9]\d*))?:/.exec(text);
+        assert.equal(rs, m !== null && Number(m[1]) <= MAX_SEQ && (m[2] === undefined || Number(m[2]) <= MAX_SEQ), text);
+        if (m && rs) assert.deepEqual(s, { seq: Number(m[1]), ack: m[2] === undefined ? -1 : Number(m[2]), offset: m[0].length });
+      }),
+      { numRuns: 3000 },
+    );
+    assert.equal(parseDataHeaderString(`d${MAX_SEQ},${MAX_SEQ}:`, fresh()), true, 'the longest valid header');
   });
 
   it('ping/pong round-trip any finite timestamp', () => {
