@@ -134,7 +134,8 @@ const WORD_UNMASK_MIN = 96;
  * several frames, which share one view. Fresh 16-frame reads of 32-byte
  * payloads: 23 against 32 ns a frame; of 41-byte ones: 28 against 45; four
  * frames of 41 bytes (188 B): 34 against 43; one frame per read: 84 against
- * 44, which is why a small read keeps the byte loop.
+ * 44, which is why a small read keeps the byte loop. At least 8: the word
+ * path relies on a range's first and last words being different ones.
  */
 const WORD_UNMASK_MIN_IN_READ = 16;
 const WORD_UNMASK_READ_MIN = 256;
@@ -198,53 +199,77 @@ export function unmaskInPlace(
   mask: Uint8Array,
   maskOffset: number,
 ): number {
-  let i = start;
-  let m = maskOffset & 3;
-  let bits = 0;
+  return unmaskWithKey(buf, start, end, (mask[0]! << 24) | (mask[1]! << 16) | (mask[2]! << 8) | mask[3]!, maskOffset);
+}
+
+/**
+ * unmaskInPlace with the masking key as one number, its first byte in the
+ * high bits (as a frame header holds it; signed or not): the parser keeps it
+ * that way, so no key bytes are written or read per frame.
+ */
+export function unmaskWithKey(buf: Uint8Array, start: number, end: number, key: number, maskOffset: number): number {
   const n = end - start;
+  if (n <= 0) return 0;
   if (LITTLE_ENDIAN && (n >= WORD_UNMASK_MIN || (n >= WORD_UNMASK_MIN_IN_READ && buf.length >= WORD_UNMASK_READ_MIN))) {
-    // Bytes until the address is 4-aligned, then 32-bit words (a quarter of
-    // the loop iterations: the profile of 16 KiB echoes had the byte loop at
-    // a third of the server's CPU, and small frames are most messages).
+    // 32-bit words of the underlying memory, the partial words at either end
+    // included: those XOR only the range's own bytes (the rest of such a
+    // word, another frame's, is XOR-ed with zero). Byte loops at the ends
+    // cost about 35 instructions a byte in V8 (a bounds check and the
+    // array's map on every access), a masked word about as much for all four.
     const mem = memoryOf(buf);
     const base = mem.base;
     const view = wordView(mem.buffer);
-    while (((base + i) & 3) !== 0) {
-      const b = buf[i]! ^ mask[m]!;
-      buf[i] = b;
-      bits |= b;
-      i++;
-      m = (m + 1) & 3;
-    }
-    const word = mask[m]! | (mask[(m + 1) & 3]! << 8) | (mask[(m + 2) & 3]! << 16) | (mask[(m + 3) & 3]! << 24);
-    const first = (base + i) >>> 2;
-    const stop = first + ((end - i) >>> 2);
-    let wbits = 0;
-    for (let w = first; w < stop; w++) {
-      const v = view[w]! ^ word;
+    const a = base + start;
+    const z = base + end;
+    // Words past the last whole one of the ArrayBuffer are not in the view:
+    // bytes there (a read's last 1-3, when its length is not a multiple of 4) go byte by byte below.
+    const lim = view.length << 2;
+    const zw = z < lim ? z : lim;
+    let bits = 0;
+    if (zw > a) {
+      const lead = a & 3;
+      // The key laid over memory from the word boundary before `a` (whose byte `lead` is payload byte maskOffset).
+      const le = ((key & 0xff) << 24) | ((key & 0xff00) << 8) | ((key >>> 8) & 0xff00) | (key >>> 24);
+      const r = ((maskOffset - lead) & 3) << 3;
+      const word = r === 0 ? le : (le >>> r) | (le << (32 - r));
+      const headSel = -1 << (lead << 3);
+      const t = zw & 3;
+      const tailSel = t === 0 ? -1 : (1 << (t << 3)) - 1;
+      // The first and last words differ: this path takes 16 bytes and more,
+      // of which at most 3 lie beyond the view.
+      let w = a >>> 2;
+      const last = (zw - 1) >>> 2;
+      let v = view[w]! ^ (word & headSel);
       view[w] = v;
-      wbits |= v;
+      let wbits = v & headSel;
+      for (w++; w < last; w++) {
+        v = view[w]! ^ word;
+        view[w] = v;
+        wbits |= v;
+      }
+      v = view[last]! ^ (word & tailSel);
+      view[last] = v;
+      wbits |= v & tailSel;
+      bits = (wbits | (wbits >>> 8) | (wbits >>> 16) | (wbits >>> 24)) & 0xff;
+      if (zw === z) return bits;
     }
-    bits |= wbits | (wbits >>> 8) | (wbits >>> 16) | (wbits >>> 24);
-    i += (stop - first) << 2;
-    // The phase is unchanged after whole words.
-    for (; i < end; i++) {
-      const b = buf[i]! ^ mask[m]!;
+    // The read's last bytes beyond the view (see lim).
+    for (let i = (zw > a ? zw : a) - base; i < end; i++) {
+      const b = buf[i]! ^ ((key >>> ((3 - ((maskOffset + i - start) & 3)) << 3)) & 0xff);
       buf[i] = b;
       bits |= b;
-      m = (m + 1) & 3;
     }
-    return bits & 0xff;
+    return bits;
   }
+  const m0 = key >>> 24, m1 = (key >>> 16) & 0xff, m2 = (key >>> 8) & 0xff, m3 = key & 0xff;
+  let i = start;
+  let bits = 0;
   // Align to the mask phase, then do four bytes at a time.
-  while (i < end && m !== 0) {
-    const b = buf[i]! ^ mask[m]!;
+  for (let m = maskOffset & 3; i < end && m !== 0; i++, m = (m + 1) & 3) {
+    const b = buf[i]! ^ ((key >>> ((3 - m) << 3)) & 0xff);
     buf[i] = b;
     bits |= b;
-    i++;
-    m = (m + 1) & 3;
   }
-  const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
   const stop4 = end - 3;
   for (; i < stop4; i += 4) {
     const b0 = buf[i]! ^ m0;
@@ -257,8 +282,8 @@ export function unmaskInPlace(
     buf[i + 3] = b3;
     bits |= b0 | b1 | b2 | b3;
   }
-  for (m = 0; i < end; i++, m++) {
-    const b = buf[i]! ^ mask[m]!;
+  for (let m = 0; i < end; i++, m++) {
+    const b = buf[i]! ^ ((key >>> ((3 - m) << 3)) & 0xff);
     buf[i] = b;
     bits |= b;
   }

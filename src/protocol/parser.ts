@@ -9,7 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { ProtocolError } from './errors.js';
-import { UNMASK_BITS_UNKNOWN, unmaskInPlace } from './frame.js';
+import { UNMASK_BITS_UNKNOWN, unmaskWithKey } from './frame.js';
 
 export interface FrameSink {
   /**
@@ -39,9 +39,10 @@ const EMPTY = Buffer.alloc(0);
 /** Shared empty list: a parser that never pauses allocates no array of its own. */
 const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
 /**
- * The mask of the frame being unmasked, as bytes: shared by every parser,
- * since each keeps its own mask as one number (parsing is synchronous). Saves
- * two small buffers per connection, which idle servers hold by the thousand.
+ * The mask of the frame being unmasked, as bytes, for the native unmask (the
+ * built-in one takes the number each parser keeps): shared by every parser,
+ * as parsing is synchronous. Saves two small buffers per connection, which
+ * idle servers hold by the thousand.
  */
 const MASK_BYTES = Buffer.alloc(4);
 const NATIVE_UNMASK_MIN = 256;
@@ -158,19 +159,18 @@ export class FrameParser {
         const end = pos + take;
         if (this.masked) {
           // The native unmask starts at phase 0: give it the key rotated to this slice's phase.
-          const native = this.unmask !== null && take >= NATIVE_UNMASK_MIN;
-          const m = this.mask;
-          const r = native ? (this.maskOffset & 3) * 8 : 0;
-          const k = r === 0 ? m : ((m << r) | (m >>> (32 - r))) >>> 0;
-          MASK_BYTES[0] = k >>> 24;
-          MASK_BYTES[1] = (k >>> 16) & 0xff;
-          MASK_BYTES[2] = (k >>> 8) & 0xff;
-          MASK_BYTES[3] = k & 0xff;
-          if (native) {
-            this.unmask!(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
+          if (this.unmask !== null && take >= NATIVE_UNMASK_MIN) {
+            const m = this.mask;
+            const r = (this.maskOffset & 3) * 8;
+            const k = r === 0 ? m : (m << r) | (m >>> (32 - r));
+            MASK_BYTES[0] = k >>> 24;
+            MASK_BYTES[1] = (k >>> 16) & 0xff;
+            MASK_BYTES[2] = (k >>> 8) & 0xff;
+            MASK_BYTES[3] = k & 0xff;
+            this.unmask(pos === 0 && end === len ? chunk : chunk.subarray(pos, end), MASK_BYTES);
             sliceBits = UNMASK_BITS_UNKNOWN;
           } else {
-            sliceBits = unmaskInPlace(chunk, pos, end, MASK_BYTES, this.maskOffset);
+            sliceBits = unmaskWithKey(chunk, pos, end, this.mask, this.maskOffset);
           }
         } else {
           sliceBits = UNMASK_BITS_UNKNOWN;

@@ -190,16 +190,20 @@ describe('masking (RFC 6455 5.3)', () => {
       fc.property(
         fc.integer({ min: 0, max: 7 }),
         fc.integer({ min: 256, max: 900 }),
+        fc.integer({ min: 0, max: 5 }),
         fc.array(fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 20 }),
-        (byteOffset, readLength, frames) => {
+        (byteOffset, readLength, slack, frames) => {
           // A read at an arbitrary offset into a larger ArrayBuffer, cut into
           // frames of 0-120 bytes (below, across and above the thresholds).
-          const backing = new Uint8Array(byteOffset + readLength + 5);
+          // With no slack the read ends where its ArrayBuffer does, as Node's
+          // reads do: its last 1-3 bytes are then outside any whole 32-bit word.
+          const backing = new Uint8Array(byteOffset + readLength + slack);
           for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
           const read = Buffer.from(backing.buffer, byteOffset, readLength);
           const expected = Buffer.from(read);
           let at = 0;
-          for (const [key, len, phase] of frames) {
+          // The last frame runs to the end of the read.
+          for (const [key, len, phase] of [...frames, [frames[0]![0], readLength, 3] as const]) {
             const end = Math.min(readLength, at + len);
             const bits = unmaskInPlace(read, at, end, key, phase);
             const ref = naiveMask(expected.subarray(at, end), key, phase);
@@ -215,6 +219,29 @@ describe('masking (RFC 6455 5.3)', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('unmaskInPlace at the very end of a read whose length is not a multiple of 4: every start, phase and alignment of the last bytes', () => {
+    const key = hex('f1 82 c3 04');
+    for (let length = 256; length < 264; length++) {
+      for (let byteOffset = 0; byteOffset < 4; byteOffset++) {
+        for (let start = length - byteOffset - 13; start < length - byteOffset; start++) {
+          for (let phase = 0; phase < 4; phase++) {
+            // The read is the whole of its ArrayBuffer past byteOffset, as Node's are.
+            const backing = new Uint8Array(length);
+            for (let i = 0; i < length; i++) backing[i] = (i * 29 + 3) & 0xff;
+            const before = Buffer.from(backing);
+            const read = Buffer.from(backing.buffer, byteOffset);
+            const bits = unmaskInPlace(read, start, read.length, key, phase);
+            const ref = naiveMask(before.subarray(byteOffset + start), key, phase);
+            const expected = Buffer.concat([before.subarray(0, byteOffset + start), ref]);
+            const what = `length ${length} byteOffset ${byteOffset} start ${start} phase ${phase}`;
+            assert.equal(toHex(backing), toHex(expected), what);
+            assert.equal(bits, ref.reduce((a, b) => a | b, 0), what);
+          }
+        }
+      }
+    }
   });
 
   it('unmaskInPlace at every mask phase offset, start and length, touching nothing outside the range', () => {
