@@ -19,7 +19,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
-import { emitMessage, sessionEventSlots } from '../transport/node/event-slots.js';
+import { emitMessage, emitterWithoutInit, sessionEventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
@@ -278,7 +278,7 @@ export interface SessionRequest {
 }
 
 /** Headers whose values repeat across clients: the snapshot shares one string per value. */
-const SHARED_VALUES = new Set(['upgrade', 'connection', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'pragma', 'cache-control', 'accept-encoding', 'accept-language', 'user-agent', 'origin']);
+const SHARED_VALUES = new Set(['host', 'upgrade', 'connection', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'pragma', 'cache-control', 'accept-encoding', 'accept-language', 'user-agent', 'origin']);
 const valueTable = new Map<string, string>();
 function shared(v: string): string {
   const x = valueTable.get(v);
@@ -331,7 +331,9 @@ class RequestSnapshot implements SessionRequest {
   }
 }
 
-export class ServerSession extends EventEmitter<SessionEvents> implements SocketOwner {
+// An EventEmitter without EventEmitter's constructor (emitterWithoutInit, after the class).
+export interface ServerSession extends EventEmitter<SessionEvents> {}
+export class ServerSession implements SocketOwner {
   /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only, no resume). */
   readonly mode: 'lifeline' | 'plain';
   /** Session id (lifeline mode), null for plain peers (from the prototype). */
@@ -368,7 +370,6 @@ export class ServerSession extends EventEmitter<SessionEvents> implements Socket
 
   /** @internal */
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
-    super();
     sessionEventSlots(this);
     this.server = server;
     // A snapshot, not the IncomingMessage (with its stream state and raw
@@ -845,6 +846,7 @@ for (const [k, v] of Object.entries({
 })) {
   Object.defineProperty(ServerSession.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }
+emitterWithoutInit(ServerSession);
 
 /** Resolved session-layer options, shared by all sessions of a server. */
 interface SessionOptions {

@@ -14,7 +14,7 @@ import { Connection, type ConnectionHandler, type ConnectionState, type MessageC
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
-import { type EventSlots, emitMessage, socketEventSlots } from './event-slots.js';
+import { type EventSlots, emitMessage, emitterWithoutInit, socketEventSlots } from './event-slots.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 
@@ -216,24 +216,25 @@ export function flushBatched(fn: () => void): void {
   }
 }
 
-export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionHandler {
+// An EventEmitter without EventEmitter's constructor (emitterWithoutInit, after the class).
+export interface WebSocket extends EventEmitter<WebSocketEvents> {}
+export class WebSocket implements ConnectionHandler {
   static readonly CONNECTING = 0;
   static readonly OPEN = 1;
   static readonly CLOSING = 2;
   static readonly CLOSED = 3;
 
   constructor() {
-    super();
     socketEventSlots(this);
   }
 
   /** readyState value of an open socket (instance mirror of WebSocket.OPEN); on the prototype, not per instance. */
   declare readonly OPEN_STATE: 1;
 
-  /** The negotiated subprotocol, '' if none. */
-  protocol = '';
-  /** The negotiated extensions header value, '' if none. */
-  extensions = '';
+  /** The negotiated subprotocol, '' if none (from the prototype: an own property only when one was negotiated). */
+  declare protocol: string;
+  /** The negotiated extensions header value, '' if none (from the prototype, as `protocol`). */
+  declare extensions: string;
   /** The URL for client sockets (an own property there); '' from the prototype on the server side. */
   declare url: string;
 
@@ -241,9 +242,9 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   protected socket: Socket | null = null;
   protected options: SocketOptions = {};
   protected _readyState: number = ReadyState.CONNECTING;
-  private closeCode = 1006;
-  private closeReason = '';
   // Cold fields: initial values on the prototype (see the end of this file).
+  declare private closeCode: number;
+  declare private closeReason: string;
   declare private closeTimer: NodeJS.Timeout | null;
   declare private cause: CloseCause | null;
   /** When it opened, in ms after LOADED_AT: a small integer, where Date.now() would need a 16-byte box per socket. */
@@ -353,8 +354,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const { socket, options } = init;
     this.socket = socket;
     this.options = options;
-    this.protocol = init.protocol;
-    this.extensions = init.extensions;
+    if (init.protocol !== '') this.protocol = init.protocol;
+    if (init.extensions !== '') this.extensions = init.extensions;
     this.conn = new Connection(this, {
       role: init.role,
       maxMessageSize: options.maxMessageSize,
@@ -995,11 +996,12 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
 // Per-instance constants would cost 8 B per socket each: they live on the prototype,
 // and so do the initial values of cold fields (written only when closing, under
-// congestion, with a rate limit, or by the application): an own property appears
-// only once one is written.
-for (const [k, v] of Object.entries({ closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
+// congestion, with a rate limit, when a subprotocol or extension was negotiated,
+// or by the application): an own property appears only once one is written.
+for (const [k, v] of Object.entries({ protocol: '', extensions: '', closeCode: 1006, closeReason: '', closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
   Object.defineProperty(WebSocket.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }
+emitterWithoutInit(WebSocket);
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
 Object.defineProperty(WebSocket.prototype, 'url', { value: '', writable: true, enumerable: false, configurable: true });
 

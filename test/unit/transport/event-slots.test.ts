@@ -4,20 +4,83 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 
-import { emitMessage, sessionEventSlots, socketEventSlots } from '../../../src/transport/node/event-slots.js';
+import { emitMessage, emitterWithoutInit, sessionEventSlots, socketEventSlots } from '../../../src/transport/node/event-slots.js';
+import { WebSocket } from '../../../src/transport/node/websocket.js';
+
+/** Made as WebSocket and ServerSession are: no EventEmitter constructor, a pre-shaped table. */
+class SocketLike {
+  constructor() {
+    socketEventSlots(this as unknown as EventEmitter);
+  }
+}
+emitterWithoutInit(SocketLike);
+class SessionLike {
+  constructor() {
+    sessionEventSlots(this as unknown as EventEmitter);
+  }
+}
+emitterWithoutInit(SessionLike);
 
 /** Emitters as the library makes them (pre-shaped tables), and a default one. */
 function emitters(): Array<[string, EventEmitter]> {
-  const socketLike = new EventEmitter();
-  socketEventSlots(socketLike);
-  const sessionLike = new EventEmitter();
-  sessionEventSlots(sessionLike);
   return [
-    ['socket slots', socketLike],
-    ['session slots', sessionLike],
+    ['socket slots', new SocketLike() as unknown as EventEmitter],
+    ['session slots', new SessionLike() as unknown as EventEmitter],
     ['plain EventEmitter', new EventEmitter()],
   ];
 }
+
+describe('emitterWithoutInit', () => {
+  it('an EventEmitter with two own fields (the listener table and its count), where EventEmitter.init gives five', () => {
+    const ee = new SocketLike() as unknown as EventEmitter;
+    assert.ok(ee instanceof EventEmitter);
+    assert.deepEqual(Reflect.ownKeys(ee).sort(), ['_events', '_eventsCount']);
+    assert.equal(Reflect.ownKeys(new EventEmitter()).length, 5, "Node's own init, for comparison");
+    assert.deepEqual(Reflect.ownKeys(new WebSocket()).filter((k) => typeof k === 'symbol' || k === '_maxListeners'), [], 'WebSocket holds none of the shared three');
+  });
+
+  it('removing the last listener keeps the pre-shaped table (shape mode, from the prototype)', () => {
+    const ee = new SocketLike() as unknown as EventEmitter & { _events: Record<string, unknown> };
+    const table = ee._events;
+    const f = (): void => {};
+    ee.on('message', f);
+    ee.on('close', f);
+    ee.off('message', f);
+    ee.off('close', f);
+    assert.equal(ee._events, table, 'the same object, not a new dictionary');
+    assert.ok('message' in table && table.message === undefined);
+    assert.equal(ee.listenerCount('message'), 0);
+    ee.on('ping', f);
+    ee.emit('ping');
+    assert.equal(ee.listenerCount('ping'), 1);
+  });
+
+  it('setMaxListeners and the class statics work as on any emitter', () => {
+    const ee = new SessionLike() as unknown as EventEmitter;
+    assert.equal(ee.getMaxListeners(), EventEmitter.defaultMaxListeners);
+    ee.setMaxListeners(3);
+    assert.equal(ee.getMaxListeners(), 3);
+    assert.equal(new SessionLike().constructor.name, 'SessionLike');
+    assert.equal((SessionLike as unknown as typeof EventEmitter).defaultMaxListeners, EventEmitter.defaultMaxListeners);
+  });
+
+  it("Node's global captureRejections applies to such emitters (read from EventEmitter.prototype)", async () => {
+    const ee = new SocketLike() as unknown as EventEmitter;
+    const errors: unknown[] = [];
+    ee.on('error', (e) => errors.push((e as Error).message));
+    ee.on('message', async () => {
+      throw new Error('rejected');
+    });
+    EventEmitter.captureRejections = true;
+    try {
+      emitMessage(ee, 'x', false);
+    } finally {
+      EventEmitter.captureRejections = false;
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(errors, ['rejected']);
+  });
+});
 
 describe('emitMessage', () => {
   for (const [name, ee] of emitters()) {
