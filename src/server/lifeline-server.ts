@@ -311,15 +311,17 @@ function compactHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
  * `socket` object the SessionRequest shape asks for is made on first use.
  */
 class RequestSnapshot implements SessionRequest {
-  readonly method: string | undefined;
+  /** 'GET' (the prototype's) for every upgrade the handshake accepts. */
+  declare readonly method: string | undefined;
   readonly url: string | undefined;
   readonly headers: IncomingHttpHeaders;
   private readonly remoteAddress: string | undefined;
   private readonly remotePort: number | undefined;
-  private addr: { readonly remoteAddress?: string; readonly remotePort?: number } | null = null;
+  /** null (the prototype's) until `socket` is first read. */
+  declare private addr: { readonly remoteAddress?: string; readonly remotePort?: number } | null;
 
   constructor(req: IncomingMessage) {
-    this.method = req.method;
+    if (req.method !== 'GET') (this as { method: string | undefined }).method = req.method;
     this.url = req.url;
     this.headers = compactHeaders(req.headers);
     this.remoteAddress = req.socket.remoteAddress;
@@ -330,12 +332,14 @@ class RequestSnapshot implements SessionRequest {
     return (this.addr ??= { remoteAddress: this.remoteAddress, remotePort: this.remotePort });
   }
 }
+Object.defineProperty(RequestSnapshot.prototype, 'method', { value: 'GET', writable: true, enumerable: true, configurable: true });
+Object.defineProperty(RequestSnapshot.prototype, 'addr', { value: null, writable: true, enumerable: false, configurable: true });
 
 // An EventEmitter without EventEmitter's constructor (emitterWithoutInit, after the class).
 export interface ServerSession extends EventEmitter<SessionEvents> {}
 export class ServerSession implements SocketOwner {
-  /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (protocol-level pings only, no resume). */
-  readonly mode: 'lifeline' | 'plain';
+  /** 'lifeline' when the peer negotiated lifeline.v1, else 'plain' (the prototype's: protocol-level pings only, no resume). */
+  declare readonly mode: 'lifeline' | 'plain';
   /** Session id (lifeline mode), null for plain peers (from the prototype). */
   declare readonly id: string | null;
   /** @internal resume token */
@@ -375,7 +379,7 @@ export class ServerSession implements SocketOwner {
     // A snapshot, not the IncomingMessage (with its stream state and raw
     // header list, about 1 KB that an idle connection would carry for life).
     this.request = new RequestSnapshot(req);
-    this.mode = mode;
+    if (mode !== 'plain') (this as { mode: 'lifeline' | 'plain' }).mode = mode;
     this.createdAt = server.sinceStart.now();
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
@@ -829,6 +833,7 @@ export class ServerSession implements SocketOwner {
 }
 
 for (const [k, v] of Object.entries({
+  mode: 'plain',
   user: undefined,
   id: null,
   token: null,
