@@ -285,17 +285,20 @@ export class WebSocket implements ConnectionHandler {
    */
   declare _drains: number;
   private flushScheduled = false;
-  private needDrain = false;
+  // Congestion state: cold (prototype defaults: false, false, NO_HELD, 0, 0)
+  // until the socket first passes its high-water mark; then all five become
+  // own properties at once, in one order (see congestionFields()).
+  declare private needDrain: boolean;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
-  private holding = false;
-  private held: HeldGroup[] = NO_HELD;
-  private heldBytes = 0;
+  declare private holding: boolean;
+  declare private held: HeldGroup[];
+  declare private heldBytes: number;
   /**
    * Bytes of held messages not yet started: what the slow-consumer cap counts.
    * A message partly on the wire is excluded: its held part is a view of the
    * application's own payload (no extra memory), and it cannot be dropped.
    */
-  private queuedBytes = 0;
+  declare private queuedBytes: number;
   /** The group being filled by the current send(), while holding. */
   declare private group: HeldGroup | null;
   declare private dropped: number;
@@ -459,6 +462,7 @@ export class WebSocket implements ConnectionHandler {
 
   private afterSend(): boolean {
     if (this.bufferedAmount > this.highWaterMark) {
+      this.congestionFields();
       this.needDrain = true;
       return false;
     }
@@ -540,6 +544,7 @@ export class WebSocket implements ConnectionHandler {
   }
 
   private dropSlowConsumer(): void {
+    this.congestionFields();
     this.cause ??= 'slow-consumer';
     // Drop the messages not yet started; keep what must follow bytes already
     // on the wire (the rest of a half-sent frame, control frames), so the
@@ -840,11 +845,13 @@ export class WebSocket implements ConnectionHandler {
     if (!s || s.destroyed) return;
     this._flush();
     // Held frames (and the close frame among them) go out before FIN.
-    for (const g of this.held) for (const b of g.bufs) s.write(b);
-    this.held = NO_HELD;
-    this.heldBytes = 0;
-    this.queuedBytes = 0;
-    this.holding = false;
+    if (this.holding || this.held !== NO_HELD) {
+      for (const g of this.held) for (const b of g.bufs) s.write(b);
+      this.held = NO_HELD;
+      this.heldBytes = 0;
+      this.queuedBytes = 0;
+      this.holding = false;
+    }
     s.end();
     this.armCloseTimer();
   }
@@ -923,13 +930,32 @@ export class WebSocket implements ConnectionHandler {
         off = end;
       }
       if (off < buf.length) {
+        this.congestionFields();
         this.holding = true;
         this.holdTail(slices(buf, off));
         return;
       }
     }
     // Past the high-water mark, further frames wait with us (see write()).
-    if (s.writableLength >= this.highWaterMark) this.holding = true;
+    if (s.writableLength >= this.highWaterMark) {
+      this.congestionFields();
+      this.holding = true;
+    }
+  }
+
+  /**
+   * Before the first write of any congestion field: makes all five own
+   * properties, always in this order. Written one by one where each first
+   * changes, they would appear in different orders on different sockets,
+   * each order a hidden class of its own for the send path to meet.
+   */
+  private congestionFields(): void {
+    if (Object.hasOwn(this, 'holding')) return;
+    this.needDrain = false;
+    this.holding = false;
+    this.held = NO_HELD;
+    this.heldBytes = 0;
+    this.queuedBytes = 0;
   }
 
   /** Appends bytes that must follow everything held (never dropped: part of a frame may be out). */
@@ -959,7 +985,7 @@ export class WebSocket implements ConnectionHandler {
       }
       if (g.bufs.length === 0) this.held.shift();
     }
-    if (this.held.length === 0 && s.writableLength < this.highWaterMark) this.holding = false;
+    if (this.holding && this.held.length === 0 && s.writableLength < this.highWaterMark) this.holding = false;
   }
 
   private armCloseTimer(): void {
@@ -983,9 +1009,11 @@ export class WebSocket implements ConnectionHandler {
       this.runBuf = null;
       this.segStart = -1;
     }
-    this.held = NO_HELD;
-    this.heldBytes = 0;
-    this.queuedBytes = 0;
+    if (this.held !== NO_HELD) {
+      this.held = NO_HELD;
+      this.heldBytes = 0;
+      this.queuedBytes = 0;
+    }
     this._readyState = ReadyState.CLOSED;
     this.conn?.transportClosed();
     if (this._closeHook !== null) this._closeHook._socketClosed(this);
@@ -998,7 +1026,7 @@ export class WebSocket implements ConnectionHandler {
 // and so do the initial values of cold fields (written only when closing, under
 // congestion, with a rate limit, when a subprotocol or extension was negotiated,
 // or by the application): an own property appears only once one is written.
-for (const [k, v] of Object.entries({ protocol: '', extensions: '', closeCode: 1006, closeReason: '', closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
+for (const [k, v] of Object.entries({ protocol: '', extensions: '', closeCode: 1006, closeReason: '', needDrain: false, holding: false, held: NO_HELD, heldBytes: 0, queuedBytes: 0, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
   Object.defineProperty(WebSocket.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }
 emitterWithoutInit(WebSocket);
