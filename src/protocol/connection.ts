@@ -229,16 +229,19 @@ interface QueuedSend {
 }
 
 export class Connection implements FrameSink {
-  readonly role: Role;
+  // Settings: a server's connections mostly share the defaults, which live on
+  // the prototype (see the end of this file); a connection owns a setting
+  // only where it differs (8 B per field per connection saved).
+  declare readonly role: Role;
   private _state: ConnectionState = 'open';
   private readonly handler: ConnectionHandler;
   private readonly parser: FrameParser;
-  private readonly maxMessageSize: number;
-  private readonly maxFrameSize: number;
-  private readonly codec: MessageCodec | null;
-  private readonly fragmentSize: number;
-  private readonly autoPong: boolean;
-  private readonly randomFill: (buf: Uint8Array) => void;
+  declare private readonly maxMessageSize: number;
+  declare private readonly maxFrameSize: number;
+  declare private readonly codec: MessageCodec | null;
+  declare private readonly fragmentSize: number;
+  declare private readonly autoPong: boolean;
+  declare private readonly randomFill: (buf: Uint8Array) => void;
   private readonly isUtf8: (buf: Uint8Array) => boolean;
 
   // Current frame.
@@ -286,14 +289,18 @@ export class Connection implements FrameSink {
     if (options.role !== 'server' && options.role !== 'client') {
       throw new UsageError('WS_ERR_INVALID_OPTION', `role must be 'server' or 'client', got ${String(options.role)}`);
     }
-    this.role = options.role;
     this.handler = handler;
-    this.maxMessageSize = checkSize('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE);
-    this.maxFrameSize = checkSize('maxFrameSize', options.maxFrameSize, this.maxMessageSize);
-    this.codec = options.codec ?? null;
-    this.fragmentSize = checkSize('fragmentSize', options.fragmentSize, 0);
-    this.autoPong = options.autoPong ?? true;
-    this.randomFill = options.randomFill ?? defaultRandomFill;
+    const maxMessageSize = checkSize('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE);
+    const maxFrameSize = checkSize('maxFrameSize', options.maxFrameSize, maxMessageSize);
+    const fragmentSize = checkSize('fragmentSize', options.fragmentSize, 0);
+    const settings = this as unknown as Record<string, unknown>;
+    if (options.role !== 'server') settings.role = options.role;
+    if (maxMessageSize !== DEFAULT_MAX_MESSAGE_SIZE) settings.maxMessageSize = maxMessageSize;
+    if (maxFrameSize !== DEFAULT_MAX_MESSAGE_SIZE) settings.maxFrameSize = maxFrameSize;
+    if (options.codec != null) settings.codec = options.codec;
+    if (fragmentSize !== 0) settings.fragmentSize = fragmentSize;
+    if (options.autoPong === false) settings.autoPong = false;
+    if (options.randomFill !== undefined && options.randomFill !== defaultRandomFill) settings.randomFill = options.randomFill;
     this.isUtf8 = options.isUtf8 ?? isValidUtf8;
     this.parser = new FrameParser(this, options.unmask ?? null);
   }
@@ -897,6 +904,13 @@ function defaultRandomFill(buf: Uint8Array): void {
 }
 
 for (const [k, v] of Object.entries({
+  role: 'server',
+  maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
+  maxFrameSize: DEFAULT_MAX_MESSAGE_SIZE,
+  codec: null,
+  fragmentSize: 0,
+  autoPong: true,
+  randomFill: defaultRandomFill,
   closeSent: false,
   closeWritten: false,
   closeTransportPending: false,

@@ -366,7 +366,8 @@ export class WebSocket implements ConnectionHandler {
       fragmentSize: options.fragmentSize,
       codec: init.codec,
       isUtf8,
-      randomFill,
+      // Only clients mask (a server's connections keep the shared default).
+      randomFill: init.role === 'client' ? randomFill : undefined,
       unmask: nativeUnmask,
     });
     this._readyState = ReadyState.OPEN;

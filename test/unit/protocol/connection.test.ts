@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
-import { Connection, type ConnectionOptions, type MessageCodec, type Role } from '../../../src/protocol/connection.js';
+import { Connection, DEFAULT_MAX_MESSAGE_SIZE, type ConnectionOptions, type MessageCodec, type Role } from '../../../src/protocol/connection.js';
 import { LifelineError, UsageError } from '../../../src/protocol/errors.js';
 import { Opcode } from '../../../src/protocol/frame.js';
 import { ASCII_SCAN_MAX } from '../../../src/protocol/utf8.js';
@@ -1144,6 +1144,18 @@ describe('Connection: misuse raises UsageError', () => {
       assert.throws(() => new Connection(h, { role: 'server', maxFrameSize: bad }), isUsage('WS_ERR_INVALID_OPTION'));
       assert.throws(() => new Connection(h, { role: 'server', fragmentSize: bad }), isUsage('WS_ERR_INVALID_OPTION'));
     }
+  });
+
+  it("settings at their defaults are the prototype's (no field per connection); others are the connection's own", () => {
+    const SETTINGS = ['role', 'maxMessageSize', 'maxFrameSize', 'codec', 'fragmentSize', 'autoPong', 'randomFill'];
+    const ownSettings = (c: Connection): string[] => Object.keys(c).filter((k) => SETTINGS.includes(k));
+    const h = new RecordingHandler();
+    assert.deepEqual(ownSettings(new Connection(h, { role: 'server' })), []);
+    assert.deepEqual(ownSettings(new Connection(h, { role: 'server', maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE, autoPong: true })), []);
+    assert.deepEqual(ownSettings(new Connection(h, { role: 'client', randomFill: rfcKeyFill })), ['role', 'randomFill']);
+    assert.deepEqual(ownSettings(new Connection(h, { role: 'server', maxMessageSize: 1000 })), ['maxMessageSize', 'maxFrameSize']);
+    assert.deepEqual(ownSettings(new Connection(h, { role: 'server', fragmentSize: 10, autoPong: false })), ['fragmentSize', 'autoPong']);
+    // That own settings are the ones in force: the limits tests above (maxFrameSize defaults to maxMessageSize...).
   });
 });
 
