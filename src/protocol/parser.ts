@@ -62,16 +62,19 @@ export function payloadSliceBits(): number {
 
 export class FrameParser {
   private state = S_HEADER;
-  /** A header split across reads is gathered here (allocated the first time that happens). */
-  private spill: Buffer | null = null;
-  private spillLen = 0;
   /** The current frame's masking key, big-endian in one 32-bit number. */
   private mask = 0;
   private masked = false;
   private remaining = 0;
   private maskOffset = 0;
-  private paused = false;
-  private pending: Buffer[] = NO_BUFS;
+  // Cold fields: their idle values (null, 0, false, NO_BUFS) live on the
+  // prototype until a header is split across reads or the sink pauses; then
+  // all four become own properties at once, in one order (coldFields()).
+  /** A header split across reads is gathered here (allocated the first time that happens). */
+  declare private spill: Buffer | null;
+  declare private spillLen: number;
+  declare private paused: boolean;
+  declare private pending: Buffer[];
 
   /**
    * `unmask`: an optional accelerated unmask of a whole buffer with a 4-byte
@@ -90,6 +93,15 @@ export class FrameParser {
   /** Stops parsing for good; later input is ignored. */
   stop(): void {
     this.state = S_STOPPED;
+    if (this.pending !== NO_BUFS) this.pending = NO_BUFS;
+  }
+
+  /** Before the first write of a cold field: all four become own properties, always in this order (one hidden class more, not one per order). */
+  private coldFields(): void {
+    if (Object.hasOwn(this, 'spill')) return;
+    this.spill = null;
+    this.spillLen = 0;
+    this.paused = false;
     this.pending = NO_BUFS;
   }
 
@@ -126,7 +138,11 @@ export class FrameParser {
           pos += headerLength(chunk[pos + 1]!);
         } else {
           // Header split across reads: gather it in the spill buffer.
-          const spill = (this.spill ??= Buffer.allocUnsafe(14));
+          if (this.spill === null) {
+            this.coldFields();
+            this.spill = Buffer.allocUnsafe(14);
+          }
+          const spill = this.spill;
           if (this.spillLen < 2) {
             const take = Math.min(2 - this.spillLen, len - pos);
             chunk.copy(spill, this.spillLen, pos, pos + take);
@@ -197,6 +213,7 @@ export class FrameParser {
   }
 
   private pauseWith(chunk: Buffer, pos: number): void {
+    this.coldFields();
     this.paused = true;
     if (pos < chunk.length) {
       if (this.pending === NO_BUFS) this.pending = [];
@@ -253,4 +270,8 @@ function headerLength(b1: number): number {
   const len7 = b1 & 0x7f;
   const base = len7 === 127 ? 10 : len7 === 126 ? 4 : 2;
   return b1 & 0x80 ? base + 4 : base;
+}
+
+for (const [k, v] of Object.entries({ spill: null, spillLen: 0, paused: false, pending: NO_BUFS })) {
+  Object.defineProperty(FrameParser.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
 }

@@ -313,6 +313,33 @@ describe('FrameParser: stopping', () => {
   });
 });
 
+describe('FrameParser: cold fields (memory per idle connection)', () => {
+  const COLD = ['spill', 'spillLen', 'paused', 'pending'];
+  const ownCold = (p: FrameParser): string[] => Object.keys(p).filter((k) => COLD.includes(k));
+
+  it('whole headers and a stop leave them on the prototype; a split header or a pause makes all four own, in one order', () => {
+    const whole = new FrameParser(new RecordingSink());
+    whole.push(Buffer.concat([frame(0x1, 'abc'), frame(0x2, Buffer.alloc(200, 1))]));
+    whole.stop();
+    assert.deepEqual(ownCold(whole), []);
+
+    const sink = new RecordingSink();
+    const split = new FrameParser(sink);
+    const f = frame(0x1, 'split');
+    split.push(f.subarray(0, 3));
+    split.push(f.subarray(3));
+    assert.deepEqual(ownCold(split), COLD);
+    assert.deepEqual(sink.frames().map((x) => x.payload), [Buffer.from('split').toString('hex')]);
+
+    const pausing = new RecordingSink();
+    pausing.onPayload = () => 'pause';
+    const paused = new FrameParser(pausing);
+    paused.push(Buffer.concat([frame(0x1, 'a'), frame(0x1, 'b')]));
+    assert.equal(paused.isPaused, true);
+    assert.deepEqual(ownCold(paused), COLD);
+  });
+});
+
 describe('FrameParser: pause and resume', () => {
   it("holds input after 'pause' and replays it, in order, on resume()", () => {
     const sink = new RecordingSink();
