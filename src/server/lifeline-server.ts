@@ -311,8 +311,7 @@ function compactHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
  * `socket` object the SessionRequest shape asks for is made on first use.
  */
 class RequestSnapshot implements SessionRequest {
-  /** 'GET' (the prototype's) for every upgrade the handshake accepts. */
-  declare readonly method: string | undefined;
+  readonly method: string | undefined;
   readonly url: string | undefined;
   readonly headers: IncomingHttpHeaders;
   private readonly remoteAddress: string | undefined;
@@ -321,7 +320,7 @@ class RequestSnapshot implements SessionRequest {
   declare private addr: { readonly remoteAddress?: string; readonly remotePort?: number } | null;
 
   constructor(req: IncomingMessage) {
-    if (req.method !== 'GET') (this as { method: string | undefined }).method = req.method;
+    this.method = req.method;
     this.url = req.url;
     this.headers = compactHeaders(req.headers);
     this.remoteAddress = req.socket.remoteAddress;
@@ -332,7 +331,6 @@ class RequestSnapshot implements SessionRequest {
     return (this.addr ??= { remoteAddress: this.remoteAddress, remotePort: this.remotePort });
   }
 }
-Object.defineProperty(RequestSnapshot.prototype, 'method', { value: 'GET', writable: true, enumerable: true, configurable: true });
 Object.defineProperty(RequestSnapshot.prototype, 'addr', { value: null, writable: true, enumerable: false, configurable: true });
 
 // An EventEmitter without EventEmitter's constructor (emitterWithoutInit, after the class).
