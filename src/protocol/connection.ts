@@ -31,6 +31,7 @@ import {
   writeFrameHeader,
 } from './frame.js';
 import { FrameParser, type FrameSink, payloadSliceBits } from './parser.js';
+import { coldFieldDefaults } from './cold-fields.js';
 import { Utf8Validator, isShortAscii, isValidUtf8 } from './utf8.js';
 
 export type Role = 'server' | 'client';
@@ -903,7 +904,7 @@ function defaultRandomFill(buf: Uint8Array): void {
   globalThis.crypto.getRandomValues(buf);
 }
 
-for (const [k, v] of Object.entries({
+coldFieldDefaults(Connection.prototype, {
   role: 'server',
   maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
   maxFrameSize: DEFAULT_MAX_MESSAGE_SIZE,
@@ -921,6 +922,4 @@ for (const [k, v] of Object.entries({
   maskPool: null,
   maskPoolOffset: MASK_POOL_SIZE,
   compressing: 0,
-})) {
-  Object.defineProperty(Connection.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
-}
+});

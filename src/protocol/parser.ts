@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer';
 import { ProtocolError } from './errors.js';
 import { UNMASK_BITS_UNKNOWN, unmaskWithKey } from './frame.js';
+import { coldFieldDefaults, ownColdFields } from './cold-fields.js';
 
 export interface FrameSink {
   /**
@@ -46,6 +47,8 @@ const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
  */
 const MASK_BYTES = Buffer.alloc(4);
 const NATIVE_UNMASK_MIN = 256;
+/** A parser's split-header and pause state until first used (see FrameParser.coldFields()). */
+const PARSER_COLD_FIELDS = Object.freeze({ spill: null, spillLen: 0, paused: false, pending: NO_BUFS });
 
 /**
  * The bytes of the payload slice being handed to onFramePayload OR-ed
@@ -67,7 +70,7 @@ export class FrameParser {
   private masked = false;
   private remaining = 0;
   private maskOffset = 0;
-  // Cold fields: their idle values (null, 0, false, NO_BUFS) live on the
+  // Cold fields: their idle values (PARSER_COLD_FIELDS) live on the
   // prototype until a header is split across reads or the sink pauses; then
   // all four become own properties at once, in one order (coldFields()).
   /** A header split across reads is gathered here (allocated the first time that happens). */
@@ -98,11 +101,7 @@ export class FrameParser {
 
   /** Before the first write of a cold field: all four become own properties, always in this order (one hidden class more, not one per order). */
   private coldFields(): void {
-    if (Object.hasOwn(this, 'spill')) return;
-    this.spill = null;
-    this.spillLen = 0;
-    this.paused = false;
-    this.pending = NO_BUFS;
+    if (!Object.hasOwn(this, 'spill')) ownColdFields(this, PARSER_COLD_FIELDS);
   }
 
   /** Continues after the sink returned 'pause', replaying held input. */
@@ -272,6 +271,4 @@ function headerLength(b1: number): number {
   return b1 & 0x80 ? base + 4 : base;
 }
 
-for (const [k, v] of Object.entries({ spill: null, spillLen: 0, paused: false, pending: NO_BUFS })) {
-  Object.defineProperty(FrameParser.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
-}
+coldFieldDefaults(FrameParser.prototype, PARSER_COLD_FIELDS);

@@ -23,6 +23,7 @@ import { emitMessage, emitterWithoutInit, sessionEventSlots } from '../transport
 import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
 import { frameHeaderSize } from '../protocol/frame.js';
+import { coldFieldDefaults } from '../protocol/cold-fields.js';
 import { FrameArena } from './frame-arena.js';
 import { relativeClock, systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
@@ -331,7 +332,7 @@ class RequestSnapshot implements SessionRequest {
     return (this.addr ??= { remoteAddress: this.remoteAddress, remotePort: this.remotePort });
   }
 }
-Object.defineProperty(RequestSnapshot.prototype, 'addr', { value: null, writable: true, enumerable: false, configurable: true });
+coldFieldDefaults(RequestSnapshot.prototype, { addr: null });
 
 // An EventEmitter without EventEmitter's constructor (emitterWithoutInit, after the class).
 export interface ServerSession extends EventEmitter<SessionEvents> {}
@@ -830,7 +831,7 @@ export class ServerSession implements SocketOwner {
   }
 }
 
-for (const [k, v] of Object.entries({
+coldFieldDefaults(ServerSession.prototype, {
   mode: 'plain',
   user: undefined,
   id: null,
@@ -846,9 +847,7 @@ for (const [k, v] of Object.entries({
   authExpiresAt: 0,
   closeInfo: null,
   peerBye: false,
-})) {
-  Object.defineProperty(ServerSession.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
-}
+});
 emitterWithoutInit(ServerSession);
 
 /** Resolved session-layer options, shared by all sessions of a server. */

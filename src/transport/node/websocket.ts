@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
+import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 import { type EventSlots, emitMessage, emitterWithoutInit, socketEventSlots } from './event-slots.js';
 
@@ -107,6 +108,8 @@ const LOADED_AT = Date.now();
 /** Shared empty lists: an idle socket allocates no array of its own (replaced on the first push). */
 const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
 const NO_HELD = Object.freeze([]) as unknown as HeldGroup[];
+/** A socket's congestion state as it is until the socket first congests (see congestionFields()). */
+const CONGESTION_FIELDS = Object.freeze({ needDrain: false, holding: false, held: NO_HELD, heldBytes: 0, queuedBytes: 0 });
 /** Above this average size per buffer, a corked writev beats copying into one buffer. */
 const CONCAT_AVERAGE_MAX = 1024;
 const WRITE_SLICE = 64 * 1024;
@@ -285,9 +288,9 @@ export class WebSocket implements ConnectionHandler {
    */
   declare _drains: number;
   private flushScheduled = false;
-  // Congestion state: cold (prototype defaults: false, false, NO_HELD, 0, 0)
-  // until the socket first passes its high-water mark; then all five become
-  // own properties at once, in one order (see congestionFields()).
+  // Congestion state: cold (prototype defaults: CONGESTION_FIELDS) until the
+  // socket first passes its high-water mark; then all five become own
+  // properties at once, in one order (see congestionFields()).
   declare private needDrain: boolean;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
   declare private holding: boolean;
@@ -951,12 +954,7 @@ export class WebSocket implements ConnectionHandler {
    * each order a hidden class of its own for the send path to meet.
    */
   private congestionFields(): void {
-    if (Object.hasOwn(this, 'holding')) return;
-    this.needDrain = false;
-    this.holding = false;
-    this.held = NO_HELD;
-    this.heldBytes = 0;
-    this.queuedBytes = 0;
+    if (!Object.hasOwn(this, 'holding')) ownColdFields(this, CONGESTION_FIELDS);
   }
 
   /** Appends bytes that must follow everything held (never dropped: part of a frame may be out). */
@@ -1027,9 +1025,7 @@ export class WebSocket implements ConnectionHandler {
 // and so do the initial values of cold fields (written only when closing, under
 // congestion, with a rate limit, when a subprotocol or extension was negotiated,
 // or by the application): an own property appears only once one is written.
-for (const [k, v] of Object.entries({ protocol: '', extensions: '', closeCode: 1006, closeReason: '', needDrain: false, holding: false, held: NO_HELD, heldBytes: 0, queuedBytes: 0, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 })) {
-  Object.defineProperty(WebSocket.prototype, k, { value: v, writable: true, enumerable: false, configurable: true });
-}
+coldFieldDefaults(WebSocket.prototype, { protocol: '', extensions: '', closeCode: 1006, closeReason: '', ...CONGESTION_FIELDS, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 });
 emitterWithoutInit(WebSocket);
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
 Object.defineProperty(WebSocket.prototype, 'url', { value: '', writable: true, enumerable: false, configurable: true });
