@@ -28,6 +28,7 @@
 // heap bucket moves with where the collector runs in the N and 2N runs.
 //
 //   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
+//                                      [--window 16] [--conns 100]
 //
 // Needs valgrind (Debian: apt-get install valgrind) and a built dist/ (as
 // bench/inproc.mjs does). About 3.5 minutes per mode on 2 cores; two runs
@@ -44,6 +45,8 @@ const { values } = parseArgs({
   options: {
     only: { type: 'string' },
     messages: { type: 'string', default: '100000' },
+    window: { type: 'string' },
+    conns: { type: 'string' },
     top: { type: 'string', default: '12' },
   },
 });
@@ -74,6 +77,9 @@ function callgrind(mode, messages, buildOnly) {
   if (!buildOnly) args.push('--perf-basic-prof');
   args.push(path.join(HERE, 'inproc.mjs'));
   args.push('--only', mode, '--rounds', '1', '--messages', String(messages));
+  // Passed through to bench/inproc.mjs: --window 1 --conns 1 is a read per message, as in scenario c.
+  if (values.window) args.push('--window', values.window);
+  if (values.conns) args.push('--conns', values.conns);
   if (buildOnly) args.push('--build-only');
   return new Promise((resolve, reject) => {
     const p = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'] });
