@@ -131,6 +131,12 @@ export function writeDataFrame(
   return p + dataLength;
 }
 
+/** Header size of the unmasked frame that starts at `src[at]`. */
+function encodedHeaderSize(src: Uint8Array, at: number): number {
+  const b1 = src[at + 1]! & 0x7f;
+  return b1 < 126 ? 2 : b1 === 126 ? 4 : 10;
+}
+
 /** Size of the unmasked frame that starts at `src[at]` (its header says how long it is). */
 export function encodedFrameSize(src: Uint8Array, at: number): number {
   const b1 = src[at + 1]! & 0x7f;
@@ -641,9 +647,7 @@ export class Connection implements FrameSink {
    */
   sendEncoded(src: Buffer, start: number, end: number, shared: boolean): void {
     const size = end - start;
-    const b1 = src[start + 1]! & 0x7f;
-    const hsize = b1 < 126 ? 2 : b1 === 126 ? 4 : 10;
-    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || size - hsize <= this.fragmentSize)) {
+    if (this.role === 'server' && this.codec === null && this.compressing === 0 && (this.fragmentSize === 0 || size - encodedHeaderSize(src, start) <= this.fragmentSize)) {
       this.assertCanSend();
       this.messagesOut++;
       this.bytesOut += size;
@@ -652,7 +656,7 @@ export class Connection implements FrameSink {
       else h.write(viewOf(src, start, end));
       return;
     }
-    this.send(src.subarray(start + hsize, end), (src[start]! & 0x0f) === Opcode.Binary);
+    this.send(src.subarray(start + encodedHeaderSize(src, start), end), (src[start]! & 0x0f) === Opcode.Binary);
   }
 
   /**

@@ -21,8 +21,8 @@ import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js'
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage, emitterWithoutInit, sessionEventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
-import { encodedFrameSize, viewOf, writeDataFrame } from '../protocol/connection.js';
-import { frameHeaderSize } from '../protocol/frame.js';
+import { encodedFrameSize, viewOf } from '../protocol/connection.js';
+import { Opcode, frameHeaderSize, writeFrameHeader } from '../protocol/frame.js';
 import { coldFieldDefaults } from '../protocol/cold-fields.js';
 import { FrameArena } from './frame-arena.js';
 import { relativeClock, systemClock, type Clock } from '../session/clock.js';
@@ -35,7 +35,7 @@ import {
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   classify,
-  DataHeaderWriter,
+  dataHeaderLength,
   encodeControl,
   encodePing,
   encodePong,
@@ -43,6 +43,7 @@ import {
   parseCanonicalPing,
   parseCanonicalPong,
   parseDataHeaderBytes,
+  writeDataHeader,
   type ControlMessage,
   type DataHeader,
   type SessionLostReason,
@@ -263,8 +264,50 @@ interface SessionCounters { bytesIn: number; bytesOut: number; resumes: number; 
 const PLAIN_COUNTERS: SessionCounters = Object.freeze({ bytesIn: 0, bytesOut: 0, resumes: 0, replayed: 0 });
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
-/** Writes data headers into outgoing frames (used synchronously, so one serves every session). */
-const HEADER_WRITER = new DataHeaderWriter();
+/**
+ * Uint8Array.prototype.set as a module constant, called as U8_SET.call(buf,
+ * src, at): V8 calls a known function directly, where `buf.set` goes through
+ * an inline cache (the same reason as in protocol/connection.ts, whose
+ * constant is not exported because an imported one is not folded).
+ */
+const U8_SET = Uint8Array.prototype.set;
+
+/**
+ * Writes a session data frame at `at`: the WebSocket header (FIN, unmasked)
+ * for a payload of `bytes`, the data header of `headerLength` bytes
+ * (dataHeaderLength(seq, ack)), then `dataLength` bytes of `data`. One call
+ * from ServerSession.send, in place of protocol's writeDataFrame with a
+ * payload-prefix object: no prefix stores and loads, and small enough that
+ * V8 inlines it, with the data header's writers, into send (it did not
+ * inline writeDataFrame there: send's inlining budget was used up).
+ */
+function writeSessionFrame(
+  buf: Buffer,
+  at: number,
+  binary: boolean,
+  bytes: number,
+  headerLength: number,
+  seq: number,
+  ack: number,
+  data: string | Buffer | Uint8Array,
+  dataLength: number,
+): void {
+  const b0 = 0x80 | (binary ? Opcode.Binary : Opcode.Text);
+  let p: number;
+  // The common small frame inline; writeFrameHeader (its bytecode four times
+  // this function's, for the long lengths and the mask) would use up V8's
+  // inlining budget for the send path.
+  if (bytes < 126) {
+    buf[at] = b0;
+    buf[at + 1] = bytes;
+    p = at + 2 + headerLength;
+  } else {
+    p = writeFrameHeader(buf, at, b0, bytes) + headerLength;
+  }
+  writeDataHeader(buf, p, seq, ack);
+  if (typeof data === 'string') buf.write(data, p, dataLength, 'utf8');
+  else U8_SET.call(buf, data, p);
+}
 
 /**
  * The parts of the opening request a session keeps (an IncomingMessage fits
@@ -445,16 +488,16 @@ export class ServerSession implements SocketOwner {
     const ack = firstInTick && this.inbound.pending > 0 ? this.takeAck() : -1;
     // The whole frame (WebSocket header, data header, payload) encoded once,
     // into the session's arena: sent as-is now and again on a resume.
-    const prefix = HEADER_WRITER.set(seq, ack);
+    const headerLength = dataHeaderLength(seq, ack);
     // length, not byteLength: the same for bytes, and V8 inlines it (byteLength is a call).
     const dataLength = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    const bytes = prefix.length + dataLength;
+    const bytes = headerLength + dataLength;
     const size = frameHeaderSize(bytes, false) + bytes;
     if (this.replay.wouldOverflow(bytes)) this.replay.evictFor(bytes);
     const arena = this.arena!;
     const chunk = arena.reserve(size, seq, this._socket._drains);
     const at = arena.at;
-    writeDataFrame(chunk, at, binary, prefix, data, dataLength);
+    writeSessionFrame(chunk, at, binary, bytes, headerLength, seq, ack, data, dataLength);
     this.replay.push(seq, chunk, bytes, at);
     this.counters.bytesOut += bytes;
     // While the socket is going away (not yet detached) the message just waits for the resume.

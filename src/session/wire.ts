@@ -313,51 +313,44 @@ function decimalDigits(n: number): number {
   return d;
 }
 
-function putDecimal(buf: Uint8Array, at: number, n: number, digits: number): void {
-  let i = at + digits - 1;
-  for (; n > 0x7fffffff; i--) {
-    buf[i] = 0x30 + (n % 10);
+/** Writes the decimal digits of `n` (>= 0) so that the last one is at `end - 1`; returns where the first one is. */
+function putDecimalBefore(buf: Uint8Array, end: number, n: number): number {
+  let i = end;
+  for (; n > 0x7fffffff; ) {
+    buf[--i] = 0x30 + (n % 10);
     n = Math.floor(n / 10);
   }
-  for (; i >= at; i--) {
+  do {
     const q = (n / 10) | 0;
-    buf[i] = 0x30 + n - q * 10;
+    buf[--i] = 0x30 + n - q * 10;
     n = q;
-  }
+  } while (n > 0);
+  return i;
+}
+
+/** Bytes of the data header 'd' SEQ [',' ACK] ':' (ack < 0: none). */
+export function dataHeaderLength(seq: number, ack: number): number {
+  return ack >= 0 ? 3 + decimalDigits(seq) + decimalDigits(ack) : 2 + decimalDigits(seq);
 }
 
 /**
- * The data header 'd' SEQ [',' ACK] ':' as bytes, written straight into a
- * frame (a PayloadPrefix: no string per message). One instance can be reused:
- * set() then use it before the next set().
+ * Writes the data header 'd' SEQ [',' ACK] ':' (ack < 0: none) straight into
+ * a frame, as bytes, so that it ends at `end`: the caller knows where the
+ * payload starts (dataHeaderLength), and written back to front the digits
+ * need no count of their own. Returns where the header starts. Plain
+ * functions, not an object the header is set on: the server's send path
+ * inlines them.
  */
-export class DataHeaderWriter {
-  length = 0;
-  private seq = 0;
-  private ack = -1;
-  private seqDigits = 0;
-  private ackDigits = 0;
-
-  set(seq: number, ack: number): this {
-    this.seq = seq;
-    this.ack = ack;
-    this.seqDigits = decimalDigits(seq);
-    this.ackDigits = ack >= 0 ? decimalDigits(ack) : 0;
-    this.length = 2 + this.seqDigits + (ack >= 0 ? 1 + this.ackDigits : 0);
-    return this;
+export function writeDataHeader(buf: Uint8Array, end: number, seq: number, ack: number): number {
+  buf[end - 1] = COLON;
+  let i = end - 1;
+  if (ack >= 0) {
+    i = putDecimalBefore(buf, i, ack);
+    buf[--i] = COMMA;
   }
-
-  writeInto(buf: Uint8Array, at: number): void {
-    buf[at] = DATA_MARK;
-    putDecimal(buf, at + 1, this.seq, this.seqDigits);
-    let p = at + 1 + this.seqDigits;
-    if (this.ack >= 0) {
-      buf[p++] = COMMA;
-      putDecimal(buf, p, this.ack, this.ackDigits);
-      p += this.ackDigits;
-    }
-    buf[p] = COLON;
-  }
+  i = putDecimalBefore(buf, i, seq);
+  buf[--i] = DATA_MARK;
+  return i;
 }
 
 /** The header text 'd' SEQ [',' ACK] ':' (ack < 0: none). */
