@@ -16,6 +16,7 @@ import type { WebSocket } from '../../../src/transport/node/websocket.js';
 import { writeDataFrame } from '../../../src/protocol/connection.js';
 import { frameHeaderSize } from '../../../src/protocol/frame.js';
 import { FrameArena } from '../../../src/server/frame-arena.js';
+import { maskedClientFrame } from '../../helpers/frames.js';
 
 interface Got {
   text: string[];
@@ -148,6 +149,50 @@ describe('server write batching (slab segments)', () => {
       }
     } finally {
       await server.close({ timeout: ms(2000) });
+    }
+  });
+
+  it("what a read's handlers send is written when the read is done, before the next tick: one write per socket, a broadcast included", async () => {
+    const { server, serverSide, clients } = await setup(3);
+    try {
+      const [a, b, c] = serverSide as [WebSocket, WebSocket, WebSocket];
+      const writes = new Map<WebSocket, number>();
+      for (const ws of serverSide) {
+        const raw = ws.rawSocket!;
+        const write = raw.write.bind(raw);
+        writes.set(ws, 0);
+        raw.write = ((...args: Parameters<typeof raw.write>) => {
+          writes.set(ws, writes.get(ws)! + 1);
+          return write(...args);
+        }) as typeof raw.write;
+      }
+      const seenInHandler: number[] = [];
+      a.on('message', (d: Buffer) => {
+        a.send(`echo ${d}`);
+        a.send(`again ${d}`);
+        b.send(`from a: ${d}`);
+        server.broadcast(`all: ${d}`);
+        // Nothing is written while the handler runs.
+        seenInHandler.push(writes.get(a)! + writes.get(b)! + writes.get(c)!);
+      });
+      // The read, delivered synchronously as the socket's 'data' event is.
+      a.rawSocket!.emit('data', maskedClientFrame(0x1, Buffer.from('hi')));
+      assert.deepEqual(seenInHandler, [0]);
+      // Already written, without waiting for a tick: each socket's frames in one write.
+      assert.deepEqual([writes.get(a), writes.get(b), writes.get(c)], [1, 1, 1]);
+      await until(() => clients[0]!.got.text.length >= 3 && clients[1]!.got.text.length >= 2 && clients[2]!.got.text.length >= 1, 'the replies');
+      assert.deepEqual(clients[0]!.got.text, ['t:echo hi', 't:again hi', 't:all: hi']);
+      assert.deepEqual(clients[1]!.got.text, ['t:from a: hi', 't:all: hi']);
+      assert.deepEqual(clients[2]!.got.text, ['t:all: hi']);
+      // Sends outside a read still go out once per tick.
+      a.send('x');
+      a.send('y');
+      assert.equal(writes.get(a), 1);
+      await new Promise((r) => process.nextTick(r));
+      assert.equal(writes.get(a), 2);
+    } finally {
+      for (const { ws } of clients) ws.terminate();
+      server.close();
     }
   });
 });
