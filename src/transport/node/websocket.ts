@@ -1068,12 +1068,11 @@ export class WebSocket implements ConnectionHandler {
 
 // Per-instance constants would cost 8 B per socket each: they live on the prototype,
 // and so do the initial values of cold fields (written only when closing, under
-// congestion, with a rate limit, when a subprotocol or extension was negotiated,
+// congestion, with a rate limit, when a subprotocol or extension was negotiated, on a client (url),
 // or by the application): an own property appears only once one is written.
-coldFieldDefaults(WebSocket.prototype, { protocol: '', extensions: '', closeCode: 1006, closeReason: '', ...CONGESTION_FIELDS, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 });
+coldFieldDefaults(WebSocket.prototype, { protocol: '', extensions: '', url: '', closeCode: 1006, closeReason: '', ...CONGESTION_FIELDS, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, runBuf: null, runEnd: 0, _drains: -1 });
 emitterWithoutInit(WebSocket);
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
-Object.defineProperty(WebSocket.prototype, 'url', { value: '', writable: true, enumerable: false, configurable: true });
 
 /** A connection-lost error, for clients whose socket died during the handshake. */
 export function connectionLost(message: string): ConnectionLostError {
