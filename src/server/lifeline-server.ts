@@ -347,12 +347,32 @@ function compactHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
   return out;
 }
 
+/** The last peer address seen: consecutive clients behind one proxy or NAT share its string. */
+let lastAddress: string | undefined;
+
+/**
+ * The peer's address and port, read off the socket once. Reading them makes
+ * Node cache {address, family, port} on the socket (`_peername`, 56 B kept
+ * for the socket's life); a cache that this read created is dropped again
+ * (Node reads the kernel's answer anew if anyone asks later). A cache the
+ * application's own read made stays, so what it reads later is unchanged.
+ */
+function peerOf(socket: IncomingMessage['socket']): { address: string | undefined; port: number | undefined } {
+  const s = socket as typeof socket & { _peername?: unknown };
+  const cachedBefore = s._peername !== undefined;
+  let address = s.remoteAddress;
+  const port = s.remotePort;
+  if (!cachedBefore && s._peername !== undefined) s._peername = undefined;
+  if (address === lastAddress) address = lastAddress;
+  else lastAddress = address;
+  return { address, port };
+}
+
 /**
  * The request snapshot. The peer's address is read at once: after the socket
  * is gone (a reset, or any close before the application asked) Node no longer
- * knows it, and apps read it in 'close' handlers. It is kept as two fields
- * (the address string is the one Node caches on its socket); the
- * `socket` object the SessionRequest shape asks for is made on first use.
+ * knows it, and apps read it in 'close' handlers. It is kept as two fields;
+ * the `socket` object the SessionRequest shape asks for is made on first use.
  */
 class RequestSnapshot implements SessionRequest {
   readonly method: string | undefined;
@@ -367,8 +387,9 @@ class RequestSnapshot implements SessionRequest {
     this.method = req.method;
     this.url = req.url;
     this.headers = compactHeaders(req.headers);
-    this.remoteAddress = req.socket.remoteAddress;
-    this.remotePort = req.socket.remotePort;
+    const peer = peerOf(req.socket);
+    this.remoteAddress = peer.address;
+    this.remotePort = peer.port;
   }
 
   get socket(): { readonly remoteAddress?: string; readonly remotePort?: number } {

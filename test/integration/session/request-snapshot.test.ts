@@ -4,6 +4,7 @@
 //
 // Real sockets: LifelineServer on 127.0.0.1, a `ws` client (plain peer).
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import WsWebSocket from 'ws';
 
@@ -44,6 +45,43 @@ describe('session.request and the pre-shaped listener tables', () => {
       assert.equal(r.socket.remoteAddress, '127.0.0.1');
       assert.equal(typeof r.socket.remotePort, 'number');
       assert.ok(r.socket.remotePort! > 0);
+    } finally {
+      await cleanup.run();
+    }
+  });
+
+  test("the peer address: the snapshot's read leaves no cache on Node's socket; a cache the application made stays", async () => {
+    const cleanup = new Cleanup();
+    try {
+      const served = await Served.start({ heartbeat: 'off' });
+      cleanup.add(() => served.close());
+      const raw: Socket[] = [];
+      let readFirst = false;
+      served.http.on('connection', (sock: Socket) => {
+        raw.push(sock);
+        // The second connection: the application reads the address before Lifeline does.
+        if (readFirst) assert.equal(sock.remoteAddress, '127.0.0.1');
+      });
+      const sessions: ServerSession[] = [];
+      for (const first of [false, true]) {
+        readFirst = first;
+        const sessP = once<ServerSession>(served.server, 'connection', ms(5000));
+        const client = new WsWebSocket(`ws://127.0.0.1:${served.port}/`);
+        client.on('error', () => {});
+        cleanup.add(() => client.terminate());
+        const s = await sessP;
+        s.on('error', () => {});
+        sessions.push(s);
+        const closed = once(s, 'close', ms(5000));
+        client.close();
+        await closed;
+      }
+      assert.equal(raw.length, 2);
+      for (const s of sessions) assert.equal(s.request.socket.remoteAddress, '127.0.0.1', 'the snapshot keeps it');
+      // Closed sockets answer from Node's cache only: none for the one only Lifeline read
+      // (56 B a connection, for the socket's life), the application's for the other.
+      assert.equal(raw[0]!.remoteAddress, undefined);
+      assert.equal(raw[1]!.remoteAddress, '127.0.0.1');
     } finally {
       await cleanup.run();
     }
