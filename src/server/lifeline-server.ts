@@ -165,25 +165,25 @@ export const FatalClose = { AuthFailed: 4401, Forbidden: 4403 } as const;
 const EMPTY = Buffer.alloc(0);
 
 /**
- * One socket's heartbeat: its monitor on the server's wheel, wired to the
- * socket and, once the hello is through, to its session. One object per
- * socket instead of a closure per callback (it is the monitor's host and the
- * socket's activity sink); the same one serves before and after the hello.
+ * One socket's heartbeat: a monitor on the server's wheel that is its own
+ * host, wired to the socket and, once the hello is through, to its session.
+ * One object per socket (the monitor, its host and the socket's activity
+ * sink: no closure per callback, no second object holding the first); the
+ * same one serves before and after the hello.
  */
-class SocketHeartbeat implements HeartbeatHost, ActivitySink {
+class SocketHeartbeat extends HeartbeatMonitor implements HeartbeatHost, ActivitySink {
   readonly ws: WebSocket;
   readonly wheel: HeartbeatWheel;
-  readonly monitor: HeartbeatMonitor;
   /** null before the hello (or for a socket no session owns). */
   session: ServerSession | null = null;
 
   constructor(ws: WebSocket, hb: { config: HeartbeatConfig; wheel: HeartbeatWheel }) {
+    super(hb.config, null, hb.wheel.refresh());
     this.ws = ws;
     this.wheel = hb.wheel;
-    this.monitor = new HeartbeatMonitor(hb.config, this, hb.wheel.refresh());
     // Per read: one store of a number. The wheel's coarse clock avoids a clock read per chunk.
     ws._activity = this;
-    hb.wheel.add(this.monitor);
+    hb.wheel.add(this);
   }
 
   get keepalive(): boolean {
@@ -191,7 +191,7 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
   }
 
   noteActivity(): void {
-    this.monitor.lastInbound = this.wheel.coarseNow();
+    this.lastInbound = this.wheel.coarseNow();
   }
 
   sendPing(ts: number): void {
@@ -220,8 +220,9 @@ class SocketHeartbeat implements HeartbeatHost, ActivitySink {
     if (this.session !== null) this.session._livenessChanged(this.ws, state);
   }
 
-  stop(): void {
-    this.monitor.stop();
+  /** Stops the monitor and unhooks it from the socket (the socket closed, or the hello failed). */
+  end(): void {
+    this.stop();
     if (this.ws._activity === this) this.ws._activity = null;
   }
 }
@@ -595,7 +596,7 @@ export class ServerSession implements SocketOwner {
       // A lifeline.v1 socket keeps the heartbeat it had while waiting for the hello.
       const h = heartbeatOf(ws) ?? new SocketHeartbeat(ws, hb);
       h.session = this;
-      this.monitor = h.monitor;
+      this.monitor = h;
     } else {
       this.monitor = null;
     }
@@ -614,7 +615,7 @@ export class ServerSession implements SocketOwner {
   /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
   _onSocketPong(ws: WebSocket, data: Buffer): void {
     const h = heartbeatOf(ws);
-    if (h !== null) h.monitor.onPong(parseTimestamp(data), h.wheel.refresh());
+    if (h !== null) h.onPong(parseTimestamp(data), h.wheel.refresh());
   }
 
   /** @internal SocketOwner */
@@ -624,7 +625,7 @@ export class ServerSession implements SocketOwner {
 
   /** @internal SocketOwner */
   _onSocketClose(ws: WebSocket, code: number, reason: string): void {
-    heartbeatOf(ws)?.stop();
+    heartbeatOf(ws)?.end();
     if (ws === this._socket) this.onSocketClose(code, reason);
   }
 
@@ -1067,7 +1068,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       if (d.kind !== 'control') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', d.kind === 'data' ? 'Application message before hello' : `Invalid lifeline.v1 message: ${d.why}`));
       const msg = d.msg;
       if (msg.t === 'ping') return void ws._sendControlMessage(encodePong(msg.ts));
-      if (msg.t === 'pong') return void heartbeat?.monitor.onPong(msg.ts, heartbeat.wheel.refresh());
+      if (msg.t === 'pong') return void heartbeat?.onPong(msg.ts, heartbeat.wheel.refresh());
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
       done = true;
@@ -1080,7 +1081,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const onClose = () => {
       done = true;
       clearTimeout(timer);
-      heartbeat?.stop();
+      heartbeat?.end();
     };
     ws.on('message', onMessage);
     ws.on('close', onClose);
@@ -1090,7 +1091,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const proceed = (auth: AuthResult) => {
       if (ws.readyState !== WebSocket.OPEN || auth === false) {
         // No session will own this socket: its heartbeat ends here.
-        heartbeatOf(ws)?.stop();
+        heartbeatOf(ws)?.end();
         if (ws.readyState !== WebSocket.OPEN) return;
       }
       if (auth === false) {

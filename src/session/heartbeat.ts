@@ -175,7 +175,7 @@ export class HeartbeatMonitor {
   private lateProbeUsed = false;
   private tracksOutbound: boolean;
   /** The outstanding ping is a keepalive, not a liveness probe. */
-  private keepalive = false;
+  private keepaliveProbe = false;
   private lastWritten = -1;
   /** Next time check() wants to run. */
   nextCheck: number;
@@ -191,12 +191,16 @@ export class HeartbeatMonitor {
    */
   slotTick = -1;
 
-  constructor(config: HeartbeatConfig, host: HeartbeatHost, now: number) {
+  /**
+   * `host` null: the monitor is its own host (a subclass that implements
+   * HeartbeatHost: one object per connection instead of two).
+   */
+  constructor(config: HeartbeatConfig, host: HeartbeatHost | null, now: number) {
     this.config = config;
-    this.host = host;
+    this.host = host ?? (this as unknown as HeartbeatHost);
     this.lastInbound = now;
     this.lastOutbound = now;
-    this.tracksOutbound = host.keepalive === true;
+    this.tracksOutbound = this.host.keepalive === true;
     this.nextCheck = now + config.interval;
   }
 
@@ -253,7 +257,7 @@ export class HeartbeatMonitor {
       } else {
         // A keepalive (sent because nothing went out) does not shorten the
         // silence the peer is allowed: dead only after interval + timeout of it.
-        const silentFrom = this.keepalive ? this.lastInbound + c.interval : 0;
+        const silentFrom = this.keepaliveProbe ? this.lastInbound + c.interval : 0;
         const deadline = (this.pingSentAt > silentFrom ? this.pingSentAt : silentFrom) + this.timeout;
         if (now < deadline) return (this.nextCheck = deadline);
         if (now - plannedAt > c.lateSlack && !this.lateProbeUsed) {
@@ -278,7 +282,7 @@ export class HeartbeatMonitor {
     if (now < quietIn && now < quietOut) return (this.nextCheck = quietIn < quietOut ? quietIn : quietOut);
     this.lateProbeUsed = false;
     this.ping(now);
-    this.keepalive = now < quietIn;
+    this.keepaliveProbe = now < quietIn;
     // Look again at the deadline, or after an interval if that comes first: a
     // config with interval < timeout must not wait out the whole timeout after
     // a prompt pong before its next ping (pings would come every timeout).
@@ -321,7 +325,7 @@ export class HeartbeatMonitor {
   }
 
   private ping(now: number): void {
-    this.keepalive = false;
+    this.keepaliveProbe = false;
     this.pingSentAt = now;
     this.lastOutbound = now;
     this.pingsSent++;
