@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// Where an idle connection's heap goes: the idle bench server (scenario d's,
+// from dist/) with N and then 2N idle peers, a heap snapshot after each (the
+// servers' `heapsnapshot` command, after their `mem` full GC), and the
+// difference by object type and constructor name, divided by N. The rows of
+// per-connection objects are exact (the same objects give the same bytes);
+// the total moves by up to 35 B between runs (shared arrays, code), `mem`'s
+// heapUsed (also printed) by up to 100 B.
+//
+//   node bench/heap-diff.mjs [--server idle-lifeline] [--mode ws] [--connections 2000]
+//                            [--heartbeat normal] [--owners] [--min 4]
+//
+// --server: a bench/servers/idle-*.mjs name; --mode: the loadgen's (ws, lifeline,
+// raw for idle-net); --owners: also the plain objects and out-of-object
+// property arrays a connection adds, by the object and property holding them
+// (each object counted once, however many point at it); --min: rows under
+// this many bytes per connection are left out. Needs a built dist/.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    server: { type: 'string', default: 'idle-lifeline' },
+    mode: { type: 'string', default: 'ws' },
+    connections: { type: 'string', default: '2000' },
+    heartbeat: { type: 'string', default: 'normal' },
+    owners: { type: 'boolean', default: false },
+    min: { type: 'string', default: '4' },
+  },
+});
+const N = Number(values.connections);
+const MIN = Number(values.min);
+if (!(N > 0) || !/^idle-[a-z-]+$/.test(values.server)) {
+  console.error('usage: node bench/heap-diff.mjs [--server idle-lifeline] [--mode ws] [--connections 2000] [--heartbeat normal] [--owners] [--min 4]');
+  process.exit(2);
+}
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'heap-diff-'));
+const children = [];
+process.on('exit', () => {
+  for (const c of children) c.kill();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Resolves with the first line of `child`'s stdout matching `re` from now on. */
+function lineWaiter(child) {
+  const waiters = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    for (const w of [...waiters]) {
+      if (!w.re.test(line)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  return (re, what) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`heap-diff: no ${what} within 120 s`)), 120_000);
+      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+}
+
+const server = spawn(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), '--heartbeat', values.heartbeat], { cwd: work, stdio: ['pipe', 'pipe', 'inherit'] });
+children.push(server);
+const fromServer = lineWaiter(server);
+const port = Number((await fromServer(/^listening /, 'listening line')).split(' ')[1]);
+
+async function ask(cmd, id) {
+  server.stdin.write(`${cmd} ${id}\n`);
+  const line = await fromServer(new RegExp(`^${cmd} ${id} `), `answer to ${cmd}`);
+  return JSON.parse(line.slice(line.indexOf('{')));
+}
+
+async function addPeers(n) {
+  const gen = spawn(process.execPath, [path.join(HERE, 'idle-loadgen.mjs'), '--port', String(port), '--connections', String(n), '--mode', values.mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(gen);
+  const line = await lineWaiter(gen)(/^(ready|result) /, 'ready line from the loadgen');
+  if (line.startsWith('result')) throw new Error(`heap-diff: the loadgen failed: ${line}`);
+}
+
+async function measure(id) {
+  await addPeers(N);
+  const mem = await ask('mem', id);
+  const { file } = await ask('heapsnapshot', id);
+  return { mem, snapshot: JSON.parse(fs.readFileSync(path.resolve(work, file), 'utf8')) };
+}
+
+const a = await measure('a');
+const b = await measure('b');
+for (const c of children) c.kill();
+
+/** Self size and count by "type:name" (names cut to 70 characters). */
+function byKind(s) {
+  const nf = s.snapshot.meta.node_fields;
+  const types = s.snapshot.meta.node_types[0];
+  const iType = nf.indexOf('type');
+  const iName = nf.indexOf('name');
+  const iSize = nf.indexOf('self_size');
+  const out = new Map();
+  for (let i = 0; i < s.nodes.length; i += nf.length) {
+    const key = `${types[s.nodes[i + iType]]}:${s.strings[s.nodes[i + iName]]}`.slice(0, 70);
+    const e = out.get(key) ?? { count: 0, size: 0 };
+    e.count++;
+    e.size += s.nodes[i + iSize];
+    out.set(key, e);
+  }
+  return out;
+}
+
+/** Plain objects and property arrays by the object and property that hold them, each counted once. */
+function byOwner(s) {
+  const nf = s.snapshot.meta.node_fields;
+  const ef = s.snapshot.meta.edge_fields;
+  const types = s.snapshot.meta.node_types[0];
+  const edgeTypes = s.snapshot.meta.edge_types[0];
+  const iType = nf.indexOf('type');
+  const iName = nf.indexOf('name');
+  const iSize = nf.indexOf('self_size');
+  const iEdges = nf.indexOf('edge_count');
+  const eType = ef.indexOf('type');
+  const eName = ef.indexOf('name_or_index');
+  const eTo = ef.indexOf('to_node');
+  const out = new Map();
+  let e = 0;
+  for (let i = 0; i < s.nodes.length; i += nf.length) {
+    const holder = `${types[s.nodes[i + iType]]}:${s.strings[s.nodes[i + iName]]}`.slice(0, 40);
+    for (let k = 0; k < s.nodes[i + iEdges]; k++, e += ef.length) {
+      const et = edgeTypes[s.edges[e + eType]];
+      if (et === 'weak' || et === 'element' || et === 'hidden') continue;
+      const to = s.edges[e + eTo];
+      const name = s.strings[s.nodes[to + iName]];
+      const isObject = types[s.nodes[to + iType]] === 'object' && name === 'Object';
+      const isProps = name === 'system / PropertyArray';
+      if (!isObject && !isProps) continue;
+      const prop = s.strings[s.edges[e + eName]];
+      if (prop === '__proto__') continue;
+      const key = `${isObject ? 'Object' : 'PropertyArray'} held by ${holder}.${prop}`;
+      const entry = out.get(key) ?? { count: 0, size: 0, seen: new Set() };
+      if (!entry.seen.has(to)) {
+        entry.seen.add(to);
+        entry.count++;
+        entry.size += s.nodes[to + iSize];
+      }
+      out.set(key, entry);
+    }
+  }
+  return out;
+}
+
+function printDiff(title, before, after) {
+  const rows = [];
+  let total = 0;
+  for (const [key, v] of after) {
+    const u = before.get(key) ?? { count: 0, size: 0 };
+    const bytes = (v.size - u.size) / N;
+    total += bytes;
+    if (Math.abs(bytes) >= MIN) rows.push({ key, bytes, count: (v.count - u.count) / N });
+  }
+  rows.sort((x, y) => y.bytes - x.bytes);
+  console.log(`\n${title}`);
+  console.log(`${'B/conn'.padStart(8)} ${'n/conn'.padStart(7)}  what`);
+  for (const r of rows) console.log(`${r.bytes.toFixed(1).padStart(8)} ${r.count.toFixed(2).padStart(7)}  ${r.key}`);
+  return total;
+}
+
+const total = printDiff(`${values.server}, ${values.mode} peers: heap per connection (${N} -> ${2 * N} connections), by type:name`, byKind(a.snapshot), byKind(b.snapshot));
+if (values.owners) printDiff('plain objects and property arrays per connection, by holder', byOwner(a.snapshot), byOwner(b.snapshot));
+console.log(`\nsnapshot difference: ${total.toFixed(1)} B per connection; heapUsed (after a full GC): ${((b.mem.heapUsed - a.mem.heapUsed) / N).toFixed(1)} B per connection`);
