@@ -262,7 +262,8 @@ describe(`packet loss in a network namespace (${show(HB)})`, skipUnless(availabl
     const got = (p: Peer, name: string): number => p.events.filter((e) => e.ev === 'message' && e.name === name).length;
     const ended = (p: { server: Peer; client: Peer }, name: string): boolean =>
       p.server.ends().some((e) => e.name === name) || p.client.ends().some((e) => e.name === name);
-    // Up to 3 s: a segment lost up to three times in a row is in (200 + 400 + 800 ms after its last loss).
+    // Up to 3 s after the loss stops: a segment lost three times in a row is
+    // sent again within 1.6 s of its last loss (200 ms doubled three times).
     await until(
       pairs.flatMap((p) => [p.server, p.client]),
       () => pairs.every((p) => ['lifeline', 'ws'].every((name) => got(p.server, name) >= SENDS || ended(p, name))),
