@@ -15,13 +15,13 @@
 // property arrays a connection adds, by the object and property holding them
 // (each object counted once, however many point at it); --min: rows under
 // this many bytes per connection are left out. Needs a built dist/.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { Child } from './lib/child.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -43,55 +43,31 @@ if (!(N > 0) || !/^idle-[a-z-]+$/.test(values.server)) {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'heap-diff-'));
 const children = [];
 process.on('exit', () => {
-  for (const c of children) c.kill();
+  for (const c of children) c.proc.kill('SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** Resolves with the first line of `child`'s stdout matching `re` from now on. */
-function lineWaiter(child) {
-  const waiters = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    for (const w of [...waiters]) {
-      if (!w.re.test(line)) continue;
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(line);
-    }
-  });
-  return (re, what) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`heap-diff: no ${what} within 120 s`)), 120_000);
-      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-    });
-}
-
-const server = spawn(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), '--heartbeat', values.heartbeat], { cwd: work, stdio: ['pipe', 'pipe', 'inherit'] });
+const server = new Child(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), '--heartbeat', values.heartbeat], { cwd: work, stdin: true, name: values.server });
 children.push(server);
-const fromServer = lineWaiter(server);
-const port = Number((await fromServer(/^listening /, 'listening line')).split(' ')[1]);
-
-async function ask(cmd, id) {
-  server.stdin.write(`${cmd} ${id}\n`);
-  const line = await fromServer(new RegExp(`^${cmd} ${id} `), `answer to ${cmd}`);
-  return JSON.parse(line.slice(line.indexOf('{')));
-}
+const port = Number((await server.waitLine((l) => l.startsWith('listening '), 'listening line', 30_000)).split(' ')[1]);
 
 async function addPeers(n) {
-  const gen = spawn(process.execPath, [path.join(HERE, 'idle-loadgen.mjs'), '--port', String(port), '--connections', String(n), '--mode', values.mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const gen = new Child(process.execPath, [path.join(HERE, 'idle-loadgen.mjs'), '--port', String(port), '--connections', String(n), '--mode', values.mode], { stdin: true, name: 'idle-loadgen' });
   children.push(gen);
-  const line = await lineWaiter(gen)(/^(ready|result) /, 'ready line from the loadgen');
+  const line = await gen.waitLine((l) => /^(ready|result) /.test(l), 'ready line', 120_000);
   if (line.startsWith('result')) throw new Error(`heap-diff: the loadgen failed: ${line}`);
 }
 
-async function measure(id) {
+async function measure() {
   await addPeers(N);
-  const mem = await ask('mem', id);
-  const { file } = await ask('heapsnapshot', id);
+  const mem = await server.request('mem');
+  const { file } = await server.request('heapsnapshot', 120_000);
   return { mem, snapshot: JSON.parse(fs.readFileSync(path.resolve(work, file), 'utf8')) };
 }
 
-const a = await measure('a');
-const b = await measure('b');
-for (const c of children) c.kill();
+const a = await measure();
+const b = await measure();
+await Promise.all(children.map((c) => c.stop()));
 
 /** Self size and count by "type:name" (names cut to 70 characters). */
 function byKind(s) {
