@@ -10,14 +10,14 @@
 // Usage errors exit 1 with the usage text.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
 
 import { ClientWebSocket, connect } from '../../src/transport/node/client.js';
+import { ensureDistBuilt } from '../helpers/dist.js';
 import { ms, once, withTimeout } from '../helpers/peers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -147,26 +147,8 @@ async function roundTrip(url: string): Promise<void> {
 }
 
 /** Newest mtime under a directory (files only). */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
-    else if (e.isFile()) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-before(() => {
-  // The bin runs dist/. Build it when missing or older than src/. bootstrap.mjs
-  // does that with the local tsc under a cross-process lock, so parallel test
-  // runs don't compile over each other, and is cheap when nothing changed.
-  const main = path.join(ROOT, 'dist', 'cli', 'main.js');
-  if (fs.existsSync(main) && fs.statSync(main).mtimeMs >= newestMtime(path.join(ROOT, 'src'))) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'bootstrap.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 5 * 60_000 });
-  assert.equal(r.status, 0, `building dist/ failed:\n${r.stdout}\n${r.stderr}`);
-  assert.ok(fs.existsSync(main), 'dist/cli/main.js still missing after the build');
-});
+// The child processes run dist/ (built when missing or older than src/).
+before(ensureDistBuilt);
 
 after(() => {
   // Nothing may outlive the tests.

@@ -13,8 +13,7 @@
 // - a bad spec exits 1 with a message naming --heartbeat's forms.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +21,7 @@ import { WebSocket as WsClient } from 'ws';
 
 import { LifelineClient } from '../../../src/client/lifeline-client.js';
 import { HEARTBEAT_PRESETS, type HeartbeatConfig } from '../../../src/session/heartbeat.js';
+import { ensureDistBuilt } from '../../helpers/dist.js';
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 import { now, runFor } from './helpers.js';
 
@@ -98,24 +98,8 @@ async function stopEcho(e: Echo): Promise<void> {
   await withTimeout(e.exited, ms(10_000), 'lifeline echo to exit after SIGTERM');
 }
 
-/** Newest mtime of the files under `dir`. */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
-    else if (e.isFile()) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-before(() => {
-  const main = path.join(ROOT, 'dist', 'cli', 'main.js');
-  if (fs.existsSync(main) && fs.statSync(main).mtimeMs >= newestMtime(path.join(ROOT, 'src'))) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'bootstrap.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 5 * 60_000 });
-  assert.equal(r.status, 0, `building dist/ failed:\n${r.stdout}\n${r.stderr}`);
-  assert.ok(fs.existsSync(main), 'dist/cli/main.js still missing after the build');
-});
+// The child processes run dist/ (built when missing or older than src/).
+before(ensureDistBuilt);
 
 after(() => {
   for (const p of running) p.kill('SIGKILL');
