@@ -146,7 +146,6 @@ async function roundTrip(url: string): Promise<void> {
   await once(ws, 'close', ms(5000));
 }
 
-/** Newest mtime under a directory (files only). */
 // The child processes run dist/ (built when missing or older than src/).
 before(ensureDistBuilt);
 
