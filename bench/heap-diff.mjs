@@ -49,13 +49,12 @@ process.on('exit', () => {
 
 const server = new Child(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), '--heartbeat', values.heartbeat], { cwd: work, stdin: true, name: values.server });
 children.push(server);
-const port = Number((await server.waitLine((l) => l.startsWith('listening '), 'listening line', 30_000)).split(' ')[1]);
+const port = await server.listeningPort(30_000);
 
 async function addPeers(n) {
   const gen = new Child(process.execPath, [path.join(HERE, 'idle-loadgen.mjs'), '--port', String(port), '--connections', String(n), '--mode', values.mode], { stdin: true, name: 'idle-loadgen' });
   children.push(gen);
-  const line = await gen.waitLine((l) => /^(ready|result) /.test(l), 'ready line', 120_000);
-  if (line.startsWith('result')) throw new Error(`heap-diff: the loadgen failed: ${line}`);
+  await gen.ready(120_000);
 }
 
 async function measure() {

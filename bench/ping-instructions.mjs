@@ -74,11 +74,10 @@ const server = new Child(
   { cwd: work, stdin: true, name: values.server },
 );
 children.push(server);
-const port = Number((await server.waitLine((l) => l.startsWith('listening '), 'listening line', 120_000)).split(' ')[1]);
+const port = await server.listeningPort(120_000);
 const gen = new Child(process.execPath, [path.join(HERE, 'idle-loadgen.mjs'), '--port', String(port), '--connections', String(N), '--mode', 'ws', '--concurrency', '32'], { stdin: true, name: 'idle-loadgen' });
 children.push(gen);
-const ready = await gen.waitLine((l) => /^(ready|result) /.test(l), 'ready line', 300_000);
-if (ready.startsWith('result')) throw new Error(`ping-instructions: the loadgen failed: ${ready}`);
+await gen.ready(300_000);
 
 await sleep(WARM_MS);
 const before = await server.request('stats', 60_000);

@@ -87,6 +87,22 @@ export class Child {
     });
   }
 
+  /** The port of the bench server's `listening <port>` line. */
+  async listeningPort(timeoutMs) {
+    const line = await this.waitLine((l) => l.startsWith('listening '), '"listening <port>"', timeoutMs);
+    return Number(line.split(' ')[1]);
+  }
+
+  /**
+   * Resolves when idle-loadgen.mjs says `ready` (all its connections open);
+   * rejects with its `result` line when it gave up instead.
+   */
+  async ready(timeoutMs) {
+    const line = await this.waitLine((l) => l.startsWith('ready ') || l.startsWith('result '), '"ready"', timeoutMs);
+    if (line.startsWith('result ')) throw new Error(`${this.name} failed: ${line}`);
+    return line;
+  }
+
   write(text) {
     this.proc.stdin.write(text);
   }
