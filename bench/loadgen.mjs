@@ -190,6 +190,18 @@ const LL_MASKED = PAYLOADS.map((p) =>
 );
 const DIGITS = (n) => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : String(n).length);
 
+/**
+ * Writes the decimal digits of `n` into a masked payload that starts at
+ * `pay`: its bytes first..last, the last digit at last, each masked with
+ * LL_KEY at its payload position.
+ */
+function putMaskedDigits(buf, pay, first, last, n) {
+  for (let k = last; k >= first; k--) {
+    buf[pay + k] = (0x30 + (n % 10)) ^ LL_KEY[k & 3];
+    n = Math.floor(n / 10);
+  }
+}
+
 /** Size of the frame carrying `d<seq>:` + an S-byte payload. */
 function llFrameLen(seq) {
   const len = 2 + DIGITS(seq) + S;
@@ -217,11 +229,7 @@ function writeLlFrame(buf, at, seq, i) {
   buf[at + 3] = LL_KEY[3];
   at += 4;
   buf[at] = 0x64 ^ LL_KEY[0]; // 'd'
-  let n = seq;
-  for (let k = h - 2; k >= 1; k--) {
-    buf[at + k] = (0x30 + (n % 10)) ^ LL_KEY[k & 3];
-    n = Math.floor(n / 10);
-  }
+  putMaskedDigits(buf, at, 1, h - 2, seq);
   buf[at + h - 1] = 0x3a ^ LL_KEY[(h - 1) & 3]; // ':'
   LL_MASKED[i % F][h & 3].copy(buf, at + h);
   return at + len;
@@ -278,11 +286,7 @@ function ackFrame(seq) {
   f[4] = LL_KEY[2];
   f[5] = LL_KEY[3];
   for (let j = 0; j < ACK_HEAD.length; j++) f[6 + j] = ACK_HEAD[j] ^ LL_KEY[j & 3];
-  let n = seq;
-  for (let j = ACK_HEAD.length + d - 1; j >= ACK_HEAD.length; j--) {
-    f[6 + j] = (0x30 + (n % 10)) ^ LL_KEY[j & 3];
-    n = Math.floor(n / 10);
-  }
+  putMaskedDigits(f, 6, ACK_HEAD.length, ACK_HEAD.length + d - 1, seq);
   f[6 + len - 1] = 0x7d ^ LL_KEY[(len - 1) & 3]; // '}'
   return f;
 }
