@@ -39,6 +39,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 
+import { readPerfMap, shortName, symbolAt } from './lib/perf-map.mjs';
+
 const run = promisify(execFile);
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const { values } = parseArgs({
@@ -91,36 +93,12 @@ function callgrind(mode, messages, buildOnly) {
       let symbols = null;
       if (!buildOnly) {
         const mapFile = `/tmp/perf-${p.pid}.map`;
-        symbols = readSymbols(mapFile);
+        symbols = readPerfMap(mapFile);
         fs.rmSync(mapFile, { force: true });
       }
       resolve({ out, symbols });
     });
   });
-}
-
-/** V8's perf map: start address, size, name per line; sorted by address. */
-function readSymbols(file) {
-  if (!fs.existsSync(file)) return null;
-  const rows = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line);
-    if (m) rows.push({ start: parseInt(m[1], 16), size: parseInt(m[2], 16), name: m[3].replace(/^(JS|LazyCompile|Function):/, '') });
-  }
-  return rows.sort((a, b) => a.start - b.start);
-}
-
-/** The symbol whose code holds `addr`, or null. */
-function symbolAt(rows, addr) {
-  let lo = 0;
-  let hi = rows.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (rows[mid].start <= addr) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  const r = rows[hi];
-  return r && addr < r.start + r.size ? r.name : null;
 }
 
 /**
@@ -191,7 +169,7 @@ for (const mode of modes) {
     const rows = [...names].map((k) => [((f2.byFunction.get(k) ?? 0) - (f1.byFunction.get(k) ?? 0)) / (2 * N), k]);
     rows.sort((a, b) => b[0] - a[0]);
     console.log('  generated code, by function:');
-    for (const [v, k] of rows.slice(0, TOP)) console.log(`  ${v.toFixed(0).padStart(6)}  ${k.replace(/file:\/\/\S*?\/(dist|bench)\//, '$1/')}`);
+    for (const [v, k] of rows.slice(0, TOP)) console.log(`  ${v.toFixed(0).padStart(6)}  ${shortName(k)}`);
     // Built-ins net of the bench's frame building (the --build-only runs), as the totals are.
     const delta = (k) => ((f2.byBuiltin.get(k) ?? 0) - (f1.byBuiltin.get(k) ?? 0) - ((b2.byBuiltin.get(k) ?? 0) - (b1.byBuiltin.get(k) ?? 0))) / (2 * N);
     const bnames = new Set([...f1.byBuiltin.keys(), ...f2.byBuiltin.keys()]);
