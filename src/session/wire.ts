@@ -13,6 +13,8 @@
  * Pure and browser-safe: no Node APIs, strings and Uint8Arrays only.
  */
 
+import { decimalDigits, putDecimalBefore } from '../protocol/decimal.js';
+
 export const SUBPROTOCOL = 'lifeline.v1';
 export const PROTOCOL_VERSION = 1;
 
@@ -297,34 +299,6 @@ function readNumber(b: Uint8Array, i: number, len: number): number {
   }
   if (i === start || (b[start] === 0x30 && i - start > 1) || v > MAX_SEQ) return -1;
   numberValue = v;
-  return i;
-}
-
-// Both run for every message sent (and again for its ack, if it carries
-// one): comparisons, and 32-bit integer division where the value allows, not
-// floating-point arithmetic. Sequence numbers below 10^9 (any session that
-// has not sent a billion messages) never reach the loop, whose power of ten
-// leaves the 32-bit range.
-function decimalDigits(n: number): number {
-  if (n < 100000) return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
-  if (n < 1000000000) return n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : 9;
-  let d = 10;
-  for (let p = 1e10; n >= p; p *= 10) d++;
-  return d;
-}
-
-/** Writes the decimal digits of `n` (>= 0) so that the last one is at `end - 1`; returns where the first one is. */
-function putDecimalBefore(buf: Uint8Array, end: number, n: number): number {
-  let i = end;
-  for (; n > 0x7fffffff; ) {
-    buf[--i] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  do {
-    const q = (n / 10) | 0;
-    buf[--i] = 0x30 + n - q * 10;
-    n = q;
-  } while (n > 0);
   return i;
 }
 
