@@ -32,6 +32,7 @@ import {
 } from './frame.js';
 import { FrameParser, type FrameSink, payloadSliceBits } from './parser.js';
 import { coldFieldDefaults } from './cold-fields.js';
+import { decimalDigits } from './decimal.js';
 import { Utf8Validator, isShortAscii, isValidUtf8 } from './utf8.js';
 
 export type Role = 'server' | 'client';
@@ -78,9 +79,11 @@ export interface ConnectionHandler {
    * Optional: appends one small unmasked frame (first header byte `b0`,
    * payload of `length` bytes, at most SMALL_FRAME_MAX) to the transport's
    * current write batch, encoded in place: no buffer per frame. Without it the
-   * frame is encoded into a buffer of its own and handed to write().
+   * frame is encoded into a buffer of its own and handed to write(). A
+   * number payload (a safe integer >= 0, only in control frames) stands for
+   * its decimal digits, `length` of them (see protocol/decimal.ts).
    */
-  writeFrame?(b0: number, payload: Uint8Array | string, length: number): void;
+  writeFrame?(b0: number, payload: Uint8Array | string | number, length: number): void;
   /**
    * Optional: appends the already encoded frame `src[start..end)`, whose bytes
    * stay unchanged until written, to the current write batch; frames that
@@ -660,6 +663,21 @@ export class Connection implements FrameSink {
   }
 
   /**
+   * Sends a control frame given encoded, `frame` whole (unmasked: server
+   * side only), whose bytes never change: a heartbeat ping that every
+   * connection pinged at one moment shares. Queued without a copy or a view
+   * of its own; control frames need not wait for compression jobs (RFC 6455 5.4).
+   */
+  sendEncodedControl(frame: Buffer): void {
+    this.assertCanSend();
+    if (this.role !== 'server') throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'Only a server sends unmasked frames');
+    this.bytesOut += frame.length;
+    const h = this.handler;
+    if (h.writeBytes !== undefined) h.writeBytes(frame, 0, frame.length);
+    else h.write(frame);
+  }
+
+  /**
    * Sends a message given as its fragments: each element becomes one frame
    * (used by tests and by streaming senders). Not compressed.
    */
@@ -677,11 +695,17 @@ export class Connection implements FrameSink {
     for (const f of q) this.sendFrame(f.opcode, f.data, false, f.fin);
   }
 
-  ping(data: string | Buffer = EMPTY): void {
+  /**
+   * Sends a ping. A number is sent as its decimal text (as ws does), which
+   * is how servers stamp heartbeat pings: a whole number >= 0 is written
+   * into the frame digit by digit, with no string in between.
+   */
+  ping(data: string | Buffer | number = EMPTY): void {
     this.sendControl(Opcode.Ping, data);
   }
 
-  pong(data: string | Buffer = EMPTY): void {
+  /** Sends an unsolicited pong (RFC 6455 5.5.3: a unidirectional heartbeat); a number as for ping(). */
+  pong(data: string | Buffer | number = EMPTY): void {
     this.sendControl(Opcode.Pong, data);
   }
 
@@ -733,8 +757,18 @@ export class Connection implements FrameSink {
     }
   }
 
-  private sendControl(opcode: number, data: string | Buffer): void {
+  private sendControl(opcode: number, data: string | Buffer | number): void {
     this.assertCanSend();
+    if (typeof data === 'number') {
+      if (this.role === 'server' && this.handler.writeFrame !== undefined && Number.isSafeInteger(data) && data >= 0) {
+        // At most 16 digits: always a small frame.
+        const len = decimalDigits(data);
+        this.bytesOut += frameHeaderSize(len, false) + len;
+        this.handler.writeFrame(0x80 | opcode, data, len);
+        return;
+      }
+      data = String(data);
+    }
     if (typeof data === 'string' && this.role === 'server' && this.handler.writeFrame !== undefined) {
       // A string payload (the server's heartbeat pings) encoded straight into
       // the write batch, with no buffer of its own.

@@ -19,11 +19,12 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
-import { emitMessage, emitterWithoutInit, sessionEventSlots } from '../transport/node/event-slots.js';
+import { emitMessage, emitterWithoutInit, sessionEventSlots, type EventSlots } from '../transport/node/event-slots.js';
 import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf } from '../protocol/connection.js';
 import { Opcode, frameHeaderSize, writeFrameHeader } from '../protocol/frame.js';
 import { coldFieldDefaults } from '../protocol/cold-fields.js';
+import { decimalDigits, putDecimalBefore } from '../protocol/decimal.js';
 import { FrameArena } from './frame-arena.js';
 import { relativeClock, systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
@@ -200,7 +201,9 @@ class SocketHeartbeat extends HeartbeatMonitor implements HeartbeatHost, Activit
     const s = this.session;
     // Plain peers get protocol pings (the payload is our timestamp), lifeline.v1 peers app-level ones.
     if (s !== null && s.mode === 'plain') {
-      ws.ping(String(ts));
+      // The wheel's clock counts whole ms; anything else goes out as its text.
+      if (Number.isSafeInteger(ts) && ts >= 0) ws._sendEncodedControl(pingFrame(ts));
+      else ws.ping(ts);
       return;
     }
     ws._sendControlMessage(encodePing(ts));
@@ -225,6 +228,28 @@ class SocketHeartbeat extends HeartbeatMonitor implements HeartbeatHost, Activit
     this.stop();
     if (this.ws._activity === this) this.ws._activity = null;
   }
+}
+
+/** The last protocol ping frame built, and the time it carries. */
+let pingFrameTs = -1;
+let pingFrameBytes: Buffer = EMPTY;
+
+/**
+ * The protocol ping that carries `ts` (whole ms, the payload our pongs are
+ * read by), encoded once for every socket the wheel pings at that time: one
+ * frame per tick, not a frame, a string and a view per socket.
+ */
+function pingFrame(ts: number): Buffer {
+  if (ts !== pingFrameTs) {
+    const n = decimalDigits(ts);
+    const f = Buffer.allocUnsafe(2 + n);
+    f[0] = 0x80 | Opcode.Ping;
+    f[1] = n;
+    putDecimalBefore(f, 2 + n, ts);
+    pingFrameTs = ts;
+    pingFrameBytes = f;
+  }
+  return pingFrameBytes;
 }
 
 /**
@@ -631,7 +656,9 @@ export class ServerSession implements SocketOwner {
 
   /** @internal The heartbeat of `ws` changed its verdict. */
   _livenessChanged(ws: WebSocket, state: LivenessState): void {
-    if (ws === this._socket && this.listenerCount('liveness') > 0) this.emit('liveness', state);
+    // By name, not listenerCount('liveness'): its lookup by a variable key is
+    // megamorphic, and a heartbeat changes state twice per ping.
+    if (ws === this._socket && (this as unknown as EventSlots)._events.liveness !== undefined) this.emit('liveness', state);
   }
 
   /** @internal Resume on a new socket: replays what the client has not acknowledged. */

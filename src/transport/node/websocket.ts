@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
 import { nativeUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
+import { putDecimalBefore } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
 import { type EventSlots, emitMessage, emitterWithoutInit, socketEventSlots } from './event-slots.js';
@@ -125,9 +126,10 @@ function slices(buf: Buffer, from: number): Buffer[] {
 const U8_SET = Uint8Array.prototype.set;
 
 /** Writes a small unmasked frame at `at`; returns the offset after it. */
-function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string, length: number): number {
+function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Array | string | number, length: number): number {
   const p = writeFrameHeader(buf, at, b0, length);
   if (typeof payload === 'string') buf.write(payload, p, length, 'utf8');
+  else if (typeof payload === 'number') putDecimalBefore(buf, p + length, payload);
   else U8_SET.call(buf, payload, p);
   return p + length;
 }
@@ -625,16 +627,27 @@ export class WebSocket implements ConnectionHandler {
     this.conn.send(text, false);
   }
 
+  /**
+   * @internal Sends an encoded control frame shared with other sockets (see
+   * Connection.sendEncodedControl): the server's heartbeat pings.
+   */
+  _sendEncodedControl(frame: Buffer): void {
+    if (this._readyState !== ReadyState.OPEN || this.conn === null) return;
+    this.conn.sendEncodedControl(frame);
+  }
+
   /** Sends a message given as fragments, one frame each. */
   sendFragments(fragments: Array<string | Buffer>, options?: { binary?: boolean }): void {
     this.requireOpen('sendFragments').sendFragments(fragments, options?.binary ?? typeof fragments[0] !== 'string');
   }
 
-  ping(data?: string | Buffer): void {
+  /** Sends a ping; a number goes as its decimal text (as in ws). */
+  ping(data?: string | Buffer | number): void {
     this.requireOpen('ping').ping(data);
   }
 
-  pong(data?: string | Buffer): void {
+  /** Sends an unsolicited pong; a number goes as its decimal text. */
+  pong(data?: string | Buffer | number): void {
     this.requireOpen('pong').pong(data);
   }
 
@@ -749,7 +762,7 @@ export class WebSocket implements ConnectionHandler {
   }
 
   /** ConnectionHandler.writeFrame: a small frame, encoded into the slab (see SLAB_SIZE). */
-  writeFrame(b0: number, payload: Uint8Array | string, length: number): void {
+  writeFrame(b0: number, payload: Uint8Array | string | number, length: number): void {
     const size = frameHeaderSize(length, false) + length;
     if (this.holding) {
       // Congested: held frames need buffers of their own (they may be dropped or paced).
@@ -862,13 +875,17 @@ export class WebSocket implements ConnectionHandler {
     return true;
   }
 
+  // 'ping' and 'pong' are checked by name before emit(): emit() looks the
+  // event up by a variable key, which across the shapes of listener tables
+  // in a process is a megamorphic lookup (about 150 instructions), on every
+  // heartbeat of every connection, where usually no one listens.
   onPing(data: Buffer): void {
-    this.emit('ping', data);
+    if ((this as unknown as EventSlots)._events.ping !== undefined) this.emit('ping', data);
   }
 
   onPong(data: Buffer): void {
     if (this._owner !== null) this._owner._onSocketPong(this, data);
-    this.emit('pong', data);
+    if ((this as unknown as EventSlots)._events.pong !== undefined) this.emit('pong', data);
   }
 
   onCloseFrame(code: number, reason: string): void {

@@ -152,6 +152,41 @@ describe('server write batching (slab segments)', () => {
     }
   });
 
+  it('number pings and pongs go out as their decimal text; a shared encoded ping keeps its place among batched frames', async () => {
+    const { server, serverSide, clients } = await setup(2);
+    try {
+      // Written digit by digit: 0, each digit-count boundary, past 2^31 (the
+      // 32-bit division's limit) and the largest safe integer. What is not a
+      // whole number >= 0 goes out as String() gives it.
+      const numbers = [0, 9, 10, 99999, 100000, 999999999, 1e9, 2 ** 31 - 1, 2 ** 31, 1763800000123, Number.MAX_SAFE_INTEGER, -1, 1.5];
+      const shared = Buffer.from([0x89, 4, 0x31, 0x32, 0x33, 0x34]);
+      const want: string[] = [];
+      for (const n of numbers) {
+        for (const ws of serverSide) {
+          ws.ping(n);
+          ws.send(`after ${n}`);
+          ws.pong(n);
+          // The same bytes queued on both sockets, between frames encoded into the slab.
+          ws._sendEncodedControl(shared);
+        }
+        want.push(String(n), '1234');
+      }
+      await until(() => clients.every((c) => c.got.pingPayloads.length >= want.length && c.got.pongPayloads.length >= numbers.length), 'pings and pongs');
+      for (const c of clients) {
+        assert.deepEqual(c.got.pingPayloads.map((b) => b.toString('latin1')), want);
+        assert.deepEqual(c.got.pongPayloads.map((b) => b.toString('latin1')), numbers.map(String));
+        assert.deepEqual(c.got.text, numbers.map((n) => `t:after ${n}`));
+      }
+      // The shared frame itself is never written into.
+      assert.deepEqual([...shared], [0x89, 4, 0x31, 0x32, 0x33, 0x34]);
+      // Counted as sent bytes like any frame: 2-byte headers, the digits, the shared frame whole.
+      const bytes = numbers.reduce((sum, n) => sum + 2 * (2 + String(n).length) + 2 + `after ${n}`.length + shared.length, 0);
+      for (const ws of serverSide) assert.equal(ws.counters.bytesOut, bytes);
+    } finally {
+      await server.close({ timeout: ms(2000) });
+    }
+  });
+
   it("what a read's handlers send is written when the read is done, before the next tick: one write per socket, a broadcast included", async () => {
     const { server, serverSide, clients } = await setup(3);
     try {

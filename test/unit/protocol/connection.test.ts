@@ -963,6 +963,75 @@ describe('Connection: sending', () => {
     assert.equal(toHex(c.h.takeWritten()), '8a8537fa213d7f9f4d5158');
   });
 
+  it('ping(n) and pong(n): a number goes out as its decimal text, server and client', () => {
+    const s = open('server');
+    s.conn.ping(1763800000123);
+    s.conn.pong(0);
+    s.conn.ping(-1);
+    s.conn.ping(1.5);
+    assert.equal(toHex(s.h.takeWritten()), '890d' + toHex(Buffer.from('1763800000123')) + '8a0130' + '89022d31' + '8903312e35');
+    assert.equal(s.conn.bytesOut, 15 + 3 + 4 + 5);
+    const c = open('client', { randomFill: countingFill });
+    c.conn.ping(42);
+    c.conn.pong(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(decodeFrames(c.h.takeWritten()).map((f) => [f.opcode, f.payload.toString('latin1'), f.mask !== null]), [
+      [Opcode.Ping, '42', true],
+      [Opcode.Pong, String(Number.MAX_SAFE_INTEGER), true],
+    ]);
+  });
+
+  it('ping(n) with writeFrame: a whole number >= 0 is handed over as the number and its digit count, others as text', () => {
+    class FrameRecorder extends RecordingHandler {
+      frames: unknown[][] = [];
+      writeFrame(b0: number, payload: Uint8Array | string | number, length: number): void {
+        this.frames.push([b0, typeof payload === 'object' ? toHex(Buffer.from(payload)) : payload, length]);
+      }
+    }
+    const h = new FrameRecorder();
+    const { conn } = open('server', {}, h);
+    conn.ping(0);
+    conn.ping(99999);
+    conn.pong(Number.MAX_SAFE_INTEGER);
+    conn.ping(-7);
+    conn.ping(2.5);
+    assert.deepEqual(h.frames, [
+      [0x89, 0, 1],
+      [0x89, 99999, 5],
+      [0x8a, Number.MAX_SAFE_INTEGER, 16],
+      [0x89, '-7', 2],
+      [0x89, '2.5', 3],
+    ]);
+    assert.equal(conn.bytesOut, 3 + 7 + 18 + 4 + 5);
+    assert.equal(h.takeWritten().length, 0, 'nothing through write()');
+  });
+
+  it('sendEncodedControl: the given frame, as is, through writeBytes or write(); server only', () => {
+    const frame89 = Buffer.from([0x89, 0x04, 0x31, 0x32, 0x33, 0x34]);
+    const a = open('server');
+    a.conn.sendEncodedControl(frame89);
+    a.conn.sendEncodedControl(frame89);
+    assert.equal(toHex(a.h.takeWritten()), '890431323334'.repeat(2));
+    assert.equal(a.conn.bytesOut, 12);
+    class RangeRecorder extends RecordingHandler {
+      ranges: unknown[][] = [];
+      writeBytes(src: Buffer, start: number, end: number): void {
+        this.ranges.push([src, start, end]);
+      }
+    }
+    const h = new RangeRecorder();
+    const b = open('server', {}, h);
+    b.conn.sendEncodedControl(frame89);
+    assert.deepEqual(h.ranges, [[frame89, 0, 6]], 'the shared buffer itself, no copy or view');
+    assert.equal(b.conn.bytesOut, 6);
+    const c = open('client');
+    assert.throws(() => c.conn.sendEncodedControl(frame89), (e: unknown) => e instanceof UsageError && e.code === 'WS_ERR_INVALID_ARGUMENT');
+    assert.equal(c.h.takeWritten().length, 0);
+    a.conn.close(1000);
+    a.h.takeWritten();
+    assert.throws(() => a.conn.sendEncodedControl(frame89), (e: unknown) => e instanceof UsageError && e.code === 'WS_ERR_SEND_AFTER_CLOSE');
+    assert.equal(a.h.takeWritten().length, 0);
+  });
+
   it('sendFragments: one frame per fragment, client masked with one key each', () => {
     const { conn, h } = open('client', { randomFill: countingFill });
     conn.sendFragments([Buffer.from([1]), Buffer.alloc(0), Buffer.from([2, 3])], true);

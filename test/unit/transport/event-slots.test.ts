@@ -147,3 +147,32 @@ describe('emitMessage', () => {
     assert.deepEqual(errors, ['rejected']);
   });
 });
+
+describe("WebSocket 'ping' and 'pong' (checked by name before emit)", () => {
+  it('reach listeners however they were added: on, once, removed and added again, after removeAllListeners', () => {
+    const ws = new WebSocket();
+    const got: string[] = [];
+    ws.onPing(Buffer.from('a'));
+    ws.onPong(Buffer.from('a'));
+    const onPing = (d: Buffer): void => void got.push('ping ' + d.toString());
+    const onPong = (d: Buffer): void => void got.push('pong ' + d.toString());
+    ws.on('ping', onPing);
+    ws.once('pong', onPong);
+    ws.onPing(Buffer.from('b'));
+    ws.onPong(Buffer.from('b'));
+    ws.onPong(Buffer.from('c'));
+    ws.off('ping', onPing);
+    ws.onPing(Buffer.from('d'));
+    ws.on('ping', onPing);
+    ws.on('pong', onPong);
+    ws.on('pong', onPong);
+    ws.onPing(Buffer.from('e'));
+    ws.onPong(Buffer.from('e'));
+    ws.removeAllListeners();
+    ws.onPing(Buffer.from('f'));
+    ws.onPong(Buffer.from('f'));
+    ws.prependListener('pong', onPong);
+    ws.onPong(Buffer.from('g'));
+    assert.deepEqual(got, ['ping b', 'pong b', 'ping e', 'pong e', 'pong e', 'pong g']);
+  });
+});
