@@ -63,6 +63,13 @@ export interface ConnectionHandler {
   onMessageRange?(chunk: Buffer, start: number, end: number, isBinary: boolean): void;
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
+  /**
+   * Optional: a pong whose payload is `chunk[start..end)`, in place of
+   * onPong() when the payload arrived in one read (a heartbeat answer: only
+   * its bytes are read, so no view is made for it). The range's bytes stay
+   * unchanged after the call.
+   */
+  onPongRange?(chunk: Buffer, start: number, end: number): void;
   /** The peer's close frame arrived (before the TCP connection is gone). */
   onCloseFrame(code: number, reason: string): void;
   /** The connection failed (peer broke the protocol or a limit): a close frame was sent, the transport will be closed. */
@@ -423,6 +430,10 @@ export class Connection implements FrameSink {
     // handed on as a range when the handler takes one (no view made here).
     if (last && this.frameFin && this.frameOpcode < 0x8 && !this.frameCompressed && this.fragments.length === 0) {
       return this.deliverRange(chunk, start, end);
+    }
+    if (last && this.frameOpcode === Opcode.Pong && this.controlChunks.length === 0 && this.handler.onPongRange !== undefined) {
+      this.handler.onPongRange(chunk, start, end);
+      return !this.failed && this._state !== 'closed';
     }
     const data = viewOf(chunk, start, end);
     if (this.frameOpcode >= 0x8) {

@@ -253,19 +253,19 @@ function pingFrame(ts: number): Buffer {
 }
 
 /**
- * The timestamp a protocol pong carries back: our ping's payload, the clock's
- * reading in decimal. Whole numbers of up to 15 digits (Date.now()'s) are
+ * The timestamp a protocol pong carries back in `chunk[start..end)`: our
+ * ping's payload, the clock's reading in decimal. Whole numbers of up to 15 digits (Date.now()'s) are
  * read off the bytes, with no string per pong; anything else goes through
  * Number() as before, and what is not a number (an unsolicited pong, RFC 6455
  * 5.5.3) gives NaN, which the monitor ignores for RTT.
  */
-export function parseTimestamp(data: Buffer): number {
-  const n = data.length;
-  if (n === 0 || n > 15) return Number(data.toString('latin1'));
+export function parseTimestamp(chunk: Buffer, start: number, end: number): number {
+  const n = end - start;
+  if (n === 0 || n > 15) return Number(chunk.toString('latin1', start, end));
   let v = 0;
-  for (let i = 0; i < n; i++) {
-    const d = data[i]! - 0x30;
-    if (d < 0 || d > 9) return Number(data.toString('latin1'));
+  for (let i = start; i < end; i++) {
+    const d = chunk[i]! - 0x30;
+    if (d < 0 || d > 9) return Number(chunk.toString('latin1', start, end));
     v = v * 10 + d;
   }
   return v;
@@ -638,9 +638,9 @@ export class ServerSession implements SocketOwner {
   }
 
   /** @internal SocketOwner: plain peers answer our protocol pings; the payload is our timestamp. */
-  _onSocketPong(ws: WebSocket, data: Buffer): void {
+  _onSocketPong(ws: WebSocket, chunk: Buffer, start: number, end: number): void {
     const h = heartbeatOf(ws);
-    if (h !== null) h.onPong(parseTimestamp(data), h.wheel.refresh());
+    if (h !== null) h.onPong(parseTimestamp(chunk, start, end), h.wheel.refresh());
   }
 
   /** @internal SocketOwner */

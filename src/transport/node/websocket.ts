@@ -147,7 +147,8 @@ function randomFill(buf: Uint8Array): void {
 export interface SocketOwner {
   /** A message as `chunk[start..end)` (the whole buffer for messages the connection assembled). */
   _onSocketMessageRange(ws: WebSocket, chunk: Buffer, start: number, end: number, isBinary: boolean): void;
-  _onSocketPong(ws: WebSocket, data: Buffer): void;
+  /** A pong's payload as `chunk[start..end)` (the whole buffer when it came in pieces). */
+  _onSocketPong(ws: WebSocket, chunk: Buffer, start: number, end: number): void;
   _onSocketError(ws: WebSocket, err: Error): void;
   _onSocketClose(ws: WebSocket, code: number, reason: string): void;
 }
@@ -884,8 +885,14 @@ export class WebSocket implements ConnectionHandler {
   }
 
   onPong(data: Buffer): void {
-    if (this._owner !== null) this._owner._onSocketPong(this, data);
+    if (this._owner !== null) this._owner._onSocketPong(this, data, 0, data.length);
     if ((this as unknown as EventSlots)._events.pong !== undefined) this.emit('pong', data);
+  }
+
+  /** ConnectionHandler.onPongRange: the owner reads the range; a view only for 'pong' listeners. */
+  onPongRange(chunk: Buffer, start: number, end: number): void {
+    if (this._owner !== null) this._owner._onSocketPong(this, chunk, start, end);
+    if ((this as unknown as EventSlots)._events.pong !== undefined) this.emit('pong', viewOf(chunk, start, end));
   }
 
   onCloseFrame(code: number, reason: string): void {

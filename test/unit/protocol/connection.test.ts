@@ -294,6 +294,32 @@ describe('Connection: receiving data messages', () => {
     assert.equal(toHex(h.takeWritten()), '8a7d' + toHex(payload));
   });
 
+  it('onPongRange: a pong read whole comes as its range of the read; one split across reads, or without onPongRange, through onPong', () => {
+    class PongRanges extends RecordingHandler {
+      ranges: unknown[][] = [];
+      onPongRange(chunk: Buffer, start: number, end: number): void {
+        this.ranges.push([chunk.toString('latin1', start, end), start, end]);
+      }
+    }
+    const h = new PongRanges();
+    const { conn } = open('server', {}, h);
+    const pong = frame(Opcode.Pong, '1763800000123');
+    const text = frame(Opcode.Text, 'x');
+    conn.receiveData(Buffer.concat([text, pong, text]));
+    assert.deepEqual(h.ranges, [['1763800000123', text.length + 6, text.length + 6 + 13]]);
+    assert.deepEqual(simple(h.takeEvents()), [['text', 'x'], ['text', 'x']]);
+    h.ranges = [];
+    conn.receiveData(Buffer.from(pong.subarray(0, 9)));
+    conn.receiveData(Buffer.from(pong.subarray(9)));
+    assert.deepEqual(h.ranges, []);
+    assert.deepEqual(simple(h.takeEvents()), [['pong', toHex(Buffer.from('1763800000123'))]]);
+    conn.receiveData(frame(Opcode.Ping, 'p'));
+    assert.deepEqual(simple(h.takeEvents()), [['ping', '70']], 'pings still come through onPing');
+    const plain = open('server');
+    plain.conn.receiveData(pong);
+    assert.deepEqual(simple(plain.h.takeEvents()), [['pong', toHex(Buffer.from('1763800000123'))]]);
+  });
+
   it('autoPong: false reports pings without answering', () => {
     const { conn, h } = open('server', { autoPong: false });
     conn.receiveData(frame(Opcode.Ping, 'x'));

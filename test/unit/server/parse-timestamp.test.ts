@@ -5,7 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseTimestamp } from '../../../src/server/lifeline-server.js';
+import { parseTimestamp as parseRange } from '../../../src/server/lifeline-server.js';
+
+const parseTimestamp = (b: Buffer): number => parseRange(b, 0, b.length);
 
 const viaNumber = (b: Buffer): number => Number(b.toString('latin1'));
 
@@ -23,6 +25,14 @@ describe('parseTimestamp', () => {
     assert.equal(parseTimestamp(Buffer.from('1763800000123.25')), 1763800000123.25);
     assert.equal(parseTimestamp(Buffer.from(' 12 ')), 12);
     assert.equal(parseTimestamp(Buffer.from('1234567890123456')), 1234567890123456);
+  });
+
+  it('reads only its range of a larger chunk (digits on both sides)', () => {
+    const chunk = Buffer.from('99' + '1763800000123' + '77');
+    assert.equal(parseRange(chunk, 2, 15), 1763800000123);
+    assert.equal(parseRange(chunk, 2, 2), 0, 'an empty range, as Number() of nothing');
+    const junk = Buffer.from('12x.5e3');
+    assert.equal(parseRange(junk, 3, 5), 0.5, "the general path reads the range's text only");
   });
 
   it('agrees with Number() on any payload (property)', () => {

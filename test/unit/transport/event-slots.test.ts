@@ -149,7 +149,7 @@ describe('emitMessage', () => {
 });
 
 describe("WebSocket 'ping' and 'pong' (checked by name before emit)", () => {
-  it('reach listeners however they were added: on, once, removed and added again, after removeAllListeners', () => {
+  it('reach listeners however they were added: on, once, removed and added again, after removeAllListeners; a pong range as its bytes', () => {
     const ws = new WebSocket();
     const got: string[] = [];
     ws.onPing(Buffer.from('a'));
@@ -171,8 +171,10 @@ describe("WebSocket 'ping' and 'pong' (checked by name before emit)", () => {
     ws.removeAllListeners();
     ws.onPing(Buffer.from('f'));
     ws.onPong(Buffer.from('f'));
+    ws.onPongRange(Buffer.from('-f-'), 1, 2);
     ws.prependListener('pong', onPong);
     ws.onPong(Buffer.from('g'));
-    assert.deepEqual(got, ['ping b', 'pong b', 'ping e', 'pong e', 'pong e', 'pong g']);
+    ws.onPongRange(Buffer.from('--h--'), 2, 3);
+    assert.deepEqual(got, ['ping b', 'pong b', 'ping e', 'pong e', 'pong e', 'pong g', 'pong h']);
   });
 });
