@@ -674,17 +674,23 @@ export class Connection implements FrameSink {
   }
 
   /**
-   * Sends a control frame given encoded, `frame` whole (unmasked: server
-   * side only), whose bytes never change: a heartbeat ping that every
-   * connection pinged at one moment shares. Queued without a copy or a view
-   * of its own; control frames need not wait for compression jobs (RFC 6455 5.4).
+   * Sends a ping or pong given encoded, `frame` whole (unmasked: server side
+   * only), whose bytes never change: a heartbeat ping that every connection
+   * pinged at one moment shares. Queued without a copy or a view of its own;
+   * control frames need not wait for compression jobs (RFC 6455 5.4). Close
+   * frames go through close(), which keeps the closing handshake's state.
    */
   sendEncodedControl(frame: Buffer): void {
     this.assertCanSend();
     if (this.role !== 'server') throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'Only a server sends unmasked frames');
-    this.bytesOut += frame.length;
+    const n = frame.length;
+    // FIN, no RSV bits, ping or pong; unmasked, its 7-bit length the rest of the buffer.
+    if (n < 2 || n > 2 + MAX_CONTROL_PAYLOAD || (frame[0] !== 0x89 && frame[0] !== 0x8a) || frame[1] !== n - 2) {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'sendEncodedControl() takes one whole unmasked ping or pong frame');
+    }
+    this.bytesOut += n;
     const h = this.handler;
-    if (h.writeBytes !== undefined) h.writeBytes(frame, 0, frame.length);
+    if (h.writeBytes !== undefined) h.writeBytes(frame, 0, n);
     else h.write(frame);
   }
 

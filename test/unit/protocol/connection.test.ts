@@ -1031,7 +1031,7 @@ describe('Connection: sending', () => {
     assert.equal(h.takeWritten().length, 0, 'nothing through write()');
   });
 
-  it('sendEncodedControl: the given frame, as is, through writeBytes or write(); server only', () => {
+  it('sendEncodedControl: the given ping or pong frame, as is, through writeBytes or write(); server only; anything else refused', () => {
     const frame89 = Buffer.from([0x89, 0x04, 0x31, 0x32, 0x33, 0x34]);
     const a = open('server');
     a.conn.sendEncodedControl(frame89);
@@ -1052,6 +1052,24 @@ describe('Connection: sending', () => {
     const c = open('client');
     assert.throws(() => c.conn.sendEncodedControl(frame89), (e: unknown) => e instanceof UsageError && e.code === 'WS_ERR_INVALID_ARGUMENT');
     assert.equal(c.h.takeWritten().length, 0);
+    const invalid = (e: unknown): boolean => e instanceof UsageError && e.code === 'WS_ERR_INVALID_ARGUMENT';
+    const notOne = [
+      Buffer.from([0x89]), // no length byte
+      Buffer.from([0x88, 0x02, 0x03, 0xe8]), // a close frame: close() keeps the handshake's state
+      Buffer.from([0x81, 0x01, 0x61]), // a data frame
+      Buffer.from([0x09, 0x01, 0x61]), // no FIN
+      Buffer.from([0xc9, 0x01, 0x61]), // RSV1
+      Buffer.from([0x89, 0x81, 1, 2, 3, 4, 0x61]), // masked
+      Buffer.from([0x89, 0x02, 0x61]), // length past the buffer
+      Buffer.from([0x89, 0x01, 0x61, 0x89, 0x00]), // two frames
+      Buffer.concat([Buffer.from([0x89, 0x7e, 0x00, 0x7e]), Buffer.alloc(126)]), // over 125 bytes
+    ];
+    for (const f of notOne) assert.throws(() => a.conn.sendEncodedControl(f), invalid, toHex(f.subarray(0, 4)));
+    assert.equal(a.h.takeWritten().length, 0);
+    assert.equal(a.conn.bytesOut, 12);
+    a.conn.sendEncodedControl(Buffer.from([0x8a, 0x00]));
+    a.conn.sendEncodedControl(Buffer.concat([Buffer.from([0x89, 0x7d]), Buffer.alloc(125, 7)]));
+    assert.equal(a.h.takeWritten().length, 2 + 127, 'an empty pong and a 125-byte ping are whole frames');
     a.conn.close(1000);
     a.h.takeWritten();
     assert.throws(() => a.conn.sendEncodedControl(frame89), (e: unknown) => e instanceof UsageError && e.code === 'WS_ERR_SEND_AFTER_CLOSE');
