@@ -10,7 +10,7 @@ import { WebSocket as WsClient } from 'ws';
 
 import type { ServerSession } from '../../../src/server/lifeline-server.js';
 import { ms, once } from '../../helpers/peers.js';
-import { Cleanup, nextSession, portOf, scaled, startServer } from './helpers.js';
+import { Cleanup, nextSession, portOf, scaled, startServer, until } from './helpers.js';
 
 interface MonitorTimes {
   lastInbound: number;
@@ -49,6 +49,45 @@ test('heartbeat times are whole ms since the server started; connectedSince stay
     assert.ok(stats.connectedSince >= before && stats.connectedSince <= Date.now(), `connectedSince ${stats.connectedSince} is epoch ms`);
     assert.ok(s.socket.connectedSince >= before && s.socket.connectedSince <= Date.now(), `socket connectedSince ${s.socket.connectedSince}`);
     assert.ok(Number.isInteger(stats.heartbeat!.timeout));
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("plain peers' protocol pings carry the time each was sent: one frame per tick shared, a fresh one each round", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const server = await startServer({ heartbeat: scaled('normal', 250) }); // ping after 100 ms of quiet
+    cleanup.add(() => server.close());
+    const ROUNDS = 3;
+    const peers: Array<{ payloads: string[]; sentAt: number[] }> = [];
+    const sessions: ServerSession[] = [];
+    for (let i = 0; i < 3; i++) {
+      const client = new WsClient(`ws://127.0.0.1:${portOf(server)}/`);
+      cleanup.add(() => client.terminate());
+      const [session] = await Promise.all([nextSession(server), once(client, 'open', ms(5000))]);
+      const monitor = (session as unknown as { monitor: MonitorTimes }).monitor;
+      const peer = { payloads: [] as string[], sentAt: [] as number[] };
+      // Server and client share this process: when the ping is read here, the
+      // server cannot have sent another since, so pingSentAt is this ping's.
+      client.on('ping', (d: Buffer) => {
+        peer.payloads.push(d.toString('latin1'));
+        peer.sentAt.push(monitor.pingSentAt);
+      });
+      peers.push(peer);
+      sessions.push(session);
+    }
+    await until(() => peers.every((p) => p.payloads.length >= ROUNDS) && sessions.every((s) => (s.stats().heartbeat?.pongsReceived ?? 0) >= ROUNDS), ms(10_000), `${ROUNDS} pings answered on every socket`);
+    for (const [k, p] of peers.entries()) {
+      assert.deepEqual(p.payloads, p.sentAt.map(String), `peer ${k}: each ping carries the time it was sent`);
+      for (let i = 1; i < p.sentAt.length; i++) assert.ok(p.sentAt[i]! > p.sentAt[i - 1]!, `peer ${k}: round ${i} is a new frame, not the last round's`);
+    }
+    // The pongs carried those times back and were read as such: a timestamp
+    // outside the outstanding window is not sampled (HeartbeatMonitor.onPong).
+    for (const s of sessions) {
+      const rtt = s.stats().heartbeat!.rtt;
+      assert.ok(rtt.samples >= ROUNDS && rtt.min !== null && rtt.min >= 0 && rtt.max !== null && rtt.max < 1000, `RTT ${JSON.stringify(rtt)}: every pong sampled, as a loopback round trip`);
+    }
   } finally {
     await cleanup.run();
   }
