@@ -254,10 +254,11 @@ function pingFrame(ts: number): Buffer {
 
 /**
  * The timestamp a protocol pong carries back in `chunk[start..end)`: our
- * ping's payload, the clock's reading in decimal. Whole numbers of up to 15 digits (Date.now()'s) are
- * read off the bytes, with no string per pong; anything else goes through
- * Number() as before, and what is not a number (an unsolicited pong, RFC 6455
- * 5.5.3) gives NaN, which the monitor ignores for RTT.
+ * ping's payload, the clock's reading in decimal. Whole numbers of up to 15
+ * digits (Date.now()'s) are read off the bytes, with no string per pong;
+ * anything else goes through Number() as before, and what is not a number
+ * (an unsolicited pong, RFC 6455 5.5.3) gives NaN, which the monitor
+ * ignores for RTT.
  */
 export function parseTimestamp(chunk: Buffer, start: number, end: number): number {
   const n = end - start;
