@@ -776,20 +776,12 @@ export class Connection implements FrameSink {
 
   private sendControl(opcode: number, data: string | Buffer | number): void {
     this.assertCanSend();
-    if (typeof data === 'number') {
-      if (this.role === 'server' && this.handler.writeFrame !== undefined && Number.isSafeInteger(data) && data >= 0) {
-        // At most 16 digits: always a small frame.
-        const len = decimalDigits(data);
-        this.bytesOut += frameHeaderSize(len, false) + len;
-        this.handler.writeFrame(0x80 | opcode, data, len);
-        return;
-      }
-      data = String(data);
-    }
-    if (typeof data === 'string' && this.role === 'server' && this.handler.writeFrame !== undefined) {
-      // A string payload (the server's heartbeat pings) encoded straight into
-      // the write batch, with no buffer of its own.
-      const len = Buffer.byteLength(data);
+    // A whole number >= 0 is written as its digits (at most 16); any other as String() gives it.
+    if (typeof data === 'number' && !(Number.isSafeInteger(data) && data >= 0)) data = String(data);
+    if (typeof data !== 'object' && this.role === 'server' && this.handler.writeFrame !== undefined) {
+      // A string or number payload (the server's heartbeat pings) encoded
+      // straight into the write batch, with no buffer of its own.
+      const len = typeof data === 'number' ? decimalDigits(data) : Buffer.byteLength(data);
       if (len > MAX_CONTROL_PAYLOAD) {
         throw new UsageError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${len} bytes (max 125)`);
       }
@@ -797,7 +789,7 @@ export class Connection implements FrameSink {
       this.handler.writeFrame(0x80 | opcode, data, len);
       return;
     }
-    const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const payload = typeof data === 'object' ? data : Buffer.from(String(data), 'utf8');
     if (payload.length > MAX_CONTROL_PAYLOAD) {
       throw new UsageError('WS_ERR_CONTROL_TOO_LONG', `Control frame payload of ${payload.length} bytes (max 125)`);
     }
