@@ -885,8 +885,8 @@ export class WebSocket implements ConnectionHandler {
   }
 
   onPong(data: Buffer): void {
-    if (this._owner !== null) this._owner._onSocketPong(this, data, 0, data.length);
-    if ((this as unknown as EventSlots)._events.pong !== undefined) this.emit('pong', data);
+    // viewOf() of a whole buffer is the buffer itself.
+    this.onPongRange(data, 0, data.length);
   }
 
   /** ConnectionHandler.onPongRange: the owner reads the range; a view only for 'pong' listeners. */
