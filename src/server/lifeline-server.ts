@@ -242,10 +242,8 @@ let pingFrameBytes: Buffer = EMPTY;
 function pingFrame(ts: number): Buffer {
   if (ts !== pingFrameTs) {
     const n = decimalDigits(ts);
-    const f = Buffer.allocUnsafe(2 + n);
-    f[0] = 0x80 | Opcode.Ping;
-    f[1] = n;
-    putDecimalBefore(f, 2 + n, ts);
+    const f = Buffer.allocUnsafe(frameHeaderSize(n, false) + n);
+    putDecimalBefore(f, writeFrameHeader(f, 0, 0x80 | Opcode.Ping, n) + n, ts);
     pingFrameTs = ts;
     pingFrameBytes = f;
   }
