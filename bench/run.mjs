@@ -89,6 +89,7 @@ import { max, median, min } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 import { renderChart } from './lib/chart.mjs';
+import { floorOf, floorText, missedByFloor } from './lib/floor.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -519,6 +520,8 @@ function computeGoals(scenarioId, sc, summary) {
       value: ok ? value : null,
       target: g.target,
       pass: ok ? (g.op === '<=' ? value <= g.target : value >= g.target) : null,
+      // Goals against uWS: the same comparison for Node's floor (raw net), run alongside.
+      floor: g.floor ? floorOf(g.floor, metric(summary[g.floor], g.metric), metric(summary[g.vs], g.metric), g.op, g.target) : null,
     };
   });
 }
@@ -537,7 +540,7 @@ function formatGoals(goals) {
       const verdict = g.pass === null || g.pass === undefined ? ' n/a' : g.pass ? 'PASS' : 'MISS';
       const v = typeof g.value === 'number' && Number.isFinite(g.value) ? fmtGoalNum(g.value) : 'not measured';
       const t = `${g.op ? `${g.op} ` : ''}${typeof g.target === 'number' ? fmtGoalNum(g.target) : String(g.target ?? '')}`;
-      return `  ${verdict}  ${String(g.id).padEnd(w)}  ${v} (target ${t})  ${g.text ?? ''}`;
+      return `  ${verdict}  ${String(g.id).padEnd(w)}  ${v} (target ${t})  ${g.text ?? ''}${floorText(g)}`;
     })
     .join('\n');
 }
@@ -770,7 +773,9 @@ async function main() {
   console.log(`\n${formatBundle(browserBundle)}`);
   if (doc.goals.length) {
     const count = (v) => doc.goals.filter((g) => g.pass === v).length;
-    console.log(`\ngoals (${count(true)} PASS, ${count(false)} MISS, ${count(null)} n/a):\n${formatGoals(doc.goals)}`);
+    const below = missedByFloor(doc.goals);
+    const floorNote = below > 0 ? `, ${below} of the misses missed by Node's floor too` : '';
+    console.log(`\ngoals (${count(true)} PASS, ${count(false)} MISS${floorNote}, ${count(null)} n/a):\n${formatGoals(doc.goals)}`);
   }
   if (!opt['no-write']) {
     const files = writeResults(doc);

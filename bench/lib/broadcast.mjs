@@ -48,6 +48,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
+import { floorOf } from './floor.mjs';
 import { checkScenarioOpts, commonScenarioOpts, failRun, fdPlan, formatGoals, table, waitQuiet } from './idle.mjs';
 import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 import { median } from './stats.mjs';
@@ -391,6 +392,7 @@ export function broadcastGoals(summary) {
       value,
       target: BROADCAST_GOAL,
       pass: Number.isFinite(value) && value >= BROADCAST_GOAL,
+      floor: summary.net ? floorOf('net', summary.net.deliveriesPerServerCpuSec, summary.uws.deliveriesPerServerCpuSec, '>=', BROADCAST_GOAL) : null,
     },
   ];
 }

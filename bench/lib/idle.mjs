@@ -42,6 +42,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
+import { floorOf, floorText } from './floor.mjs';
 import { clockTicks, machineTicks, processTicks } from './proc.mjs';
 import { median } from './stats.mjs';
 
@@ -458,6 +459,7 @@ export function idleGoals(summary) {
       value,
       target: IDLE_GOALS.rssVsNet,
       pass: Number.isFinite(value) && value <= IDLE_GOALS.rssVsNet,
+      floor: summary['net-ping'] ? floorOf('net-ping', summary['net-ping'].rssPerConnKB, summary.net.rssPerConnKB, '<=', IDLE_GOALS.rssVsNet) : null,
     });
   }
   // Against uWS at lifeline's cadence when it ran (uws-24s), else the default
@@ -474,11 +476,11 @@ export function idleGoals(summary) {
     const b = pick(u);
     // Node's floor (net-ping), when it ran: how much of the gap any Node server has.
     const floor = summary['net-ping'] ? pick(summary['net-ping']) : null;
-    const floorText = floor && Number.isFinite(floor.us) ? `; Node's floor net-ping ${fmtUs(floor.us)} us per ping` : '';
+    const floorPerPing = floor && Number.isFinite(floor.us) ? `; Node's floor net-ping ${fmtUs(floor.us)} us per ping` : '';
     // Shares of one CPU over the window. A heartbeat's CPU is its pings': with
     // none in the window (its cadence against the window's phase) there is
     // nothing to compare, and the goal says so instead of comparing with 0.
-    const pings = `${fmtInt(a.pings)} vs ${fmtInt(b.pings)} pings, ${fmtUs(a.us)} vs ${fmtUs(b.us)} us per ping${floorText}`;
+    const pings = `${fmtInt(a.pings)} vs ${fmtInt(b.pings)} pings, ${fmtUs(a.us)} vs ${fmtUs(b.us)} us per ping${floorPerPing}`;
     const comparable = b.pings > 0 && a.pings > 0 && Number.isFinite(a.share) && Number.isFinite(b.share);
     const which = useSteady ? 'steady window' : 'window';
     goals.push({
@@ -490,6 +492,8 @@ export function idleGoals(summary) {
       value: comparable ? a.share / b.share : NaN,
       target: 1,
       pass: comparable ? a.share <= b.share : null,
+      // The floor's share over uWS's, when it pinged in the same window.
+      floor: floor && b.pings > 0 && floor.pings > 0 ? floorOf('net-ping', floor.share, b.share, '<=', 1) : null,
     });
   }
   return goals;
@@ -525,7 +529,7 @@ export function failRun(r, err) {
 
 /** Goal lines for the terminal. */
 export function formatGoals(goals) {
-  return goals.map((g) => `goal ${g.id}: ${g.text}: ${g.pass ? 'met' : 'MISSED'}`).join('\n');
+  return goals.map((g) => `goal ${g.id}: ${g.text}: ${g.pass ? 'met' : 'MISSED'}${floorText(g)}`).join('\n');
 }
 
 function fmtKB(x) {

@@ -1,0 +1,30 @@
+// Node's floor beside a goal: the same comparison with lifeline's figure
+// replaced by the figure of the bench's least-possible Node server for that
+// scenario (raw `net` echo for a-c, net-ping for d, broadcast-net for e),
+// measured in the same run. A goal the floor misses too cannot be met by any
+// server built on Node's sockets: that is what separates a miss of ours
+// from a miss of the platform, run by run.
+
+/**
+ * The floor entry of a goal: `{ server, value, pass }`, where `value` is the
+ * floor's figure over the goal's reference (the goal's own ratio with the
+ * floor in lifeline's place) and `pass` applies the goal's `op` and
+ * `target` to it; null when either figure is missing or not a number.
+ */
+export function floorOf(server, floorFigure, referenceFigure, op, target) {
+  const value = floorFigure / referenceFigure;
+  if (!Number.isFinite(value)) return null;
+  return { server, value, pass: op === '<=' ? value <= target : value >= target };
+}
+
+/** ", Node's floor (net-ping) 1.24x: missed too" for a goal line; '' without a floor. */
+export function floorText(goal) {
+  const f = goal.floor;
+  if (!f) return '';
+  return `; Node's floor (${f.server}) ${f.value.toFixed(2)}x: ${f.pass ? 'met' : 'missed too'}`;
+}
+
+/** How many missed goals the floor missed too (pass === false on both). */
+export function missedByFloor(goals) {
+  return goals.filter((g) => g.pass === false && g.floor && g.floor.pass === false).length;
+}
