@@ -11,8 +11,9 @@
 //             inverted where lower is better
 //
 // A dashed line marks 1.0 (parity), a short bar across a bar marks its goal
-// (green met, red missed). Bars taller than the axis are cut off and keep
-// their value as a label.
+// (green met, red missed), a hollow diamond at a bar's edge Node's floor in
+// the same comparison (goals that have one). Bars taller than the axis are
+// cut off and keep their value as a label.
 
 const COLORS = { ws: '#4e79a7', uws: '#f28e2b', 'net-batched': '#59a14f', other: '#b07aa1' };
 /** Ratios above this are cut off (labelled with their value): keeps the bars near 1 readable. */
@@ -33,14 +34,16 @@ function peerOf(id) {
   return !m ? undefined : m[1] === 'net' ? 'net-batched' : m[1];
 }
 
-/** Turns a goal ('<=' goals inverted) into { value, target, pass } where higher is better. */
+/**
+ * Turns a goal ('<=' goals inverted) into { value, target, pass, floor? }
+ * where higher is better; `floor` is Node's floor's value on the same scale
+ * (lib/floor.mjs), when the goal has one.
+ */
 function higherIsBetter(g) {
   const inv = g.op === '<=';
-  return {
-    value: num(g.value) && g.value > 0 ? (inv ? 1 / g.value : g.value) : NaN,
-    target: num(g.target) && g.target > 0 ? (inv ? 1 / g.target : g.target) : NaN,
-    pass: g.pass,
-  };
+  const scale = (x) => (num(x) && x > 0 ? (inv ? 1 / x : x) : NaN);
+  const floor = g.floor && num(scale(g.floor.value)) ? { value: scale(g.floor.value), server: g.floor.server, pass: g.floor.pass } : null;
+  return { value: scale(g.value), target: scale(g.target), pass: g.pass, ...(floor ? { floor } : {}) };
 }
 
 /**
@@ -95,6 +98,12 @@ export function chartGroups(doc) {
   return groups;
 }
 
+/** A hollow diamond at (x, y): Node's floor on a goal's bar (with a tooltip when `title` is given). */
+function floorMark(x, y, title) {
+  const p = [`${x},${(y - 6).toFixed(1)}`, `${x + 6},${y.toFixed(1)}`, `${x},${(y + 6).toFixed(1)}`, `${x - 6},${y.toFixed(1)}`].join(' ');
+  return `<polygon points="${p}" fill="#ffffff" stroke="#222" stroke-width="1.5">${title ? `<title>${esc(title)}</title>` : ''}</polygon>`;
+}
+
 /** The SVG (a string) for a bench result document. */
 export function renderChart(doc) {
   const groups = chartGroups(doc);
@@ -115,7 +124,7 @@ export function renderChart(doc) {
   const width = left + plotW + right;
   const height = top + plotH + bottom;
 
-  const values = groups.flatMap((g) => g.bars.flatMap((b) => [b.value, b.goal?.target]).filter(num));
+  const values = groups.flatMap((g) => g.bars.flatMap((b) => [b.value, b.goal?.target, b.goal?.floor?.value]).filter(num));
   const rawMax = Math.max(1.2, ...values) * 1.08;
   const yMax = Math.min(AXIS_MAX_CAP, Math.ceil(rawMax / 0.25) * 0.25);
   const step = yMax > 2 ? 0.5 : 0.25;
@@ -137,6 +146,10 @@ export function renderChart(doc) {
     lx += 30 + name.length * 6.6;
   }
   out.push(`<rect x="${lx}" y="64" width="22" height="4" fill="#2e7d32"/><rect x="${lx + 24}" y="64" width="22" height="4" fill="#c62828"/><text x="${lx + 52}" y="70.5" font-size="12" fill="#333">goal met / missed</text>`);
+  if (groups.some((g) => g.bars.some((b) => b.goal?.floor))) {
+    lx += 52 + 'goal met / missed'.length * 6.6 + 14;
+    out.push(`${floorMark(lx + 6, 66)}<text x="${lx + 17}" y="70.5" font-size="12" fill="#333">Node's floor, same comparison</text>`);
+  }
 
   // Grid and axis.
   for (let v = 0; v <= yMax + 1e-9; v += step) {
@@ -169,6 +182,11 @@ export function renderChart(doc) {
         const gy = y(b.goal.target).toFixed(1);
         const color = b.goal.pass === true ? '#2e7d32' : b.goal.pass === false ? '#c62828' : '#777';
         out.push(`<rect x="${x - 5}" y="${(gy - 2).toFixed(1)}" width="${BAR + 10}" height="4" fill="${color}"><title>goal ${b.goal.target.toFixed(2)}</title></rect>`);
+      }
+      const f = b.goal?.floor;
+      if (f && f.value <= yMax) {
+        // At the bar's right edge, so that it shows beside the bar's top, not hidden in it.
+        out.push(`${floorMark(x + BAR, y(f.value), `Node's floor (${f.server}): ${f.value.toFixed(2)}, goal ${f.pass ? 'met' : 'missed'}`)}`);
       }
       out.push(`<text x="${cx}" y="${top + plotH + 15}" font-size="11" fill="#333" text-anchor="middle">${esc(b.label)}</text>`);
       if (b.goal && num(b.goal.target)) {
