@@ -1,9 +1,10 @@
 // Node's floor beside a goal: the same comparison with lifeline's figure
 // replaced by the figure of the bench's least-possible Node server for that
 // scenario (raw `net` echo for a-c, net-ping for d, broadcast-net for e),
-// measured in the same run. A goal the floor misses too cannot be met by any
-// server built on Node's sockets: that is what separates a miss of ours
-// from a miss of the platform, run by run.
+// measured in the same run. A goal the floor misses too was, in that run,
+// out of reach of a server on Node's sockets that does no more than the
+// floor does: that separates a miss of ours from one of the platform, run
+// by run.
 
 /**
  * The floor entry of a goal: `{ server, value, pass }`, where `value` is the
@@ -17,7 +18,7 @@ export function floorOf(server, floorFigure, referenceFigure, op, target) {
   return { server, value, pass: op === '<=' ? value <= target : value >= target };
 }
 
-/** ", Node's floor (net-ping) 1.24x: missed too" for a goal line; '' without a floor. */
+/** "; Node's floor (net-ping) 1.24x: missed too" to end a goal line; '' without a floor. */
 export function floorText(goal) {
   const f = goal.floor;
   if (!f) return '';
