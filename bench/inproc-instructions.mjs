@@ -39,7 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 
-import { readPerfMap, shortName, symbolAt } from './lib/perf-map.mjs';
+import { generatedCodeName, nativeFunctionName, readPerfMap, shortName } from './lib/perf-map.mjs';
 
 const run = promisify(execFile);
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -127,14 +127,13 @@ async function buckets({ out: file, symbols }) {
     const n = Number(m[1].replaceAll(',', ''));
     if (m[2].startsWith('???:0x')) {
       jit += n;
-      const name = (symbols && symbolAt(symbols, parseInt(m[2].slice(4), 16))) ?? '(code V8 did not name)';
+      const name = generatedCodeName(symbols, m[2]);
       byFunction.set(name, (byFunction.get(name) ?? 0) + n);
     } else if (HEAP.test(m[2])) {
       heap += n;
     } else {
       rest += n;
-      // '???:Builtins_LoadIC [/usr/bin/node]' -> 'Builtins_LoadIC'; libc's 'path:function [lib]' -> 'function'.
-      const name = m[2].replace(/\s+\[[^\]]*\]$/, '').replace(/^[^:]*:/, '');
+      const name = nativeFunctionName(m[2]);
       byBuiltin.set(name, (byBuiltin.get(name) ?? 0) + n);
     }
   }

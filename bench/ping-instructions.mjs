@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Child } from './lib/child.mjs';
-import { readPerfMap, shortName, symbolAt } from './lib/perf-map.mjs';
+import { generatedCodeName, nativeFunctionName, readPerfMap, shortName } from './lib/perf-map.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -139,10 +139,10 @@ for (const line of annotated.split('\n')) {
   sums.set(bucket, sums.get(bucket) + n);
   total += n;
   if (bucket === 'generated code') {
-    const name = (symbols && symbolAt(symbols, parseInt(m[2].slice(4), 16))) ?? '(code V8 did not name)';
+    const name = generatedCodeName(symbols, m[2]);
     byGenerated.set(name, (byGenerated.get(name) ?? 0) + n);
   } else if (bucket === 'built-ins') {
-    const name = m[2].replace(/\s+\[[^\]]*\]$/, '').replace(/^[^:]*:/, '');
+    const name = nativeFunctionName(m[2]);
     byBuiltin.set(name, (byBuiltin.get(name) ?? 0) + n);
   }
 }

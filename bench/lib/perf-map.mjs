@@ -17,7 +17,7 @@ export function readPerfMap(file) {
 }
 
 /** The name of the function whose code holds `addr`, or null. */
-export function symbolAt(rows, addr) {
+function symbolAt(rows, addr) {
   let lo = 0;
   let hi = rows.length - 1;
   while (lo <= hi) {
@@ -27,6 +27,19 @@ export function symbolAt(rows, addr) {
   }
   const r = rows[hi];
   return r && addr < r.start + r.size ? r.name : null;
+}
+
+/**
+ * The function of a callgrind_annotate entry for generated code
+ * ('???:0x<address>'), named through the perf map `rows` (null: no map).
+ */
+export function generatedCodeName(rows, entry) {
+  return (rows && symbolAt(rows, parseInt(entry.slice(4), 16))) ?? '(code V8 did not name)';
+}
+
+/** A callgrind_annotate entry's function name: '???:Builtins_LoadIC [/usr/bin/node]' -> 'Builtins_LoadIC'; libc's 'path:function [lib]' -> 'function'. */
+export function nativeFunctionName(entry) {
+  return entry.replace(/\s+\[[^\]]*\]$/, '').replace(/^[^:]*:/, '');
 }
 
 /** A perf-map name shortened for a table: file URLs under dist/ or bench/ lose their directory. */
