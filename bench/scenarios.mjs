@@ -43,6 +43,14 @@ export const IDLE_SERVERS = {
     pair: 'ws',
     what: "node:http upgrade, then one socket.write() of a pre-encoded ping per connection every 25 s and a 'data' listener for the pong, nothing else (Node's floor for the heartbeat)",
   },
+  // The same on a bare node:net server (no node:http): the floor d's goals are set beside.
+  'net-ping-bare': {
+    script: 'servers/idle-net-ping.mjs',
+    args: ['--interval-ms', '25000', '--bare'],
+    client: 'ws',
+    pair: 'ws',
+    what: "net-ping with the upgrade read off a bare node:net server instead of node:http (no HTTP parser or request object): Node's floor for a server that owns its listening socket",
+  },
   ws: {
     script: 'servers/idle-ws.mjs',
     args: ['--interval', '30000'],

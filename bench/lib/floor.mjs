@@ -1,10 +1,10 @@
 // Node's floor beside a goal: the same comparison with lifeline's figure
 // replaced by the figure of the bench's least-possible Node server for that
-// scenario (raw `net` echo for a-c, net-ping for d, broadcast-net for e),
-// measured in the same run. A goal the floor misses too was, in that run,
-// out of reach of a server on Node's sockets that does no more than the
-// floor does: that separates a miss of ours from one of the platform, run
-// by run.
+// scenario (raw `net` echo for a-c, net-ping-bare or net-ping for d,
+// broadcast-net for e), measured in the same run. A goal the floor misses
+// too was, in that run, out of reach of a server on Node's sockets that does
+// no more than the floor does: that separates a miss of ours from one of the
+// platform, run by run.
 
 /**
  * The floor entry of a goal: `{ server, value, pass }`, where `value` is the
@@ -18,11 +18,14 @@ export function floorOf(server, floorFigure, referenceFigure, op, target) {
   return { server, value, pass: op === '<=' ? value <= target : value >= target };
 }
 
-/** "; Node's floor (net-ping) 1.24x: missed too" to end a goal line; '' without a floor. */
+/**
+ * "; Node's floor (net-ping) 1.24x: missed too" to end a goal line ("missed"
+ * when the goal itself was met or not judged); '' without a floor.
+ */
 export function floorText(goal) {
   const f = goal.floor;
   if (!f) return '';
-  return `; Node's floor (${f.server}) ${f.value.toFixed(2)}x: ${f.pass ? 'met' : 'missed too'}`;
+  return `; Node's floor (${f.server}) ${f.value.toFixed(2)}x: ${f.pass ? 'met' : goal.pass === false ? 'missed too' : 'missed'}`;
 }
 
 /** How many missed goals the floor missed too (pass === false on both). */

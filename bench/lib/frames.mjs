@@ -2,9 +2,10 @@
 // load generators (loadgen.mjs, idle-loadgen.mjs, inproc.mjs), as 5.3
 // requires, the handshake's accept value (the load generators check it), and
 // the bare upgrade of the Node floor servers (servers/broadcast-net.mjs,
-// servers/idle-net-ping.mjs).
+// servers/idle-net-ping.mjs), over node:http or over a bare node:net server.
 import crypto from 'node:crypto';
 import { createServer } from 'node:http';
+import net from 'node:net';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -38,6 +39,55 @@ export function bareUpgradeServer(onSocket) {
     onSocket(socket);
   });
   return http;
+}
+
+/** The longest request head bareNetUpgradeServer reads before it gives up on a connection. */
+const MAX_HEAD = 8192;
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+/**
+ * The same upgrade on a node:net server, without node:http: the request head
+ * is read off the socket by hand (up to MAX_HEAD bytes, across reads), so no
+ * HTTP parser, IncomingMessage or node:http socket state is made for it, and
+ * nothing of the head stays on the socket. The floor of a server that owns
+ * its listening socket (node:http's part of a connection's memory is what
+ * this leaves out); a head without a Sec-WebSocket-Key, or not asking to
+ * upgrade to websocket, is dropped.
+ */
+export function bareNetUpgradeServer(onSocket) {
+  // Heads that span reads, until complete (the loadgens write theirs in one piece).
+  const partial = new Map();
+  function readHead(chunk) {
+    const before = partial.get(this);
+    const head = before === undefined ? chunk : Buffer.concat([before, chunk]);
+    const end = head.indexOf(HEAD_END);
+    if (end < 0) {
+      if (head.length > MAX_HEAD) {
+        partial.delete(this);
+        this.destroy();
+      } else {
+        if (before === undefined) this.once('close', () => partial.delete(this));
+        partial.set(this, head);
+      }
+      return;
+    }
+    partial.delete(this);
+    // The loadgens send nothing after the head until the 101.
+    this.removeListener('data', readHead);
+    const text = head.latin1Slice(0, end);
+    const key = /\r\nsec-websocket-key:[ \t]*([^\r]+?)[ \t]*(?:\r|$)/i.exec(text);
+    if (key === null || !/\r\nupgrade:[ \t]*websocket[ \t]*(?:\r|$)/i.test(text)) {
+      this.destroy();
+      return;
+    }
+    this.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key[1])}\r\n\r\n`);
+    this.setNoDelay(true);
+    onSocket(this);
+  }
+  return net.createServer((socket) => {
+    socket.on('error', ignoreError);
+    socket.on('data', readHead);
+  });
 }
 
 // Masking keys come from a pool of random bytes, refilled when used up (one

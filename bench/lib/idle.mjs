@@ -450,6 +450,9 @@ export async function runIdleScenario(ctx, sc, ids, params) {
 export function idleGoals(summary) {
   const goals = [];
   const l = summary.lifeline;
+  // Node's floor: net-ping on a bare node:net server when it ran (the least a
+  // Node server pays per connection), else net-ping over node:http.
+  const floorId = summary['net-ping-bare'] ? 'net-ping-bare' : summary['net-ping'] ? 'net-ping' : null;
   if (l && summary.net) {
     const value = l.rssPerConnKB / summary.net.rssPerConnKB;
     goals.push({
@@ -459,7 +462,7 @@ export function idleGoals(summary) {
       value,
       target: IDLE_GOALS.rssVsNet,
       pass: Number.isFinite(value) && value <= IDLE_GOALS.rssVsNet,
-      floor: summary['net-ping'] ? floorOf('net-ping', summary['net-ping'].rssPerConnKB, summary.net.rssPerConnKB, '<=', IDLE_GOALS.rssVsNet) : null,
+      floor: floorId ? floorOf(floorId, summary[floorId].rssPerConnKB, summary.net.rssPerConnKB, '<=', IDLE_GOALS.rssVsNet) : null,
     });
   }
   // Against uWS at lifeline's cadence when it ran (uws-24s), else the default
@@ -474,9 +477,9 @@ export function idleGoals(summary) {
         : { share: x.idleCpuShare, pings: x.pingsSent, us: x.cpuUsPerPing };
     const a = pick(l);
     const b = pick(u);
-    // Node's floor (net-ping), when it ran: how much of the gap any Node server has.
-    const floor = summary['net-ping'] ? pick(summary['net-ping']) : null;
-    const floorPerPing = floor && Number.isFinite(floor.us) ? `; Node's floor net-ping ${fmtUs(floor.us)} us per ping` : '';
+    // Node's floor, when it ran: how much of the gap any Node server has.
+    const floor = floorId ? pick(summary[floorId]) : null;
+    const floorPerPing = floor && Number.isFinite(floor.us) ? `; Node's floor ${floorId} ${fmtUs(floor.us)} us per ping` : '';
     // Shares of one CPU over the window. A heartbeat's CPU is its pings': with
     // none in the window (its cadence against the window's phase) there is
     // nothing to compare, and the goal says so instead of comparing with 0.
@@ -493,7 +496,7 @@ export function idleGoals(summary) {
       target: 1,
       pass: comparable ? a.share <= b.share : null,
       // The floor's share over uWS's, when it pinged in the same window.
-      floor: floor && b.pings > 0 && floor.pings > 0 ? floorOf('net-ping', floor.share, b.share, '<=', 1) : null,
+      floor: floor && b.pings > 0 && floor.pings > 0 ? floorOf(floorId, floor.share, b.share, '<=', 1) : null,
     });
   }
   return goals;

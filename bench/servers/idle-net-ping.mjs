@@ -7,18 +7,23 @@
 // event and only stamps the time it arrived. No WebSocket object, no parser,
 // no timeout: what a Node WebSocket server's heartbeat cannot do without.
 // It plays for the idle-CPU goal the part the raw `net` echo plays in a-c.
+// With --bare the upgrade is read off a bare node:net server instead
+// (frames.mjs bareNetUpgradeServer): node:http's share of a connection's
+// memory left out too, the floor of a server that owns its listening socket
+// (scenario d's `net-ping-bare`, the floor its goals are set beside).
 //
-//   node --expose-gc bench/servers/idle-net-ping.mjs [--interval-ms 25000]
+//   node --expose-gc bench/servers/idle-net-ping.mjs [--interval-ms 25000] [--bare]
 //
 // Pinging is driven by one 1 s timer over a queue of the connections in the
 // order they fall due (all get the same interval, so a socket just pinged or
 // just opened goes to the back): no timer per connection. Listens on 127.0.0.1,
 // port 0, prints `listening <port>`, then answers the control commands of
 // idle-common.mjs.
-import { bareUpgradeServer } from '../lib/frames.mjs';
+import { bareNetUpgradeServer, bareUpgradeServer } from '../lib/frames.mjs';
 import { argValue, controlChannel } from './idle-common.mjs';
 
 const intervalMs = Number(argValue('interval-ms', '25000'));
+const bare = process.argv.includes('--bare');
 const PING = Buffer.from([0x89, 0x00]);
 
 /** Sockets in the order they fall due, from `head` on, and when each is due. */
@@ -45,7 +50,7 @@ function onClose() {
   closes++;
 }
 
-const http = bareUpgradeServer((socket) => {
+const server = (bare ? bareNetUpgradeServer : bareUpgradeServer)((socket) => {
   const now = Date.now();
   socket.lastSeen = (now - T0) | 0;
   socket.on('close', onClose);
@@ -54,8 +59,8 @@ const http = bareUpgradeServer((socket) => {
   dueAt.push(now + intervalMs);
   connections++;
 });
-http.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`listening ${http.address().port}\n`);
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
 });
 
 // A ping round takes the due sockets off the front and puts them at the back;
@@ -78,7 +83,7 @@ setInterval(() => {
   }
 }, 1000).unref();
 
-controlChannel('idle-net-ping', () => ({
+controlChannel(bare ? 'idle-net-ping --bare' : 'idle-net-ping', () => ({
   connections: connections - closes,
   accepted: connections,
   closes,
