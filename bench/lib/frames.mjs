@@ -33,12 +33,17 @@ export function bareUpgradeServer(onSocket) {
       socket.destroy();
       return;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
-    socket.setNoDelay(true);
     socket.on('error', ignoreError);
-    onSocket(socket);
+    acceptUpgrade(socket, key, onSocket);
   });
   return http;
+}
+
+/** Both servers' answer to a valid upgrade: the 101 with the accept value, then the socket, with setNoDelay(true) as lifeline's, to `onSocket`. */
+function acceptUpgrade(socket, key, onSocket) {
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
+  socket.setNoDelay(true);
+  onSocket(socket);
 }
 
 /** The longest request head bareNetUpgradeServer reads before it gives up on a connection. */
@@ -80,9 +85,7 @@ export function bareNetUpgradeServer(onSocket) {
       this.destroy();
       return;
     }
-    this.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key[1])}\r\n\r\n`);
-    this.setNoDelay(true);
-    onSocket(this);
+    acceptUpgrade(this, key[1], onSocket);
   }
   return net.createServer((socket) => {
     socket.on('error', ignoreError);
