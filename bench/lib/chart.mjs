@@ -42,7 +42,8 @@ function peerOf(id) {
 function higherIsBetter(g) {
   const inv = g.op === '<=';
   const scale = (x) => (num(x) && x > 0 ? (inv ? 1 / x : x) : NaN);
-  const floor = g.floor && num(scale(g.floor.value)) ? { value: scale(g.floor.value), server: g.floor.server, pass: g.floor.pass } : null;
+  const floorValue = g.floor ? scale(g.floor.value) : NaN;
+  const floor = num(floorValue) ? { value: floorValue, server: g.floor.server, pass: g.floor.pass } : null;
   return { value: scale(g.value), target: scale(g.target), pass: g.pass, ...(floor ? { floor } : {}) };
 }
 
