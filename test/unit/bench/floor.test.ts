@@ -76,18 +76,17 @@ describe('goals of d and e carry the floor', () => {
     cpuUsPerPing: pingsSent > 0 ? (idleCpuShare * 30 * 1e6) / pingsSent : NaN,
   });
 
+  /** d's two goals for a run of lifeline, net and uws-24s beside the given floor servers. */
+  const dGoals = (floors: Record<string, ReturnType<typeof row>>) => {
+    const goals = idleGoals({ lifeline: row(3.0, 0.011, 20_000), net: row(1.8, 0, 0), 'uws-24s': row(0.9, 0.0075, 20_000), ...floors }) as Goal[];
+    return { rss: goals.find((g) => g.id === 'd-rss-vs-net')!, cpu: goals.find((g) => g.id === 'd-idle-cpu-vs-uws')! };
+  };
+
   it('d: net-ping RSS over net, net-ping idle CPU over uWS', () => {
-    const goals = idleGoals({
-      lifeline: row(3.0, 0.011, 20_000),
-      net: row(1.8, 0, 0),
-      'net-ping': row(2.3, 0.0093, 20_000),
-      'uws-24s': row(0.9, 0.0075, 20_000),
-    }) as Goal[];
-    const rss = goals.find((g) => g.id === 'd-rss-vs-net')!;
+    const { rss, cpu } = dGoals({ 'net-ping': row(2.3, 0.0093, 20_000) });
     assert.equal(rss.floor!.server, 'net-ping');
     assert.ok(close(rss.floor!.value, 2.3 / 1.8));
     assert.equal(rss.floor!.pass, false);
-    const cpu = goals.find((g) => g.id === 'd-idle-cpu-vs-uws')!;
     assert.ok(close(cpu.floor!.value, 0.0093 / 0.0075));
     assert.equal(cpu.floor!.pass, false);
     // A floor that pinged nothing in the window is not compared with zero.
@@ -99,20 +98,12 @@ describe('goals of d and e carry the floor', () => {
   });
 
   it('d: net-ping-bare (no node:http) is the floor when it ran, for both goals', () => {
-    const goals = idleGoals({
-      lifeline: row(3.0, 0.011, 20_000),
-      net: row(1.8, 0, 0),
-      'net-ping': row(2.5, 0.0093, 20_000),
-      'net-ping-bare': row(2.05, 0.009, 20_000),
-      'uws-24s': row(0.9, 0.0075, 20_000),
-    }) as Goal[];
-    const rss = goals.find((g) => g.id === 'd-rss-vs-net')!;
+    const { rss, cpu } = dGoals({ 'net-ping': row(2.5, 0.0093, 20_000), 'net-ping-bare': row(2.05, 0.009, 20_000) });
     assert.equal(rss.floor!.server, 'net-ping-bare');
     assert.ok(close(rss.floor!.value, 2.05 / 1.8));
     // 1.14x: the bare floor can meet the memory target where net-ping (1.39x) cannot.
     assert.equal(rss.floor!.pass, true);
     assert.equal(rss.pass, false);
-    const cpu = goals.find((g) => g.id === 'd-idle-cpu-vs-uws')!;
     assert.equal(cpu.floor!.server, 'net-ping-bare');
     assert.ok(close(cpu.floor!.value, 0.009 / 0.0075));
     assert.match(cpu.text, /Node's floor net-ping-bare 13\.5 us per ping/);
