@@ -9,16 +9,17 @@
  *    hands back the bytes after it (they already belong to the WebSocket stream).
  *
  * No sockets and no timers here; the handshake timeout lives in the transport.
- * node:crypto is used for SHA-1 and for the client's random key.
+ * node:crypto is used for SHA-1; the client's random key comes from random-pool.ts.
  *
  * Header maps use lower-case names, like node's IncomingMessage.headers. A value
  * may be an array when a header was repeated (HttpHeadParser always does this;
  * node joins most repeats with ', '); every check here copes with both forms.
  */
 import { Buffer } from 'node:buffer';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { HandshakeError, UsageError } from './errors.js';
 import { formatExtensionHeader, isToken, parseExtensionHeader, type ExtensionOffer } from './extensions.js';
+import { randomPool } from './random-pool.js';
 
 // RFC 6455 1.3: the GUID concatenated to the key before hashing.
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -40,7 +41,7 @@ export function computeAcceptKey(key: string): string {
 
 /** RFC 6455 4.1: "a randomly selected 16-byte value that has been base64-encoded". */
 export function generateClientKey(): string {
-  return randomBytes(16).toString('base64');
+  return randomPool.take(16, 'base64');
 }
 
 // 16 bytes encode to 22 significant base64 characters plus '==' padding.

@@ -16,7 +16,7 @@
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage, emitterWithoutInit, sessionEventSlots, type EventSlots } from '../transport/node/event-slots.js';
@@ -25,6 +25,7 @@ import { encodedFrameSize, viewOf } from '../protocol/connection.js';
 import { Opcode, frameHeaderSize, writeFrameHeader } from '../protocol/frame.js';
 import { coldFieldDefaults } from '../protocol/cold-fields.js';
 import { decimalDigits, putDecimalBefore } from '../protocol/decimal.js';
+import { randomPool } from '../protocol/random-pool.js';
 import { FrameArena } from './frame-arena.js';
 import { relativeClock, systemClock, type Clock } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
@@ -480,8 +481,8 @@ export class ServerSession implements SocketOwner {
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
       this.arena = new FrameArena();
       this.inbound = new InboundSequencer(o.ackEvery);
-      this.id = randomBytes(12).toString('base64url');
-      this.token = randomBytes(18).toString('base64url');
+      this.id = randomPool.take(12, 'base64url');
+      this.token = randomPool.take(18, 'base64url');
     } else {
       // replay, arena, inbound, counters, id, token: the prototype's shared plain values.
     }
