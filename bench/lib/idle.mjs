@@ -635,7 +635,7 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
   const header = [
     'server', 'RSS/conn KB', 'heap/conn KB', 'idle CPU', 'pings', 'pongs', 'CPU/ping us',
     ...(steady ? ['steady CPU', 'steady pings', 'steady CPU/ping us'] : []),
-    'closes', 'ws pair', 'RSS vs pair', 'heap vs pair', 'CPU vs pair', 'RSS vs net',
+    'setup us/conn', 'closes', 'ws pair', 'RSS vs pair', 'heap vs pair', 'CPU vs pair', 'RSS vs net',
   ];
   const rows = ids.map((id) => {
     const s = summary[id];
@@ -648,6 +648,7 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
       fmtInt(s.pongsReceived),
       fmtUs(s.cpuUsPerPing),
       ...(steady ? [fmtCpu(s.steadyCpuShare), fmtInt(s.steadyPingsSent), fmtUs(s.steadyCpuUsPerPing)] : []),
+      fmtUs(s.connectServerCpuUsPerConn),
       String(s.closes) + (s.failed ? ` (${s.failed} failed)` : ''),
       s.pair ?? '-',
       fmtRatio(s.rssVsPair),
@@ -665,6 +666,8 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
     'both after a full GC; RSS leaves out kernel socket buffers. Idle CPU: server utime+stime over the window, share of one CPU. ' +
     'Pings and pongs: during the first window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
     'CPU/ping: server CPU over the window per ping sent in it. ' +
+    'Setup: server CPU from starting the loadgen until the server held all N connections (accept, opening handshake, ' +
+    'lifeline.v1 hello and welcome where used), per connection: what a reconnect storm costs the server. ' +
     "Closes: any connection closed during the whole run, either end (must be 0). 'ws pair' is the ws run with the same ping cadence; CPU vs pair is over the steady window when there is one." +
     (ids.some((id) => id.startsWith('uws')) ? ' uWS does not report its pings: its pings are those the loadgen received.' : '') +
     (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '') +
