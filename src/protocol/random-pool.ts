@@ -6,9 +6,9 @@
  * Buffer, and OpenSSL's fork check: a getpid() system call) that dwarfs the
  * 12-18 bytes asked for: the two of a lifeline.v1 session open took about
  * 11.5 us on the bench machine, against 0.3 us from the pool, whose fill
- * (about 5 us for 4 KiB) is paid once per a few hundred values. The bytes come from the same
- * CSPRNG (Web Crypto's getRandomValues, which Node backs with OpenSSL), each
- * byte is handed out once, and the pool forgets the bytes it hands out.
+ * (about 5 us for 4 KiB) is paid once per a few hundred values. The bytes
+ * come from the same CSPRNG (Web Crypto's getRandomValues, which Node backs
+ * with OpenSSL); each byte is handed out once, and wiped from the pool then.
  */
 import { Buffer } from 'node:buffer';
 import { UsageError } from './errors.js';
