@@ -33,6 +33,7 @@ import {
 import { FrameParser, type FrameSink, payloadSliceBits } from './parser.js';
 import { coldFieldDefaults } from './cold-fields.js';
 import { decimalDigits } from './decimal.js';
+import { webCryptoFill } from './random-pool.js';
 import { Utf8Validator, isShortAscii, isValidUtf8 } from './utf8.js';
 
 export type Role = 'server' | 'client';
@@ -317,7 +318,7 @@ export class Connection implements FrameSink {
     if (options.codec != null) settings.codec = options.codec;
     if (fragmentSize !== 0) settings.fragmentSize = fragmentSize;
     if (options.autoPong === false) settings.autoPong = false;
-    if (options.randomFill !== undefined && options.randomFill !== defaultRandomFill) settings.randomFill = options.randomFill;
+    if (options.randomFill !== undefined && options.randomFill !== webCryptoFill) settings.randomFill = options.randomFill;
     this.isUtf8 = options.isUtf8 ?? isValidUtf8;
     this.parser = new FrameParser(this, options.unmask ?? null);
   }
@@ -946,11 +947,6 @@ function checkSize(name: string, value: number | undefined, dflt: number): numbe
   return value;
 }
 
-function defaultRandomFill(buf: Uint8Array): void {
-  // getRandomValues fills at most 65536 bytes per call; the pool is smaller.
-  globalThis.crypto.getRandomValues(buf);
-}
-
 coldFieldDefaults(Connection.prototype, {
   role: 'server',
   maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
@@ -958,7 +954,7 @@ coldFieldDefaults(Connection.prototype, {
   codec: null,
   fragmentSize: 0,
   autoPong: true,
-  randomFill: defaultRandomFill,
+  randomFill: webCryptoFill,
   closeSent: false,
   closeWritten: false,
   closeTransportPending: false,

@@ -54,7 +54,8 @@ export class RandomPool {
   }
 }
 
-function webCryptoFill(buf: Uint8Array): void {
+/** Fills `buf` from Web Crypto's CSPRNG (at most 65,536 bytes a call): the pool's source, and connections' for masking keys. */
+export function webCryptoFill(buf: Uint8Array): void {
   globalThis.crypto.getRandomValues(buf);
 }
 
