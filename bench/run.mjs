@@ -74,7 +74,9 @@
 //                         (default 2; quick: 0)
 //   --no-wait             start each run at once, even if the machine is busy
 //                         (by default a run waits up to 60 s for other load to
-//                         fall below a third of a CPU)
+//                         fall below a third of a CPU, and a run of a server a
+//                         goal reads up to 30 s per CPU for the CPU canary to
+//                         read fast: bench/README.md, "Slow phases")
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -84,11 +86,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
-import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processTicks } from './lib/proc.mjs';
+import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processUserSysTicks } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 import { renderChart } from './lib/chart.mjs';
+import { Canaries, canaryFlag } from './lib/canary.mjs';
 import { floorOf, floorText, missedByFloor } from './lib/floor.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -226,12 +229,26 @@ function pinModeOf(sc) {
   return sc.pin ?? 'none';
 }
 
+/** The CPU a process of `role` ('server' or 'loadgen') is pinned to, or null (pinMode 'none'). */
+function cpuOf(role, pinMode) {
+  if (pinMode === 'none') return null;
+  return pinMode === 'same' ? cpuCount() - 1 : role === 'server' ? 0 : 1;
+}
+
 /** [command, args] for a node process; `role` is 'server' or 'loadgen'. */
 function nodeCmd(args, role, pinMode) {
-  if (pinMode === 'none') return [process.execPath, args];
-  const cpu = pinMode === 'same' ? cpuCount() - 1 : role === 'server' ? 0 : 1;
+  const cpu = cpuOf(role, pinMode);
+  if (cpu === null) return [process.execPath, args];
   return ['taskset', ['-c', String(cpu), process.execPath, ...args]];
 }
+
+/** The servers a scenario's goals read: each goal's own, its reference and its floor. */
+function goalServers(sc) {
+  return new Set((sc.goals ?? []).flatMap((g) => [g.of, g.vs, g.floor].filter(Boolean)));
+}
+
+/** The CPU canaries of pinned echo runs (lib/canary.mjs); stopped at the end of main(). */
+const canaries = new Canaries(ROOT);
 
 const QUIET_BUSY = 0.33;
 const QUIET_MAX_WAIT_MS = 60_000;
@@ -270,6 +287,15 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
   serverArgs.push(path.join(BENCH, serverDef.script), ...(serverDef.args ?? []));
   const quiet = await waitQuiet();
   const pinMode = pinModeOf(sc);
+  // The canaries on the server's and the loadgen's CPUs (lib/canary.mjs):
+  // wait for them to read fast, then read them just before and just after
+  // the measured part. Only for the servers a goal reads (the others are
+  // context, and waiting out a slow phase for socket.io's 15 s runs would
+  // cost minutes); unpinned runs have no CPUs of their own to watch; quick
+  // runs skip them.
+  const watched = !opt.quick && pinMode !== 'none' && goalServers(sc).has(serverId);
+  const canaryCpus = watched ? [...new Set([cpuOf('server', pinMode), cpuOf('loadgen', pinMode)])] : [];
+  const canaryWaitedMs = opt['no-wait'] ? 0 : await canaries.waitFastAll(canaryCpus);
   const [scmd, sargs] = nodeCmd(serverArgs, 'server', pinMode);
   const server = new Child(scmd, sargs, { cwd: ROOT, name: `${serverId} server` });
   let loadgen = null;
@@ -299,8 +325,10 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const first = await loadgen.waitLine((l) => l === 'ready' || l.startsWith('result '), '"ready"', 120000);
     let before = null;
     let t0 = 0n;
+    let canaryBefore = {};
     if (first === 'ready') {
-      before = { server: processTicks(server.pid), loadgen: processTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+      canaryBefore = await canaries.readAll(canaryCpus);
+      before = { server: processUserSysTicks(server.pid), loadgen: processUserSysTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
       t0 = process.hrtime.bigint();
       loadgen.write('go\n');
     }
@@ -308,15 +336,18 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const timeoutMs = 60000 + params.messages / 5;
     const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', timeoutMs);
     const wallSec = before ? Number(process.hrtime.bigint() - t0) / 1e9 : NaN;
-    const after = { server: processTicks(server.pid), loadgen: processTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+    const after = { server: processUserSysTicks(server.pid), loadgen: processUserSysTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+    const canaryAfter = before ? await canaries.readAll(canaryCpus) : {};
     const r = JSON.parse(resultLine.slice('result '.length));
     await loadgen.exited;
     if (before === null || after.server === null || after.loadgen === null) {
       return { server: serverId, rep, ok: false, lost: r.lost ?? NaN, flags: [`FAILED: ${(r.errors ?? ['no measurement'])[0]}`], errors: r.errors ?? ['no measurement'] };
     }
 
-    const serverCpuSec = (after.server - before.server) / TICK;
-    const loadgenCpuSec = (after.loadgen - before.loadgen) / TICK;
+    const serverUserSec = (after.server.user - before.server.user) / TICK;
+    const serverSysSec = (after.server.sys - before.server.sys) / TICK;
+    const serverCpuSec = serverUserSec + serverSysSec;
+    const loadgenCpuSec = (after.loadgen.user + after.loadgen.sys - before.loadgen.user - before.loadgen.sys) / TICK;
     const busySec = (after.machine.busy - before.machine.busy) / TICK;
     const stealSec = (after.machine.steal - before.machine.steal) / TICK;
     const otherSec = Math.max(0, busySec - serverCpuSec - loadgenCpuSec);
@@ -329,6 +360,10 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     if (stealShare > STEAL_FLAG) flags.push(`steal ${(100 * stealShare).toFixed(0)}% of a CPU`);
     if (otherShare > OTHER_FLAG) flags.push(`other load ${(100 * otherShare).toFixed(0)}% of a CPU`);
     if (quiet.busyBefore >= QUIET_BUSY) flags.push(`machine busy before the run (${(100 * quiet.busyBefore).toFixed(0)}% of a CPU)`);
+    for (const cpu of canaryCpus) {
+      const slow = canaryFlag(cpu, canaryBefore[cpu], canaryAfter[cpu], canaries.best(cpu));
+      if (slow) flags.push(slow);
+    }
     if (!r.ok) flags.push(`FAILED: ${r.outcome}, lost ${r.lost}${r.errors.length ? `: ${r.errors[0]}` : ''}`);
     return {
       server: serverId,
@@ -341,6 +376,8 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       elapsedMs: r.elapsedMs,
       msgsPerSec: r.msgsPerSec,
       serverCpuSec,
+      serverUserSec,
+      serverSysSec,
       msgsPerServerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : NaN,
       serverCpuShare: serverCpuSec / wallSec,
       loadgenCpuSec,
@@ -352,6 +389,9 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       loadgenReadsPerMsg: lgio && r.received > 0 ? lgio.reads / r.received : NaN,
       loadgenWritesPerMsg: lgio && r.received > 0 ? lgio.writes / r.received : NaN,
       ...(r.latencyUs ? { latencyUs: r.latencyUs } : {}),
+      ...(canaryCpus.length
+        ? { canary: { waitedMs: canaryWaitedMs, cpus: Object.fromEntries(canaryCpus.map((cpu) => [cpu, { before: canaryBefore[cpu], after: canaryAfter[cpu], best: canaries.best(cpu) }])) } }
+        : {}),
       quiet,
       flags,
       errors: r.errors,
@@ -367,6 +407,13 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
 
 function fmtInt(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
+/** A run's canary readings, per CPU: `cpu0 50/17->51/18` (compute us/memory ns, before -> after), and any wait for a fast CPU. */
+function fmtCanaries(canary) {
+  const one = (c) => (c ? `${c.computeUs.toFixed(0)}/${c.memoryNs.toFixed(0)}` : '-');
+  const cpus = Object.entries(canary.cpus).map(([cpu, c]) => `cpu${cpu} ${one(c.before)}->${one(c.after)}`);
+  return cpus.join(' ') + (canary.waitedMs >= 1000 ? ` (waited ${(canary.waitedMs / 1000).toFixed(0)} s)` : '');
 }
 
 function fmtPct(x) {
@@ -705,6 +752,7 @@ async function main() {
             console.log(
               `  rep ${rep} ${serverId.padEnd(12)} ${fmtInt(r.msgsPerSec).padStart(9)} msgs/s  ${fmtInt(r.msgsPerServerCpuSec).padStart(9)} msgs/server-CPU-s  ` +
                 `server ${fmtPct(r.serverCpuShare).padStart(4)}  loadgen ${fmtPct(r.loadgenCpuShare).padStart(4)}  lost ${r.lost}` +
+                (r.canary ? `  canary ${fmtCanaries(r.canary)}` : '') +
                 (r.flags.length ? `  [${r.flags.join('; ')}]` : '') +
                 (disturbed && attempt <= retries ? '  -> discarded, again' : ''),
             );
@@ -924,7 +972,11 @@ async function moduleScenario(doc, scenarioId) {
   return result?.ok === false ? 1 : 0;
 }
 
-main().catch((err) => {
-  console.error(`bench: ${err.stack ?? err}`);
-  process.exit(1);
-});
+main().then(
+  () => canaries.stopAll(),
+  async (err) => {
+    console.error(`bench: ${err.stack ?? err}`);
+    await canaries.stopAll();
+    process.exit(1);
+  },
+);

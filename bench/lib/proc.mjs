@@ -29,6 +29,17 @@ export function hasProc() {
  * Null when the process is gone.
  */
 export function processTicks(pid) {
+  const t = processUserSysTicks(pid);
+  return t === null ? null : t.user + t.sys;
+}
+
+/**
+ * The same, split: user (utime, field 14) and system (stime, field 15)
+ * ticks. A run whose CPU per message moves with the machine's phase shows
+ * here which side moved: our code and V8's (user) or the kernel's socket
+ * work (system).
+ */
+export function processUserSysTicks(pid) {
   let text;
   try {
     text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -38,7 +49,7 @@ export function processTicks(pid) {
   // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  return Number(rest[11]) + Number(rest[12]);
+  return { user: Number(rest[11]), sys: Number(rest[12]) };
 }
 
 /**
