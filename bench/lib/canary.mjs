@@ -1,13 +1,14 @@
-// The CPU canary: is the CPU a measured server runs on in one of this VM's
-// slow phases? On the shared 2-vCPU machines the bench runs on, a vCPU has
+// The CPU canary: is a CPU of a measured run in one of this VM's slow
+// phases? On the shared 2-vCPU machines the bench runs on, a vCPU has
 // phases, tens of seconds to minutes long, in which the same user-space work
-// takes 1.7x the CPU time and a load from memory 3-5x, with no steal and no
-// other process of ours to show for it (so the other-load flags miss them):
-// other tenants of the host, as far as a guest can tell. They cost every
-// server in scenarios a, b and g a quarter to a half of its msgs per
-// server-CPU-s, the WebSocket servers (ours and uWebSockets.js alike) more
-// than raw `net`, so a repetition that falls into one moves the goals' ratios
-// more than any change of code does (docs/BENCHMARKS.md, "Slow phases").
+// takes about 1.7x the CPU time and loads from the shared cache several
+// times longer, with no steal and no other process of ours to show for it
+// (so the other-load flags miss them; presumably other tenants of the host).
+// In scenario a they cost the WebSocket servers, ours and uWebSockets.js
+// alike, a third of their msgs per server-CPU-s and raw `net` about a
+// tenth, so a repetition that falls into one moves the goals' ratios more
+// than any change of code does (docs/BENCHMARKS.md, "Slow phases, and the
+// CPU canary").
 //
 // The canary (bench/canary.mjs, a child pinned to each CPU a pinned run
 // uses: the server's and the loadgen's, whose speed moves the server's CPU
