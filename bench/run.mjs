@@ -340,7 +340,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const canaryAfter = before ? await canaries.readAll(canaryCpus) : {};
     const r = JSON.parse(resultLine.slice('result '.length));
     await loadgen.exited;
-    if (before === null || after.server === null || after.loadgen === null) {
+    if (before === null || before.server === null || before.loadgen === null || after.server === null || after.loadgen === null) {
       return { server: serverId, rep, ok: false, lost: r.lost ?? NaN, flags: [`FAILED: ${(r.errors ?? ['no measurement'])[0]}`], errors: r.errors ?? ['no measurement'] };
     }
 
