@@ -247,6 +247,22 @@ function goalServers(sc) {
   return new Set((sc.goals ?? []).flatMap((g) => [g.of, g.vs, g.floor].filter(Boolean)));
 }
 
+/**
+ * The environment of the echo scenarios' servers and loadgens. glibc's
+ * malloc gives the top of its heap back to the kernel once more than
+ * M_TRIM_THRESHOLD (128 KiB, then adjusted) is free there, and whether a
+ * process's freed 64 KiB read buffers end up at that top depends on its
+ * heap's layout: the processes where they do fault the memory in again on
+ * each read (0.3-0.6 minor faults per message in scenario b's raw `net`
+ * echo against 0.04-0.11 in the others, with 1.3-3x the system time), so
+ * a server's figure depended on which kind of process a run drew. A trim
+ * threshold above anything these processes free keeps every process in the
+ * same (faultless) state; all servers and loadgens get it, and an
+ * MALLOC_TRIM_THRESHOLD_ already set is kept. Not for scenarios d-f, which
+ * measure memory: there the trim is part of what a server holds.
+ */
+const ECHO_ENV = { MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024), ...process.env };
+
 /** The CPU canaries of pinned echo runs (lib/canary.mjs); stopped at the end of main(). */
 const canaries = new Canaries(ROOT);
 
@@ -297,7 +313,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
   const canaryCpus = watched ? [...new Set([cpuOf('server', pinMode), cpuOf('loadgen', pinMode)])] : [];
   const canaryWaitedMs = opt['no-wait'] ? 0 : await canaries.waitFastAll(canaryCpus);
   const [scmd, sargs] = nodeCmd(serverArgs, 'server', pinMode);
-  const server = new Child(scmd, sargs, { cwd: ROOT, name: `${serverId} server` });
+  const server = new Child(scmd, sargs, { cwd: ROOT, env: ECHO_ENV, name: `${serverId} server` });
   let loadgen = null;
   try {
     const listening = await server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
@@ -321,7 +337,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       'loadgen',
       pinMode,
     );
-    loadgen = new Child(lcmd, largs, { cwd: ROOT, stdin: true, name: 'loadgen' });
+    loadgen = new Child(lcmd, largs, { cwd: ROOT, stdin: true, env: ECHO_ENV, name: 'loadgen' });
     const first = await loadgen.waitLine((l) => l === 'ready' || l.startsWith('result '), '"ready"', 120000);
     let before = null;
     let t0 = 0n;
@@ -378,6 +394,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       serverCpuSec,
       serverUserSec,
       serverSysSec,
+      serverMinorFaultsPerMsg: r.received > 0 ? (after.server.minorFaults - before.server.minorFaults) / r.received : NaN,
       msgsPerServerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : NaN,
       serverCpuShare: serverCpuSec / wallSec,
       loadgenCpuSec,
@@ -692,6 +709,7 @@ async function main() {
     wsVersion: pkgVersion('ws'),
     uwsPackageVersion: pkgVersion('@trufflesuite/uws-js-unofficial'),
     socketioVersion: pkgVersion('socket.io'),
+    echoMallocTrimThreshold: ECHO_ENV.MALLOC_TRIM_THRESHOLD_,
   };
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   console.log(`lifeline bench (${mode}${custom ? ', custom' : ''}): ${command}`);
@@ -701,6 +719,9 @@ async function main() {
     console.log(`${checkUwsNative()} (uWebSockets.js ${env.uwsPackageVersion}); socket.io ${env.socketioVersion ?? 'missing'}`);
   }
 
+  if (scenarioIds.some((id) => (SCENARIOS[id].kind ?? 'echo') === 'echo')) {
+    console.log(`echo scenarios: servers and loadgens run with MALLOC_TRIM_THRESHOLD_=${ECHO_ENV.MALLOC_TRIM_THRESHOLD_} (glibc keeps freed read buffers instead of faulting them in again; bench/README.md)`);
+  }
   const browserBundle = measureBrowserBundle();
   console.log(formatBundle(browserBundle));
   const doc = { startedAt, mode, custom, command, env, browserBundle, scenarios: {}, goals: [] };

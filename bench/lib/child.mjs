@@ -5,12 +5,13 @@ export class Child {
   /**
    * @param {string} cmd
    * @param {string[]} args
-   * @param {{cwd?: string, stdin?: boolean, name: string}} opts
+   * @param {{cwd?: string, stdin?: boolean, env?: NodeJS.ProcessEnv, name: string}} opts
    */
   constructor(cmd, args, opts) {
     this.name = opts.name;
     this.proc = spawn(cmd, args, {
       cwd: opts.cwd,
+      env: opts.env ?? process.env,
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     this.pid = this.proc.pid;
