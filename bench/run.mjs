@@ -86,7 +86,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
-import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processUserSysTicks } from './lib/proc.mjs';
+import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
@@ -344,7 +344,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     let canaryBefore = {};
     if (first === 'ready') {
       canaryBefore = await canaries.readAll(canaryCpus);
-      before = { server: processUserSysTicks(server.pid), loadgen: processUserSysTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+      before = { server: processStat(server.pid), loadgen: processStat(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
       t0 = process.hrtime.bigint();
       loadgen.write('go\n');
     }
@@ -352,7 +352,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const timeoutMs = 60000 + params.messages / 5;
     const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', timeoutMs);
     const wallSec = before ? Number(process.hrtime.bigint() - t0) / 1e9 : NaN;
-    const after = { server: processUserSysTicks(server.pid), loadgen: processUserSysTicks(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+    const after = { server: processStat(server.pid), loadgen: processStat(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
     const canaryAfter = before ? await canaries.readAll(canaryCpus) : {};
     const r = JSON.parse(resultLine.slice('result '.length));
     await loadgen.exited;

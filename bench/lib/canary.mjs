@@ -19,6 +19,7 @@
 // disturbed by other load; before a run the bench waits (a bounded time) for
 // the canaries to read fast.
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Child } from './child.mjs';
 
@@ -96,7 +97,7 @@ export class Canaries {
   async read(cpu) {
     const first = await this.sample(cpu);
     if (!slowness(first, this.best(cpu))) return first;
-    await new Promise((r) => setTimeout(r, SECOND_LOOK_MS));
+    await sleep(SECOND_LOOK_MS);
     return (await this.sample(cpu)) ?? first;
   }
 
@@ -114,7 +115,7 @@ export class Canaries {
     const start = Date.now();
     let last = await this.read(cpu);
     while (last && slowness(last, this.best(cpu)) && Date.now() - start < maxMs && this.waitedMs + (Date.now() - start) < this.maxTotalWaitMs) {
-      await new Promise((r) => setTimeout(r, everyMs));
+      await sleep(everyMs);
       last = await this.read(cpu);
     }
     const waitedMs = Date.now() - start;

@@ -29,18 +29,19 @@ export function hasProc() {
  * Null when the process is gone.
  */
 export function processTicks(pid) {
-  const t = processUserSysTicks(pid);
+  const t = processStat(pid);
   return t === null ? null : t.user + t.sys;
 }
 
 /**
- * The same, split: user (utime, field 14) and system (stime, field 15)
- * ticks, and the minor page faults so far (minflt, field 10). A run whose
+ * What /proc/PID/stat says of the process's CPU, split: user (utime, field
+ * 14) and system (stime, field 15) ticks, and its minor page faults so far
+ * (minflt, field 10); null when the process is gone. A run whose
  * CPU per message moves with the machine's phase shows here which side
  * moved: our code and V8's (user) or the kernel's (system), and whether
  * the kernel's extra time went to faulting memory in.
  */
-export function processUserSysTicks(pid) {
+export function processStat(pid) {
   let text;
   try {
     text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
