@@ -61,10 +61,20 @@ export function canaryFlag(cpu, before, after, best) {
 
 /** One canary child per CPU, started on first use; `stopAll()` at the end. */
 export class Canaries {
-  constructor(root) {
+  /**
+   * @param {string} root the project's root (the children's cwd)
+   * @param {{ command?: (cpu: number) => [string, string[]], warn?: (line: string) => void }} [opts]
+   *   command: what runs the canary on a CPU (default `taskset -c CPU node bench/canary.mjs`);
+   *   warn: where the one line about a canary that cannot be read goes (default stderr)
+   */
+  constructor(root, opts = {}) {
     this.root = root;
+    this.command = opts.command ?? ((cpu) => ['taskset', ['-c', String(cpu), process.execPath, path.join(BENCH, 'canary.mjs')]]);
+    this.warn = opts.warn ?? ((line) => console.error(line));
     /** @type {Map<number, {child: Child, best: CanaryReading}>} */
     this.byCpu = new Map();
+    /** CPUs whose canary failed: not asked again (each is reported once). */
+    this.unavailable = new Set();
     /** Milliseconds waited for a fast CPU so far; waits stop at `maxTotalWaitMs`. */
     this.waitedMs = 0;
     this.maxTotalWaitMs = 5 * 60_000;
@@ -72,19 +82,25 @@ export class Canaries {
 
   /** A reading on `cpu` (the best readings are updated with it); null when the canary cannot be read. */
   async sample(cpu) {
+    if (this.unavailable.has(cpu)) return null;
     let c = this.byCpu.get(cpu);
     try {
       if (!c) {
-        const child = new Child('taskset', ['-c', String(cpu), process.execPath, path.join(BENCH, 'canary.mjs')], { cwd: this.root, stdin: true, name: `canary on CPU ${cpu}` });
+        const [cmd, args] = this.command(cpu);
+        const child = new Child(cmd, args, { cwd: this.root, stdin: true, name: `canary on CPU ${cpu}` });
         c = { child, best: { computeUs: Infinity, memoryNs: Infinity } };
         this.byCpu.set(cpu, c);
         await child.waitLine((l) => l === 'ready', '"ready"', 30_000);
       }
       const { computeUs, memoryNs } = await c.child.request('sample', 10_000);
-      if (!(computeUs > 0 && memoryNs > 0)) return null;
+      if (!(computeUs > 0 && memoryNs > 0)) throw new Error(`readings not positive (${computeUs} us, ${memoryNs} ns)`);
       c.best = { computeUs: Math.min(c.best.computeUs, computeUs), memoryNs: Math.min(c.best.memoryNs, memoryNs) };
       return { computeUs, memoryNs };
-    } catch {
+    } catch (err) {
+      // Unwatched runs would otherwise look like quiet ones: say so, once per CPU.
+      this.unavailable.add(cpu);
+      this.warn(`warning: the CPU canary on CPU ${cpu} cannot be read (${String(err?.message ?? err).split('\n')[0]}); runs on CPU ${cpu} are not watched for slow phases`);
+      await c?.child.stop().catch(() => {});
       return null;
     }
   }

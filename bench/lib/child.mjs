@@ -21,7 +21,9 @@ export class Child {
     this.lines = [];
     this.stderr = '';
     this.waiters = [];
+    let resolveExited;
     this.exited = new Promise((resolve) => {
+      resolveExited = resolve;
       this.proc.on('exit', (code, signal) => {
         this.exitCode = code;
         this.exitSignal = signal;
@@ -31,6 +33,12 @@ export class Child {
     });
     this.proc.on('error', (err) => {
       for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.name}: ${err.message}`));
+      // A child that never started emits no 'exit': without this, stop() would wait forever.
+      if (this.proc.pid === undefined) {
+        this.exitCode = null;
+        this.exitSignal = 'spawn-failed';
+        resolveExited({ code: null, signal: 'spawn-failed' });
+      }
     });
     let buf = '';
     this.proc.stdout.setEncoding('utf8');

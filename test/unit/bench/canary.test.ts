@@ -114,3 +114,34 @@ describe('bench canary: the real child', () => {
     }
   });
 });
+
+describe('bench canary: a canary that cannot be read', () => {
+  // Runs would go unwatched without a word: the bench must say so, once per CPU.
+  it('says once that a CPU is unwatched when the canary cannot start, and stops asking', async () => {
+    const warnings: string[] = [];
+    const c = new Canaries(ROOT, { command: () => ['lifeline-no-such-command', []], warn: (l: string) => warnings.push(l) });
+    try {
+      assert.equal(await c.sample(3), null);
+      assert.equal(await c.sample(3), null);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /CPU canary on CPU 3 cannot be read \(.*ENOENT.*\); runs on CPU 3 are not watched/);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  it('says so when the canary answers with readings that are not positive', async () => {
+    const warnings: string[] = [];
+    // A stand-in child: ready, then every sample read as zero.
+    const script = "process.stdout.write('ready\\n'); require('readline').createInterface({ input: process.stdin }).on('line', (l) => process.stdout.write(`sample ${l.split(' ')[1]} {\"computeUs\":0,\"memoryNs\":0}\\n`));";
+    const c = new Canaries(ROOT, { command: () => [process.execPath, ['-e', script]], warn: (l: string) => warnings.push(l) });
+    try {
+      assert.equal(await c.sample(1), null);
+      assert.equal(await c.read(1), null);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /CPU 1 cannot be read \(readings not positive \(0 us, 0 ns\)\)/);
+    } finally {
+      await c.stopAll();
+    }
+  });
+});
