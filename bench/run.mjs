@@ -55,7 +55,8 @@
 //                         default: all)
 //   --servers x[,y]       servers to run (default: all of each scenario's).
 //                         Echo (a, b, c): lifeline, ws, uws, socketio,
-//                         net-batched, net-perframe. Session (g):
+//                         net-batched, net-perframe; b also net-wsfloor
+//                         (its floor). Session (g):
 //                         plain (baseline), session. Idle: net, ws,
 //                         ws-5s, lifeline, lifeline-aggr, lifeline-v1,
 //                         lifeline-v1-aggr, lifeline-off. e and f get the
@@ -88,7 +89,7 @@ import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat } from './lib/proc.mjs';
 import { max, median, min } from './lib/stats.mjs';
-import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS } from './scenarios.mjs';
+import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 import { renderChart } from './lib/chart.mjs';
 import { Canaries, canaryFlag } from './lib/canary.mjs';
@@ -176,7 +177,7 @@ const requestedServers =
     ? null
     : moduleScenarioSelected
       ? opt.servers.split(',').map((x) => x.trim()).filter(Boolean)
-      : listArg('server', opt.servers, { ...SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
+      : listArg('server', opt.servers, { ...SERVERS, ...WS_FLOOR_SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
 /** An echo scenario's servers (its own, or SERVERS) and the one ratios are taken against. */
 const echoServers = (sc) => sc.servers ?? SERVERS;
 const echoBaseline = (sc) => sc.baseline ?? BASELINE;
