@@ -28,7 +28,7 @@
 // heap bucket moves with where the collector runs in the N and 2N runs.
 //
 //   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
-//                                      [--window 16] [--conns 100]
+//                                      [--window 16] [--conns 100] [--size 32] [--binary]
 //
 // Needs valgrind (Debian: apt-get install valgrind) and a built dist/ (as
 // bench/inproc.mjs does). About 3.5 minutes per mode on 2 cores; two runs
@@ -48,6 +48,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     messages: { type: 'string', default: '100000' },
     window: { type: 'string' },
+    size: { type: 'string' },
+    binary: { type: 'boolean', default: false },
     conns: { type: 'string' },
     top: { type: 'string', default: '12' },
   },
@@ -82,6 +84,8 @@ function callgrind(mode, messages, buildOnly) {
   // Passed through to bench/inproc.mjs: --window 1 --conns 1 is a read per message, as in scenario c.
   if (values.window) args.push('--window', values.window);
   if (values.conns) args.push('--conns', values.conns);
+  if (values.size) args.push('--size', values.size);
+  if (values.binary) args.push('--binary');
   if (buildOnly) args.push('--build-only');
   return new Promise((resolve, reject) => {
     const p = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'] });

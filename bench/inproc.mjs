@@ -14,6 +14,7 @@
 //
 //   node bench/inproc.mjs [--messages 200000] [--rounds 5] [--size 32]
 //                         [--window 16] [--conns 100] [--only plain|session]
+//                         [--binary] (plain mode: binary frames, as in scenario b)
 //                         [--prof] [--real-writes] [--build-only]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '5' },
     size: { type: 'string', default: '32' },
+    binary: { type: 'boolean', default: false },
     window: { type: 'string', default: '16' },
     conns: { type: 'string', default: '100' },
     only: { type: 'string' },
@@ -71,7 +73,7 @@ function buildReads(session, first, n) {
     const parts = [];
     for (let k = i; k < Math.min(n, i + W); k++) {
       const seq = first + k;
-      parts.push(maskedFrame(session ? Buffer.concat([Buffer.from(`d${seq}:`), PAYLOAD]) : PAYLOAD));
+      parts.push(session ? maskedFrame(Buffer.concat([Buffer.from(`d${seq}:`), PAYLOAD])) : maskedFrame(PAYLOAD, values.binary ? 0x2 : 0x1));
       if (session && seq % ACK_EVERY === 0) parts.push(maskedFrame(Buffer.from(`{"t":"ack","seq":${seq}}`)));
     }
     reads.push(Buffer.concat(parts));
