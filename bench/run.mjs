@@ -88,7 +88,7 @@ import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat } from './lib/proc.mjs';
-import { max, median, min } from './lib/stats.mjs';
+import { max, median, min, perRepRatios } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 import { renderChart } from './lib/chart.mjs';
@@ -569,11 +569,13 @@ const LOADGEN_SATURATED = 0.9;
  * medians: value = metric(of) / metric(vs); pass = value op target, or null
  * when a side did not run (or failed).
  */
-function computeGoals(scenarioId, sc, summary) {
+function computeGoals(scenarioId, sc, summary, runs = []) {
+  // The same names on a summary (medians) and on one run.
   const metric = (s, m) => (!s ? NaN : m === 'perCpu' ? s.msgsPerServerCpuSec : m === 'msgsPerSec' ? s.msgsPerSec : (s.latencyUs?.[m] ?? NaN));
   return (sc.goals ?? []).map((g) => {
     const value = metric(summary[g.of], g.metric) / metric(summary[g.vs], g.metric);
     const ok = Number.isFinite(value);
+    const perRep = perRepRatios(runs, g.of, g.vs, (r) => metric(r, g.metric));
     return {
       id: g.id,
       scenario: scenarioId,
@@ -585,6 +587,8 @@ function computeGoals(scenarioId, sc, summary) {
       value: ok ? value : null,
       target: g.target,
       pass: ok ? (g.op === '<=' ? value <= g.target : value >= g.target) : null,
+      // The ratio within each repetition (lib/stats.mjs perRepRatios): how far the verdict could swing.
+      ...(perRep.length > 1 ? { perRep: perRep.map((x) => Math.round(x * 1000) / 1000) } : {}),
       // Goals against uWS: the same comparison for Node's floor (raw net), run alongside.
       floor: g.floor ? floorOf(g.floor, metric(summary[g.floor], g.metric), metric(summary[g.vs], g.metric), g.op, g.target) : null,
     };
@@ -605,7 +609,8 @@ function formatGoals(goals) {
       const verdict = g.pass === null || g.pass === undefined ? ' n/a' : g.pass ? 'PASS' : 'MISS';
       const v = typeof g.value === 'number' && Number.isFinite(g.value) ? fmtGoalNum(g.value) : 'not measured';
       const t = `${g.op ? `${g.op} ` : ''}${typeof g.target === 'number' ? fmtGoalNum(g.target) : String(g.target ?? '')}`;
-      return `  ${verdict}  ${String(g.id).padEnd(w)}  ${v} (target ${t})  ${g.text ?? ''}${floorText(g)}`;
+      const spread = g.perRep?.length > 1 ? `; per repetition ${fmtGoalNum(Math.min(...g.perRep))}-${fmtGoalNum(Math.max(...g.perRep))}` : '';
+      return `  ${verdict}  ${String(g.id).padEnd(w)}  ${v} (target ${t})  ${g.text ?? ''}${spread}${floorText(g)}`;
     })
     .join('\n');
 }
@@ -805,7 +810,7 @@ async function main() {
             `${fmtRatio(sessionRatio.perServerCpuSec)} msgs per server-CPU-s (${verdict(sessionRatio.perServerCpuSec)}); goal: session layer costs at most 20%`,
         );
       }
-      const goals = computeGoals(scenarioId, sc, summary);
+      const goals = computeGoals(scenarioId, sc, summary, runs);
       if (goals.length) {
         console.log(`goals, scenario ${scenarioId} (from the medians):\n${formatGoals(goals)}`);
         doc.goals.push(...goals);
