@@ -254,7 +254,6 @@ export const SCENARIOS = {
   },
 };
 
-
 /** The server the first ratio columns (and older JSON fields) are taken against. */
 export const BASELINE = 'ws';
 
