@@ -10,9 +10,10 @@
 //   --mode wsfloor   what any WebSocket echo on Node's sockets must do beyond
 //                    `batched`: each payload is unmasked in place (with an
 //                    all-zero key, so the bytes come back as sent: the same
-//                    work as a real key) by the unmask lifeline and ws use
-//                    (bufferutil's native one; a 32-bit XOR loop without it
-//                    or with LIFELINE_NO_NATIVE=1, as lifeline does), and each
+//                    work as a real key) by lifeline's own choice of unmask
+//                    (dist/: bufferutil's native one, as ws uses too; its
+//                    JavaScript unmaskWithKey without it or with
+//                    LIFELINE_NO_NATIVE=1), and each
 //                    echo goes to Node as its own header and payload buffers,
 //                    corked, so one writev per read takes them: the echo of a
 //                    read is no longer one of its own slices, as it is
@@ -21,7 +22,6 @@
 // A message split across reads is kept until it is complete. Listens on
 // 127.0.0.1, port 0 (or --port N), prints `listening <port>`.
 import net from 'node:net';
-import { createRequire } from 'node:module';
 import { exitOnSignal, portArg } from './common.mjs';
 
 const i = process.argv.indexOf('--mode');
@@ -33,31 +33,11 @@ if (MODE !== 'batched' && MODE !== 'perframe' && MODE !== 'wsfloor') {
 const BATCHED = MODE === 'batched';
 const WSFLOOR = MODE === 'wsfloor';
 const ZERO_KEY = Buffer.alloc(4);
+// The unmask lifeline itself picks, loaded only for wsfloor: the other modes
+// stay free of lifeline's code.
+const { nativeUnmask: native } = WSFLOOR ? await import('../../dist/transport/node/native.js') : { nativeUnmask: null };
+const { unmaskWithKey } = WSFLOOR ? await import('../../dist/protocol/frame.js') : { unmaskWithKey: null };
 
-/** bufferutil's native unmask when lifeline would use it (src/transport/node/native.ts), else null. */
-function nativeUnmask() {
-  if (process.env.LIFELINE_NO_NATIVE === '1') return null;
-  try {
-    const require = createRequire(import.meta.url);
-    const mod = require('bufferutil');
-    const fallback = require('bufferutil/fallback');
-    return typeof mod.unmask === 'function' && mod.unmask !== fallback.unmask ? mod.unmask : null;
-  } catch {
-    return null;
-  }
-}
-const native = WSFLOOR ? nativeUnmask() : null;
-
-/** XOR of buf[start..end) with the zero key, 32 bits at a time where aligned (the JS path's shape). */
-function unmaskJs(buf, start, end) {
-  // Read from the buffer, not a literal 0: the compiler cannot fold the XOR away.
-  const key = ZERO_KEY.readInt32LE(0);
-  let p = start;
-  for (; p < end && (buf.byteOffset + p) % 4 !== 0; p++) buf[p] ^= key & 0xff;
-  const words = new Int32Array(buf.buffer, buf.byteOffset + p, (end - p) >>> 2);
-  for (let k = 0; k < words.length; k++) words[k] ^= key;
-  for (p += words.length * 4; p < end; p++) buf[p] ^= key & 0xff;
-}
 /** Refuse absurd lengths instead of buffering without bound (a framing bug in a peer). */
 const MAX_MESSAGE = 64 * 1024 * 1024;
 
@@ -81,7 +61,8 @@ const server = net.createServer({ noDelay: true }, (sock) => {
       if (WSFLOOR) {
         if (off === 0) sock.cork();
         if (native !== null) native(buf.subarray(off + 4, off + 4 + len), ZERO_KEY);
-        else unmaskJs(buf, off + 4, off + 4 + len);
+        // The key read from the buffer per call, not a literal 0: the compiler cannot fold the XOR away.
+        else unmaskWithKey(buf, off + 4, off + 4 + len, ZERO_KEY.readInt32BE(0), 0);
         sock.write(buf.subarray(off, off + 4));
         sock.write(buf.subarray(off + 4, off + 4 + len));
       } else if (!BATCHED) sock.write(buf.subarray(off, off + 4 + len));

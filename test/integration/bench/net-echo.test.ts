@@ -2,9 +2,9 @@
 // mode `npm run bench` runs, against the bench's loadgen in netlen mode:
 // every round trip comes back in order and intact. For wsfloor (scenario b's
 // floor) that shows its in-place unmask with the zero key leaves the bytes
-// as they were, with bufferutil's native unmask and with the JavaScript loop
-// (LIFELINE_NO_NATIVE=1), over messages that straddle reads and over sizes
-// that leave unaligned tails for the loop's byte-wise ends.
+// as they were, with bufferutil's native unmask and with lifeline's
+// JavaScript one (LIFELINE_NO_NATIVE=1), over messages that straddle reads
+// and over sizes that leave unaligned tails for its byte-wise ends.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
