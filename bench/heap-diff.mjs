@@ -8,13 +8,18 @@
 // heapUsed (also printed) by up to 100 B.
 //
 //   node bench/heap-diff.mjs [--server idle-lifeline] [--mode ws] [--connections 2000]
-//                            [--heartbeat normal] [--owners] [--min 4]
+//                            [--heartbeat normal] [--owners] [--min 4] [--pinged]
 //
 // --server: a bench/servers/idle-*.mjs name; --mode: the loadgen's (ws, lifeline,
 // raw for idle-net); --owners: also the plain objects and out-of-object
 // property arrays a connection adds, by the object and property holding them
 // (each object counted once, however many point at it); --min: rows under
-// this many bytes per connection are left out. Needs a built dist/.
+// this many bytes per connection are left out; --pinged: each snapshot waits
+// until every connection has answered a ping, so that what a connection keeps once pings are
+// answered (an RTT estimate) is counted too: the state scenario d measures
+// in its steady window. It waits two heartbeat intervals, so give it one
+// that pings soon, e.g. --heartbeat '{"preset":"normal","interval":2000}'
+// (and the server's stats must count pongs). Needs a built dist/.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,12 +37,13 @@ const { values } = parseArgs({
     heartbeat: { type: 'string', default: 'normal' },
     owners: { type: 'boolean', default: false },
     min: { type: 'string', default: '4' },
+    pinged: { type: 'boolean', default: false },
   },
 });
 const N = Number(values.connections);
 const MIN = Number(values.min);
 if (!(N > 0) || !/^idle-[a-z-]+$/.test(values.server)) {
-  console.error('usage: node bench/heap-diff.mjs [--server idle-lifeline] [--mode ws] [--connections 2000] [--heartbeat normal] [--owners] [--min 4]');
+  console.error('usage: node bench/heap-diff.mjs [--server idle-lifeline] [--mode ws] [--connections 2000] [--heartbeat normal] [--owners] [--min 4] [--pinged]');
   process.exit(2);
 }
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'heap-diff-'));
@@ -57,8 +63,30 @@ async function addPeers(n) {
   await gen.ready(120_000);
 }
 
+/** The heartbeat's interval, ms: --heartbeat's JSON `interval`, else its preset's. */
+function heartbeatInterval() {
+  const hb = values.heartbeat.startsWith('{') ? JSON.parse(values.heartbeat) : { preset: values.heartbeat };
+  return hb.interval ?? (hb.preset === 'aggressive' ? 5000 : 25000);
+}
+
+/**
+ * --pinged: every monitor pings after one interval of quiet (the wheel's
+ * tick late at most), so two intervals and a second after the peers came,
+ * each of them has answered one; the pong count must say so too.
+ */
+async function awaitPongs(since, count) {
+  await new Promise((r) => setTimeout(r, 2 * heartbeatInterval() + 1000));
+  const st = await server.request('stats');
+  if (typeof st.pongsReceived !== 'number') throw new Error(`--pinged: ${values.server} does not count pongs in its stats`);
+  if (st.pongsReceived - since < count) throw new Error(`--pinged: ${st.pongsReceived - since} pongs from ${count} connections in two intervals`);
+}
+
+let held = 0;
 async function measure() {
+  const pongsBefore = values.pinged ? (await server.request('stats')).pongsReceived : 0;
   await addPeers(N);
+  held += N;
+  if (values.pinged) await awaitPongs(pongsBefore, held);
   const mem = await server.request('mem');
   const { file } = await server.request('heapsnapshot', 120_000);
   return { mem, snapshot: JSON.parse(fs.readFileSync(path.resolve(work, file), 'utf8')) };
