@@ -4,6 +4,9 @@
 // pinged connection, and no new boxed double per store under frequent
 // pings). What the application sees stays absolute: connectedSince is the
 // wall clock's epoch milliseconds, and pings are still answered and timed.
+// And pinging leaves nothing behind on an idle plain socket: its objects have
+// the same own properties after rounds of pings as before the first (a
+// property added later lands in a property array of its own, 40 B here).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
@@ -88,6 +91,33 @@ test("plain peers' protocol pings carry the time each was sent: one frame per ti
       const rtt = s.stats().heartbeat!.rtt;
       assert.ok(rtt.samples >= ROUNDS && rtt.min !== null && rtt.min >= 0 && rtt.max !== null && rtt.max < 1000, `RTT ${JSON.stringify(rtt)}: every pong sampled, as a loopback round trip`);
     }
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('rounds of pings add no property to an idle plain socket, its heartbeat or its RTT estimate', async () => {
+  const cleanup = new Cleanup();
+  try {
+    const server = await startServer({ heartbeat: scaled('normal', 250) }); // ping after 100 ms of quiet
+    cleanup.add(() => server.close());
+    const client = new WsClient(`ws://127.0.0.1:${portOf(server)}/`);
+    cleanup.add(() => client.terminate());
+    const [session] = await Promise.all([nextSession(server), once(client, 'open', ms(5000))]);
+    const s = session as ServerSession;
+    const ws = s.socket;
+    const monitor = (s as unknown as { monitor: { rtt: object } }).monitor;
+    const own = (o: object) => Object.getOwnPropertyNames(o).sort().join(' ');
+    const wsBefore = own(ws);
+    const monitorBefore = own(monitor);
+    const pongs = () => s.stats().heartbeat?.pongsReceived ?? 0;
+    // The first answer gives the monitor its RTT estimate; its shape is taken then.
+    await until(() => pongs() >= 1, ms(10_000), 'the first ping answered');
+    const rttAfterFirst = own(monitor.rtt);
+    await until(() => pongs() >= 4, ms(10_000), 'three more pings answered');
+    assert.equal(own(ws), wsBefore, "the server's WebSocket");
+    assert.equal(own(monitor), monitorBefore, 'its heartbeat');
+    assert.equal(own(monitor.rtt), rttAfterFirst, 'its RTT estimate');
   } finally {
     await cleanup.run();
   }
