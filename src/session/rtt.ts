@@ -4,11 +4,22 @@
  * liveness timeout derived from it: clamp(srtt + k * rttvar, floor, ceiling).
  */
 
+/**
+ * SRTT and RTTVAR are kept in units of 1/1024 ms (about 1 us) as whole
+ * numbers, which V8 keeps in the object itself, where fractional
+ * milliseconds would take a 16-byte box each (two per connection on a
+ * server). SRTT moves toward each sample by at least a unit (its eighth of
+ * the difference rounded up), so a steady RTT is reached exactly and the
+ * estimate never leaves the samples' range; RTTVAR is rounded down, so a
+ * steady RTT takes it to 0 (rounded to nearest, 3/4 of 2 units stays 2).
+ * Each step rounds by at most a unit and the smoothing shrinks what came
+ * before by 7/8 or 3/4, so the estimate stays within 8 (SRTT) and 13
+ * (RTTVAR) units, about 8-13 us, of the exact one; servers' samples are
+ * whole ms anyway (the heartbeat's coarse clock).
+ */
+const UNITS_PER_MS = 1024;
+
 export class RttEstimator {
-  /** Smoothed RTT, ms (NaN before the first sample). */
-  srtt = NaN;
-  /** RTT variation, ms. */
-  rttvar = NaN;
   max = 0;
   samples = 0;
   // Start at 0, not NaN / Infinity: whole-millisecond samples then stay small
@@ -16,6 +27,19 @@ export class RttEstimator {
   // estimator per connection). The getters give NaN / Infinity before the first sample.
   private _last = 0;
   private _min = 0;
+  /** SRTT and RTTVAR in 1/1024 ms. */
+  private _srtt = 0;
+  private _rttvar = 0;
+
+  /** Smoothed RTT, ms (NaN before the first sample). */
+  get srtt(): number {
+    return this.samples === 0 ? NaN : this._srtt / UNITS_PER_MS;
+  }
+
+  /** RTT variation, ms (NaN before the first sample). */
+  get rttvar(): number {
+    return this.samples === 0 ? NaN : this._rttvar / UNITS_PER_MS;
+  }
 
   /** Last sample, ms (NaN before the first). */
   get last(): number {
@@ -33,14 +57,16 @@ export class RttEstimator {
     this.samples++;
     if (this.samples === 1 || rtt < this._min) this._min = rtt;
     if (rtt > this.max) this.max = rtt;
+    const r = Math.round(rtt * UNITS_PER_MS);
     if (this.samples === 1) {
       // RFC 6298 2.2: first measurement R: SRTT <- R, RTTVAR <- R/2.
-      this.srtt = rtt;
-      this.rttvar = rtt / 2;
+      this._srtt = r;
+      this._rttvar = Math.floor(r / 2);
     } else {
       // RFC 6298 2.3: RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'.
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
-      this.srtt = 0.875 * this.srtt + 0.125 * rtt;
+      const d = r - this._srtt;
+      this._rttvar = Math.floor(0.75 * this._rttvar + 0.25 * Math.abs(d));
+      this._srtt += Math.sign(d) * Math.ceil(Math.abs(d) / 8);
     }
   }
 
@@ -49,7 +75,7 @@ export class RttEstimator {
    * Before any sample it is `initial` (itself clamped).
    */
   timeout(k: number, floor: number, ceiling: number, initial: number): number {
-    const raw = this.samples === 0 ? initial : this.srtt + k * this.rttvar;
+    const raw = this.samples === 0 ? initial : (this._srtt + k * this._rttvar) / UNITS_PER_MS;
     return raw < floor ? floor : raw > ceiling ? ceiling : raw;
   }
 

@@ -24,14 +24,18 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const BUILD_SCRIPT = path.join(ROOT, 'scripts/build-browser.mjs');
 /**
  * What the bundle may not grow past: 8,279 B as built by commit 847d8e8
- * (esbuild 0.28.2), plus about 70 B of slack for a toolchain update. The
+ * (esbuild 0.28.2), plus about 70 B of slack for a toolchain update; raised
+ * by 50 B when the RTT estimate went to whole units of 1/1024 ms and three
+ * of the heartbeat's booleans into one field (8,389 B: the server's idle
+ * connections hold 48 B less each, docs/BENCHMARKS.md, "Memory per idle
+ * connection, once pings are answered"). The
  * goal of issue 4 is 6,144 B (bench/run.mjs BUNDLE_GOAL_GZIP, printed by every
  * bench run) and out of reach of the build alone (docs/BENCHMARKS.md,
  * "Browser bundle"); this keeps the bundle from sliding further away. Lower it
  * as the bundle shrinks; raise it only in a commit that says what the bytes
  * bought.
  */
-const BUDGET_GZIP = 8_350;
+const BUDGET_GZIP = 8_400;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lifeline-bundle-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,8 @@
 // RttEstimator: RFC 6298 section 2 smoothing and the adaptive liveness timeout
 // clamp(srtt + k*rttvar, floor, ceiling). Expected values are computed by hand
-// below; every one is exactly representable in binary, so equality is exact.
+// below; every one is a whole number of 1/1024 ms (the estimator's unit), so
+// equality is exact. Elsewhere the estimator rounds to that unit: a property
+// below bounds its distance from the formula computed in doubles.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,13 +146,53 @@ describe('properties', () => {
             assert.equal(r.min, lo);
             assert.equal(r.max, hi);
             assert.equal(r.last, good[good.length - 1]);
-            // A convex combination of samples stays within their range (allow rounding).
-            assert.ok(r.srtt >= lo - 1e-6 * (hi + 1) && r.srtt <= hi + 1e-6 * (hi + 1), `srtt ${r.srtt} outside ${lo}..${hi}`);
+            // A convex combination of samples stays within their range, the
+            // samples rounded to the estimator's unit (1/1024 ms): half a unit.
+            const half = 1 / 2048;
+            assert.ok(r.srtt >= lo - half && r.srtt <= hi + half, `srtt ${r.srtt} outside ${lo}..${hi}`);
             assert.ok(r.rttvar >= 0);
           }
         },
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('fixed point: 1/1024 ms', () => {
+  /** RFC 6298 2.2-2.3 in doubles, the reference the estimator's rounding is measured against. */
+  function exact(samples: number[]): { srtt: number; rttvar: number } {
+    let srtt = NaN;
+    let rttvar = NaN;
+    samples.forEach((r, i) => {
+      if (i === 0) {
+        srtt = r;
+        rttvar = r / 2;
+      } else {
+        rttvar = 0.75 * rttvar + 0.25 * Math.abs(srtt - r);
+        srtt = 0.875 * srtt + 0.125 * r;
+      }
+    });
+    return { srtt, rttvar };
+  }
+
+  it('srtt and rttvar are whole numbers of 1/1024 ms, within 8 and 13 of them of the formula in doubles', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 120_000 }), fc.double({ min: 0, max: 1e5, noNaN: true })), { minLength: 1, maxLength: 200 }), (samples) => {
+        const r = fed(...samples);
+        const want = exact(samples);
+        assert.ok(Number.isInteger(r.srtt * 1024) && Number.isInteger(r.rttvar * 1024), `srtt ${r.srtt}, rttvar ${r.rttvar}`);
+        assert.ok(Math.abs(r.srtt - want.srtt) <= 8 / 1024, `srtt ${r.srtt} vs ${want.srtt}`);
+        assert.ok(Math.abs(r.rttvar - want.rttvar) <= 13 / 1024, `rttvar ${r.rttvar} vs ${want.rttvar}`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a steady RTT after a jittery start: srtt reaches it exactly and rttvar reaches 0', () => {
+    const r = fed(1, 30, 7, 250, 3, 0.4, 99.9);
+    for (let i = 0; i < 300; i++) r.sample(40);
+    assert.equal(r.srtt, 40);
+    assert.equal(r.rttvar, 0);
   });
 });
