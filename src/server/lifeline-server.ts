@@ -176,8 +176,6 @@ const EMPTY = Buffer.alloc(0);
 class SocketHeartbeat extends HeartbeatMonitor implements HeartbeatHost, ActivitySink {
   readonly ws: WebSocket;
   readonly wheel: HeartbeatWheel;
-  /** null before the hello (or for a socket no session owns). */
-  session: ServerSession | null = null;
 
   constructor(ws: WebSocket, hb: { config: HeartbeatConfig; wheel: HeartbeatWheel }) {
     super(hb.config, null, hb.wheel.refresh());
@@ -190,6 +188,15 @@ class SocketHeartbeat extends HeartbeatMonitor implements HeartbeatHost, Activit
 
   get keepalive(): boolean {
     return true;
+  }
+
+  /**
+   * The session that owns the socket: null before the hello (or for a socket
+   * no session owns). Read off the socket, which holds it anyway (attach()
+   * sets both at once), rather than kept twice.
+   */
+  get session(): ServerSession | null {
+    return this.ws._owner as ServerSession | null;
   }
 
   noteActivity(): void {
@@ -619,9 +626,8 @@ export class ServerSession implements SocketOwner {
     const hb = this.server.heartbeatDriver;
     if (hb) {
       // A lifeline.v1 socket keeps the heartbeat it had while waiting for the hello.
-      const h = heartbeatOf(ws) ?? new SocketHeartbeat(ws, hb);
-      h.session = this;
-      this.monitor = h;
+      // Its session is ws._owner, set below.
+      this.monitor = heartbeatOf(ws) ?? new SocketHeartbeat(ws, hb);
     } else {
       this.monitor = null;
     }

@@ -149,6 +149,11 @@ export interface HeartbeatStats {
   state: LivenessState;
 }
 
+/** HeartbeatMonitor.flags: three booleans in one field (a server holds a monitor per connection, 8 B a field). */
+const LATE_PROBE_USED = 1;
+const KEEPALIVE_PROBE = 2;
+const TRACKS_OUTBOUND = 4;
+
 /** Stands for "no sample yet" in every monitor that has none (frozen: never sampled). */
 const NO_RTT = Object.freeze(new RttEstimator()) as RttEstimator;
 
@@ -171,11 +176,13 @@ export class HeartbeatMonitor {
   private lastOutbound: number;
   /** When the outstanding ping was sent (meaningful in 'probing'). */
   private pingSentAt = 0;
-  /** Whether the outstanding ping has already been renewed by a late check. */
-  private lateProbeUsed = false;
-  private tracksOutbound: boolean;
-  /** The outstanding ping is a keepalive, not a liveness probe. */
-  private keepaliveProbe = false;
+  /**
+   * LATE_PROBE_USED: the outstanding ping has already been renewed by a late
+   * check. KEEPALIVE_PROBE: the outstanding ping is a keepalive, not a
+   * liveness probe. TRACKS_OUTBOUND: the host reports its sends
+   * (host.keepalive).
+   */
+  private flags = 0;
   private lastWritten = -1;
   /** Next time check() wants to run. */
   nextCheck: number;
@@ -200,7 +207,7 @@ export class HeartbeatMonitor {
     this.host = host ?? (this as unknown as HeartbeatHost);
     this.lastInbound = now;
     this.lastOutbound = now;
-    this.tracksOutbound = this.host.keepalive === true;
+    if (this.host.keepalive === true) this.flags = TRACKS_OUTBOUND;
     this.nextCheck = now + config.interval;
   }
 
@@ -257,12 +264,12 @@ export class HeartbeatMonitor {
       } else {
         // A keepalive (sent because nothing went out) does not shorten the
         // silence the peer is allowed: dead only after interval + timeout of it.
-        const silentFrom = this.keepaliveProbe ? this.lastInbound + c.interval : 0;
+        const silentFrom = (this.flags & KEEPALIVE_PROBE) !== 0 ? this.lastInbound + c.interval : 0;
         const deadline = (this.pingSentAt > silentFrom ? this.pingSentAt : silentFrom) + this.timeout;
         if (now < deadline) return (this.nextCheck = deadline);
-        if (now - plannedAt > c.lateSlack && !this.lateProbeUsed) {
+        if (now - plannedAt > c.lateSlack && (this.flags & LATE_PROBE_USED) === 0) {
           // We ran late: the silence may be ours, not the peer's. Probe again first.
-          this.lateProbeUsed = true;
+          this.flags |= LATE_PROBE_USED;
           this.pingsMissed++;
           this.ping(now);
           return (this.nextCheck = now + this.timeout);
@@ -278,11 +285,11 @@ export class HeartbeatMonitor {
     // cannot hear from us otherwise, as its own ping waits behind that message.
     const quietIn = this.lastInbound + c.interval;
     // Only hosts that report their outbound traffic can tell "nothing went out".
-    const quietOut = this.tracksOutbound ? this.lastOutbound + c.interval : Infinity;
+    const quietOut = (this.flags & TRACKS_OUTBOUND) !== 0 ? this.lastOutbound + c.interval : Infinity;
     if (now < quietIn && now < quietOut) return (this.nextCheck = quietIn < quietOut ? quietIn : quietOut);
-    this.lateProbeUsed = false;
+    this.flags &= ~LATE_PROBE_USED;
     this.ping(now);
-    this.keepaliveProbe = now < quietIn;
+    if (now < quietIn) this.flags |= KEEPALIVE_PROBE;
     // Look again at the deadline, or after an interval if that comes first: a
     // config with interval < timeout must not wait out the whole timeout after
     // a prompt pong before its next ping (pings would come every timeout).
@@ -298,7 +305,7 @@ export class HeartbeatMonitor {
   probeNow(now: number): number {
     if (this._state === 'dead') return -1;
     if (this._state !== 'probing') {
-      this.lateProbeUsed = true;
+      this.flags |= LATE_PROBE_USED;
       this.ping(now);
     }
     return (this.nextCheck = Math.min(this.nextCheck, this.pingSentAt + this.timeout));
@@ -325,7 +332,7 @@ export class HeartbeatMonitor {
   }
 
   private ping(now: number): void {
-    this.keepaliveProbe = false;
+    this.flags &= ~KEEPALIVE_PROBE;
     this.pingSentAt = now;
     this.lastOutbound = now;
     this.pingsSent++;
