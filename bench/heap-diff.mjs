@@ -19,7 +19,9 @@
 // answered (an RTT estimate) is counted too: the state scenario d measures
 // in its steady window. It waits two heartbeat intervals, so give it one
 // that pings soon, e.g. --heartbeat '{"preset":"normal","interval":2000}'
-// (and the server's stats must count pongs). Needs a built dist/.
+// (its interval also goes to idle-net-ping and idle-ws, the servers of
+// ours that ping on a set interval; --pinged takes no other). Needs a
+// built dist/.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,7 +55,21 @@ process.on('exit', () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-const server = new Child(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), '--heartbeat', values.heartbeat], { cwd: work, stdin: true, name: values.server });
+/**
+ * --pinged: how each server that pings is told the interval (lifeline takes
+ * --heartbeat itself); the others do not ping, or not on a knob of ours.
+ */
+const PING_INTERVAL_ARGS = {
+  'idle-lifeline': () => [],
+  'idle-net-ping': (ms) => ['--interval-ms', String(ms)],
+  'idle-ws': (ms) => ['--interval', String(ms)],
+};
+if (values.pinged && !(values.server in PING_INTERVAL_ARGS)) {
+  console.error(`--pinged needs a server that pings on a set interval: ${Object.keys(PING_INTERVAL_ARGS).join(', ')}`);
+  process.exit(2);
+}
+const serverArgs = ['--heartbeat', values.heartbeat, ...(values.pinged ? PING_INTERVAL_ARGS[values.server](heartbeatInterval()) : [])];
+const server = new Child(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), ...serverArgs], { cwd: work, stdin: true, name: values.server });
 children.push(server);
 const port = await server.listeningPort(30_000);
 
@@ -77,8 +93,13 @@ function heartbeatInterval() {
 async function awaitPongs(since, count) {
   await new Promise((r) => setTimeout(r, 2 * heartbeatInterval() + 1000));
   const st = await server.request('stats');
-  if (typeof st.pongsReceived !== 'number') throw new Error(`--pinged: ${values.server} does not count pongs in its stats`);
-  if (st.pongsReceived - since < count) throw new Error(`--pinged: ${st.pongsReceived - since} pongs from ${count} connections in two intervals`);
+  let why = null;
+  if (typeof st.pongsReceived !== 'number') why = `${values.server} does not count pongs in its stats`;
+  else if (st.pongsReceived - since < count) why = `${st.pongsReceived - since} pongs from ${count} connections in two intervals`;
+  if (why !== null) {
+    console.error(`--pinged: ${why}`);
+    process.exit(1);
+  }
 }
 
 let held = 0;
