@@ -22,16 +22,21 @@ interface MonitorTimes {
   pingSentAt: number;
 }
 
+/** A server that pings after 100 ms of quiet, and one plain `ws` peer of it: the peer's session. */
+async function pingedPeer(cleanup: Cleanup): Promise<{ s: ServerSession; client: WsClient }> {
+  const server = await startServer({ heartbeat: scaled('normal', 250) });
+  cleanup.add(() => server.close());
+  const client = new WsClient(`ws://127.0.0.1:${portOf(server)}/`);
+  cleanup.add(() => client.terminate());
+  const [session] = await Promise.all([nextSession(server), once(client, 'open', ms(5000))]);
+  return { s: session as ServerSession, client };
+}
+
 test('heartbeat times are whole ms since the server started; connectedSince stays epoch ms', async () => {
   const cleanup = new Cleanup();
   try {
     const before = Date.now();
-    const server = await startServer({ heartbeat: scaled('normal', 250) }); // ping after 100 ms of quiet
-    cleanup.add(() => server.close());
-    const client = new WsClient(`ws://127.0.0.1:${portOf(server)}/`);
-    cleanup.add(() => client.terminate());
-    const [session] = await Promise.all([nextSession(server), once(client, 'open', ms(5000))]);
-    const s = session as ServerSession;
+    const { s, client } = await pingedPeer(cleanup);
     // A quiet line: the server pings, the ws client answers, the RTT is sampled.
     await once(client, 'ping', ms(5000));
     const deadline = Date.now() + ms(5000);
@@ -99,12 +104,7 @@ test("plain peers' protocol pings carry the time each was sent: one frame per ti
 test('rounds of pings add no property to an idle plain socket, its heartbeat or its RTT estimate', async () => {
   const cleanup = new Cleanup();
   try {
-    const server = await startServer({ heartbeat: scaled('normal', 250) }); // ping after 100 ms of quiet
-    cleanup.add(() => server.close());
-    const client = new WsClient(`ws://127.0.0.1:${portOf(server)}/`);
-    cleanup.add(() => client.terminate());
-    const [session] = await Promise.all([nextSession(server), once(client, 'open', ms(5000))]);
-    const s = session as ServerSession;
+    const { s } = await pingedPeer(cleanup);
     const ws = s.socket;
     const monitor = (s as unknown as { monitor: { rtt: object } }).monitor;
     const own = (o: object) => Object.getOwnPropertyNames(o).sort().join(' ');
