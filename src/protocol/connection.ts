@@ -265,12 +265,18 @@ export class Connection implements FrameSink {
   // Current frame.
   private frameOpcode = 0;
   private frameFin = false;
-  private frameCompressed = false;
+  /** Cold (the prototype's false) unless permessage-deflate compressed a message: see messageCompressed. */
+  declare private frameCompressed: boolean;
   private controlChunks: Buffer[] = NO_BUFS;
 
   // Current data message.
   private messageType = M_NONE;
-  private messageCompressed = false;
+  /**
+   * Cold, like frameCompressed: written only when it changes, which takes a
+   * compressed message (RFC 7692), so a connection without deflate keeps
+   * both on the prototype (16 B less per connection).
+   */
+  declare private messageCompressed: boolean;
   private messageLength = 0;
   private fragments: Buffer[] = NO_BUFS;
   /** Incremental UTF-8 state: the shared idle one (always at a boundary, never updated) until a text message needs its own. */
@@ -407,7 +413,7 @@ export class Connection implements FrameSink {
       if (this.messageType !== M_NONE) return this.fail(new ProtocolError('WS_ERR_EXPECTED_CONTINUATION', 'New data frame while a fragmented message is in progress'));
       if (rsv1 && !this.codec) return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', 'RSV1 set without permessage-deflate'));
       this.messageType = opcode === Opcode.Text ? M_TEXT : M_BINARY;
-      this.messageCompressed = rsv1;
+      if (rsv1 !== this.messageCompressed) this.messageCompressed = rsv1;
       this.messageLength = 0;
     } else {
       return this.fail(new ProtocolError('WS_ERR_INVALID_OPCODE', `Reserved data opcode 0x${opcode.toString(16)}`));
@@ -422,7 +428,7 @@ export class Connection implements FrameSink {
     }
     this.frameOpcode = opcode;
     this.frameFin = fin;
-    this.frameCompressed = this.messageCompressed;
+    if (this.frameCompressed !== this.messageCompressed) this.frameCompressed = this.messageCompressed;
     return true;
   }
 
@@ -965,4 +971,6 @@ coldFieldDefaults(Connection.prototype, {
   maskPool: null,
   maskPoolOffset: MASK_POOL_SIZE,
   compressing: 0,
+  messageCompressed: false,
+  frameCompressed: false,
 });
