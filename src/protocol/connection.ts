@@ -264,7 +264,8 @@ export class Connection implements FrameSink {
 
   // Current frame.
   private frameOpcode = 0;
-  private frameFin = false;
+  /** Cold (the prototype's true), written only when it changes: unfragmented traffic never writes it (8 B). */
+  declare private frameFin: boolean;
   /** Cold (the prototype's false) unless permessage-deflate compressed a message: see messageCompressed. */
   declare private frameCompressed: boolean;
   private controlChunks: Buffer[] = NO_BUFS;
@@ -402,7 +403,7 @@ export class Connection implements FrameSink {
       if (rsv1) return this.fail(new ProtocolError('WS_ERR_RSV_NOT_NEGOTIATED', 'RSV1 set on a control frame'));
       if (this.closeReceived) return false;
       this.frameOpcode = opcode;
-      this.frameFin = true;
+      if (!this.frameFin) this.frameFin = true;
       return true;
     }
     if (opcode === Opcode.Continuation) {
@@ -427,7 +428,7 @@ export class Connection implements FrameSink {
       return this.fail(new MessageTooBigError('WS_ERR_MESSAGE_TOO_BIG', `Message of at least ${this.messageLength} bytes exceeds maxMessageSize ${this.maxMessageSize}`));
     }
     this.frameOpcode = opcode;
-    this.frameFin = fin;
+    if (fin !== this.frameFin) this.frameFin = fin;
     if (this.frameCompressed !== this.messageCompressed) this.frameCompressed = this.messageCompressed;
     return true;
   }
@@ -973,4 +974,5 @@ coldFieldDefaults(Connection.prototype, {
   compressing: 0,
   messageCompressed: false,
   frameCompressed: false,
+  frameFin: true,
 });

@@ -67,7 +67,13 @@ export class FrameParser {
   private state = S_HEADER;
   /** The current frame's masking key, big-endian in one 32-bit number. */
   private mask = 0;
-  private masked = false;
+  /**
+   * Whether the current frame is masked: cold (the prototype's true), written
+   * only when it changes. A server's parser only ever sees masked frames
+   * (clients must mask, RFC 6455 5.3) and keeps none of its own (8 B); a
+   * client's owns it from its first frame.
+   */
+  declare private masked: boolean;
   private remaining = 0;
   private maskOffset = 0;
   // Cold fields: their idle values (PARSER_COLD_FIELDS) live on the
@@ -226,7 +232,8 @@ export class FrameParser {
     const fin = (b0 & 0x80) !== 0;
     const rsv = (b0 >> 4) & 0x7;
     const opcode = b0 & 0x0f;
-    this.masked = (b1 & 0x80) !== 0;
+    const masked = (b1 & 0x80) !== 0;
+    if (masked !== this.masked) this.masked = masked;
     let length = b1 & 0x7f;
     let p = at + 2;
     if (length === 126) {
@@ -252,10 +259,10 @@ export class FrameParser {
     }
     // Kept as a signed 32-bit value: always a Smi (an unsigned key >= 2^31 would make
     // the field a double, boxed in a HeapNumber per parser).
-    if (this.masked) this.mask = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+    if (masked) this.mask = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
     this.remaining = length;
     this.maskOffset = 0;
-    return this.sink.onFrameHeader(fin, rsv, opcode, this.masked, length);
+    return this.sink.onFrameHeader(fin, rsv, opcode, masked, length);
   }
 
   private nonMinimal(length: number): false {
@@ -272,3 +279,4 @@ function headerLength(b1: number): number {
 }
 
 coldFieldDefaults(FrameParser.prototype, PARSER_COLD_FIELDS);
+coldFieldDefaults(FrameParser.prototype, { masked: true });
