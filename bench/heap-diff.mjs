@@ -68,7 +68,18 @@ if (values.pinged && !(values.server in PING_INTERVAL_ARGS)) {
   console.error(`--pinged needs a server that pings on a set interval: ${Object.keys(PING_INTERVAL_ARGS).join(', ')}`);
   process.exit(2);
 }
-const serverArgs = ['--heartbeat', values.heartbeat, ...(values.pinged ? PING_INTERVAL_ARGS[values.server](heartbeatInterval()) : [])];
+/** --pinged: the heartbeat's interval, ms, read from --heartbeat the way lifeline reads it (its resolveHeartbeat, from dist/). */
+let pingInterval = 0;
+if (values.pinged) {
+  const { resolveHeartbeat } = await import('../dist/session/heartbeat.js');
+  const config = resolveHeartbeat(values.heartbeat.startsWith('{') ? JSON.parse(values.heartbeat) : values.heartbeat);
+  if (config === null) {
+    console.error('--pinged needs a heartbeat that pings, not --heartbeat off');
+    process.exit(2);
+  }
+  pingInterval = config.interval;
+}
+const serverArgs = ['--heartbeat', values.heartbeat, ...(values.pinged ? PING_INTERVAL_ARGS[values.server](pingInterval) : [])];
 const server = new Child(process.execPath, ['--expose-gc', path.join(HERE, 'servers', `${values.server}.mjs`), ...serverArgs], { cwd: work, stdin: true, name: values.server });
 children.push(server);
 const port = await server.listeningPort(30_000);
@@ -79,19 +90,13 @@ async function addPeers(n) {
   await gen.ready(120_000);
 }
 
-/** The heartbeat's interval, ms: --heartbeat's JSON `interval`, else its preset's. */
-function heartbeatInterval() {
-  const hb = values.heartbeat.startsWith('{') ? JSON.parse(values.heartbeat) : { preset: values.heartbeat };
-  return hb.interval ?? (hb.preset === 'aggressive' ? 5000 : 25000);
-}
-
 /**
  * --pinged: every monitor pings after one interval of quiet (the wheel's
  * tick late at most), so two intervals and a second after the peers came,
  * each of them has answered one; the pong count must say so too.
  */
 async function awaitPongs(since, count) {
-  await new Promise((r) => setTimeout(r, 2 * heartbeatInterval() + 1000));
+  await new Promise((r) => setTimeout(r, 2 * pingInterval + 1000));
   const st = await server.request('stats');
   let why = null;
   if (typeof st.pongsReceived !== 'number') why = `${values.server} does not count pongs in its stats`;
