@@ -12,7 +12,7 @@
 // file fails after 300 s x LIFELINE_TEST_UNIT instead of hanging the run.
 //
 // Two Node versions. The suite runs on the machine's Node, then again on
-// SECOND_NODE (below: the newest LTS line), fetched once from the npm registry
+// SECOND_NODE (below: the newest LTS release), fetched once from the npm registry
 // into .cache/node/ (scripts/fetch-node.mjs): package.json promises Node >= 20,
 // and a Node 20 run alone missed what changed after it (Node 22's 64 KiB
 // socket write mark, V8 12's page pool under the leak test). The second run
@@ -105,8 +105,13 @@ const serial = files.filter(isSerial);
 const parallel = files.filter((f) => !isSerial(f));
 
 let current = null;
+// Once interrupted, no further batch or Node version starts.
+let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => current?.kill(sig));
+  process.on(sig, () => {
+    interrupted = true;
+    current?.kill(sig);
+  });
 }
 
 // node:test has no default timeout: a test stuck on an event that never
@@ -143,7 +148,7 @@ function runBatch(batch, concurrency, nodeBin, runEnv) {
 async function runAll(nodeBin, runEnv) {
   let code = 0;
   if (parallel.length > 0) code = await runBatch(parallel, 2, nodeBin, runEnv);
-  if (serial.length > 0) {
+  if (serial.length > 0 && !interrupted) {
     console.log(`[run-tests] timing-sensitive tests, one file at a time: ${serial.join(' ')}`);
     const c = await runBatch(serial, 1, nodeBin, runEnv);
     if (code === 0) code = c;
@@ -156,9 +161,11 @@ function loud(lines) {
   console.error(['', bar, ...lines.map((l) => `!! ${l}`), bar, ''].join('\n'));
 }
 
-// The newest LTS line's current release: the second run (header). Raise it
-// with each LTS release; its first run fetches about 30 MB once.
-const SECOND_NODE = '26.10.0';
+// The newest LTS release the npm registry has (process.release.lts
+// 'Krypton'; its newest 26.x, 26.10.0, is still a Current release there): the
+// second run (header). Raise it with each LTS release; its first run fetches
+// about 30 MB once.
+const SECOND_NODE = '24.21.0';
 const secondNodes =
   env.LIFELINE_TEST_NODES !== undefined
     ? env.LIFELINE_TEST_NODES.split(',').map((v) => v.trim()).filter(Boolean)
@@ -171,6 +178,7 @@ let exitCode = await runAll(process.execPath, env);
 results.push(`node ${process.version}: ${exitCode === 0 ? 'passed' : `FAILED (exit ${exitCode})`}`);
 
 for (const version of secondNodes) {
+  if (interrupted) break;
   if (`v${version}` === process.version) continue;
   let bin;
   try {
