@@ -15,7 +15,8 @@
 // topic's subscribers).
 import { createRequire } from 'node:module';
 import { broadcastMessage, seqArg } from './broadcast-common.mjs';
-import { controlChannel, loadUwsNative } from './idle-common.mjs';
+import { loadUwsNative } from './common.mjs';
+import { controlChannel } from './idle-common.mjs';
 
 const uWS = loadUwsNative('broadcast-uws', createRequire(import.meta.url));
 const binary = process.argv.includes('--binary');

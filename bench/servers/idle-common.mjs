@@ -141,24 +141,3 @@ function reply(cmd, id, obj) {
   process.stdout.write(`${cmd} ${id ?? '-'} ${JSON.stringify(obj)}\n`);
 }
 
-/**
- * uWebSockets.js's NATIVE addon (@trufflesuite/uws-js-unofficial), loaded by
- * its file name, never through the package's main: that one silently falls
- * back to a pure-JS implementation when the binary does not load, and a bench
- * against the fallback would measure something else under uWS's name. If the
- * binary does not load, prints a loud error and exits 1 (the run fails).
- */
-export function loadUwsNative(name, require) {
-  const file = `@trufflesuite/uws-js-unofficial/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
-  try {
-    return require(file);
-  } catch (err) {
-    const bar = '!'.repeat(78);
-    console.error(
-      `${bar}\n${name}: the uWebSockets.js NATIVE binary did not load:\n  ${file}\n  ${String(err.message).split('\n')[0]}\n` +
-        "Refusing to run: the package's JS fallback is not uWebSockets.js and would make a meaningless baseline.\n" +
-        `Fix: npm ci (the binary ships inside the npm package; Node ${process.version}, ABI ${process.versions.modules}).\n${bar}`,
-    );
-    process.exit(1);
-  }
-}

@@ -16,7 +16,8 @@
 // when it pings, so `stats` has pingsSent: null (the bench takes the pings
 // the loadgen received instead) and counts pongs in the `pong` handler.
 import { createRequire } from 'node:module';
-import { argValue, controlChannel, loadUwsNative } from './idle-common.mjs';
+import { loadUwsNative } from './common.mjs';
+import { argValue, controlChannel } from './idle-common.mjs';
 
 const uWS = loadUwsNative('idle-uws', createRequire(import.meta.url));
 

@@ -14,26 +14,13 @@
 // echoes every message as received (text stays text). `--check` only loads
 // the binary and prints `uws native ok <file>`.
 import { createRequire } from 'node:module';
-import { exitOnSignal, portArg } from './common.mjs';
+import { UWS_BINARY, exitOnSignal, loadUwsNative, portArg } from './common.mjs';
 
 const require = createRequire(import.meta.url);
-const BINARY = `@trufflesuite/uws-js-unofficial/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
-
-let uWS;
-try {
-  uWS = require(BINARY);
-} catch (err) {
-  const bar = '!'.repeat(78);
-  console.error(
-    `${bar}\nuws-echo: the uWebSockets.js NATIVE binary did not load:\n  ${BINARY}\n  ${err.message.split('\n')[0]}\n` +
-      `Refusing to run: the package's JS fallback is not uWebSockets.js and would make a meaningless baseline.\n` +
-      `Fix: npm ci (the binary ships inside the npm package; Node ${process.version}, ABI ${process.versions.modules}).\n${bar}`,
-  );
-  process.exit(1);
-}
+const uWS = loadUwsNative('uws-echo', require);
 
 if (process.argv.includes('--check')) {
-  process.stdout.write(`uws native ok ${BINARY}\n`);
+  process.stdout.write(`uws native ok ${UWS_BINARY}\n`);
   process.exit(0);
 }
 
