@@ -174,15 +174,15 @@ const secondNodes =
       : [];
 
 const results = [];
-let exitCode = await runAll(process.execPath, env);
-results.push(`node ${process.version}: ${exitCode === 0 ? 'passed' : `FAILED (exit ${exitCode})`}`);
+let exitCode = 0;
 
+// The other binaries are fetched before anything runs, so that a registry
+// that cannot be reached shows at the start, not after the first run.
+const legs = [];
 for (const version of secondNodes) {
-  if (interrupted) break;
   if (`v${version}` === process.version) continue;
-  let bin;
   try {
-    bin = ensureNode(version);
+    legs.push({ version, bin: ensureNode(version) });
   } catch (err) {
     const ci = env.CI === 'true';
     loud([
@@ -191,9 +191,16 @@ for (const version of secondNodes) {
       ci ? 'CI=true: nothing may be skipped.' : 'LIFELINE_TEST_NODES= (empty) runs the machine\'s Node only.',
     ]);
     results.push(`node v${version}: ${ci ? 'FAILED' : 'SKIPPED'} (no binary)`);
-    if (ci && exitCode === 0) exitCode = 1;
-    continue;
+    if (ci) exitCode = 1;
   }
+}
+
+const first = await runAll(process.execPath, env);
+results.unshift(`node ${process.version}: ${first === 0 ? 'passed' : `FAILED (exit ${first})`}`);
+if (exitCode === 0) exitCode = first;
+
+for (const { version, bin } of legs) {
+  if (interrupted) break;
   console.log(`[run-tests] the same ${files.length} file${files.length === 1 ? '' : 's'} on Node v${version} (${bin})`);
   // Its directory first on PATH, so that tests starting `node` by name get it too.
   const runEnv = { ...env, PATH: `${path.dirname(bin)}${path.delimiter}${env.PATH ?? ''}` };
