@@ -61,7 +61,7 @@ function uwsFix(require) {
 }
 
 /**
- * uWebSockets.js's NATIVE addon (${UWS_PACKAGE}), loaded by its file name,
+ * uWebSockets.js's NATIVE addon (@trufflesuite/uws-js-unofficial), loaded by its file name,
  * never through the package's main: that one silently falls back to a
  * pure-JS implementation when the binary does not load, and a bench against
  * the fallback would measure something else under uWS's name. If the binary

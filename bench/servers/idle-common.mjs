@@ -38,10 +38,10 @@ const LAST_RESORT = { type: 'major', execution: 'sync', flavor: 'last-resort' };
  * memory-reducing collection empties it (after 10,000 handshakes on Node 24:
  * 60 MB for lifeline and ws, 12 MB for raw `net`, still held 40 s later), so
  * there the figure is taken after a last-resort collection, which empties it
- * and repeats until nothing more is freed. V8 11 (Node 20, where every figure
- * in docs/BENCHMARKS.md was taken) has no pool, and collects less when gc()
- * is given options: two plain collections, the second for what finalizers of
- * the first freed.
+ * and repeats until nothing more is freed. V8 11 (Node 20, the only Node the
+ * uWS package has binaries for, so every full run's) has no pool, and
+ * collects less when gc() is given options: two plain collections, the
+ * second for what finalizers of the first freed.
  */
 function fullGc() {
   if (V8_MAJOR >= 12) {
