@@ -18,6 +18,8 @@ import os from 'os';
 import { spawnSync } from 'child_process';
 import { fileURLToPath } from 'url';
 
+import { loudWarning } from './loud-warning.mjs';
+
 const MIN_NODE_MAJOR = 20;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE_MODULES = path.join(ROOT, 'node_modules');
@@ -358,15 +360,6 @@ function chromiumLaunches() {
   } finally {
     fs.rmSync(profile, { recursive: true, force: true });
   }
-}
-
-function loudWarning(lines) {
-  const bar = '*'.repeat(78);
-  console.warn('');
-  console.warn(bar);
-  for (const l of lines) console.warn('*** ' + l);
-  console.warn(bar);
-  console.warn('');
 }
 
 function ensureSystem() {

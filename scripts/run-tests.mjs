@@ -27,6 +27,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { ensureNode } from './fetch-node.mjs';
+import { loudWarning } from './loud-warning.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = 'test';
@@ -156,11 +157,6 @@ async function runAll(nodeBin, runEnv) {
   return code;
 }
 
-function loud(lines) {
-  const bar = '!'.repeat(78);
-  console.error(['', bar, ...lines.map((l) => `!! ${l}`), bar, ''].join('\n'));
-}
-
 // The newest LTS release the npm registry has (process.release.lts
 // 'Krypton'; its newest 26.x, 26.10.0, is still a Current release there): the
 // second run (header). Raise it with each LTS release; its first run fetches
@@ -185,7 +181,7 @@ for (const version of secondNodes) {
     legs.push({ version, bin: ensureNode(version) });
   } catch (err) {
     const ci = env.CI === 'true';
-    loud([
+    loudWarning([
       `the run on Node ${version} ${ci ? 'FAILS' : 'is SKIPPED'}: its binary could not be had.`,
       err.message,
       ci ? 'CI=true: nothing may be skipped.' : 'LIFELINE_TEST_NODES= (empty) runs the machine\'s Node only.',
