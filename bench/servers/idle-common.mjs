@@ -3,7 +3,7 @@
 // on stdin, one command per line, one answer line per command on stdout:
 //
 //   mem ID    ->  mem ID {"rss":..,"heapUsed":..,"heapTotal":..,"external":..,"arrayBuffers":..}
-//                 (after a full garbage collection, fullGc() below: the process runs
+//                 (after a full garbage collection, lib/full-gc.mjs: the process runs
 //                 with --expose-gc)
 //   stats ID  ->  stats ID {...}   (server-specific counters: connections, closes, pings)
 //   spaces ID ->  spaces ID {"new_space":{"size":..,"used":..},...}   (after a full GC, like
@@ -29,28 +29,7 @@ import { createInterface } from 'node:readline';
 import inspector from 'node:inspector';
 import v8 from 'node:v8';
 
-const V8_MAJOR = Number(process.versions.v8.split('.')[0]);
-const LAST_RESORT = { type: 'major', execution: 'sync', flavor: 'last-resort' };
-
-/**
- * A full collection before every memory figure. From V8 12 (Node 22) a plain
- * gc() leaves the pages it frees in V8's page pool, resident until a
- * memory-reducing collection empties it (after 10,000 handshakes on Node 24:
- * 60 MB for lifeline and ws, 12 MB for raw `net`, still held 40 s later), so
- * there the figure is taken after a last-resort collection, which empties it
- * and repeats until nothing more is freed. V8 11 (Node 20, the only Node the
- * uWS package has binaries for, so every full run's) has no pool, and
- * collects less when gc() is given options: two plain collections, the
- * second for what finalizers of the first freed.
- */
-function fullGc() {
-  if (V8_MAJOR >= 12) {
-    globalThis.gc(LAST_RESORT);
-  } else {
-    globalThis.gc();
-    globalThis.gc();
-  }
-}
+import { fullGc } from '../lib/full-gc.mjs';
 
 /** `--name value` from argv, or `fallback`. */
 export function argValue(name, fallback) {

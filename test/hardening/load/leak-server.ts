@@ -6,7 +6,7 @@
 // line commands on stdin, one JSON line each on stdout:
 //   'idle' -> waits (event-driven) until no connection (and, for the lifeline
 //             variant, no session) is left, then {"idle": true, open, sessions}
-//   'gc'   -> a full GC (last-resort from V8 12, below), then {"rss", "heapUsed", "external", "arrayBuffers", open, sessions, accepted}
+//   'gc'   -> a full GC (fullGc(): a last-resort one from V8 12, two plain ones on V8 11), then {"rss", "heapUsed", "external", "arrayBuffers", open, sessions, accepted}
 //   'quit' -> closes the server and exits.
 // The transport server answers every message with nothing (the test only opens
 // and closes); the lifeline variant uses a short sessionTtl and few tombstones
@@ -17,20 +17,11 @@ import { createInterface } from 'node:readline';
 
 import { LifelineServer } from '../../../src/server/lifeline-server.js';
 import { WebSocketServer } from '../../../src/transport/node/server.js';
+// @ts-expect-error: a plain .mjs module without type declarations
+import { fullGc } from '../../../bench/lib/full-gc.mjs';
 
 const variant = process.argv[2] ?? 'ws';
-const gc = (globalThis as { gc?: (options?: { type: string; execution: string; flavor: string }) => void }).gc;
-// Measured after V8's last-resort collection where there is one to ask for,
-// not a plain gc(): from Node 22 (V8 12+) V8 keeps the pages a collection
-// frees in a pool of its own, which only a memory-reducing collection empties
-// (its memory reducer, memory pressure, or this), and on Node 24 the pool held
-// what 10,000 connections had used for as long as the test ran: RSS +45-58 %
-// over ten rounds with the heap flat. A last-resort collection repeats until
-// nothing more is freed, so finalizers' garbage is in too. V8 11 (Node 20)
-// has no such pool, and gc() with options collects less there: two plain
-// collections, the second for what finalizers of the first freed.
-const V8_MAJOR = Number(process.versions.v8.split('.')[0]);
-const LAST_RESORT = { type: 'major', execution: 'sync', flavor: 'last-resort' };
+const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   console.error('leak-server: run with --expose-gc');
   process.exit(2);
@@ -98,12 +89,7 @@ const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   const cmd = line.trim();
   if (cmd === 'gc') {
-    if (V8_MAJOR >= 12) {
-      gc(LAST_RESORT);
-    } else {
-      gc();
-      gc();
-    }
+    fullGc();
     const m = process.memoryUsage();
     out({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, open: openCount(), sessions: sessionCount(), accepted });
   } else if (cmd === 'idle') {
