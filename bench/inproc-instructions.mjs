@@ -29,6 +29,7 @@
 //
 //   node bench/inproc-instructions.mjs [--only plain|session] [--messages 100000] [--top 12]
 //                                      [--window 16] [--conns 100] [--size 32] [--binary]
+//                                      [--ack-every 32]
 //
 // Needs valgrind (Debian: apt-get install valgrind) and a built dist/ (as
 // bench/inproc.mjs does). About 3.5 minutes per mode on 2 cores; two runs
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     size: { type: 'string' },
     binary: { type: 'boolean', default: false },
     conns: { type: 'string' },
+    'ack-every': { type: 'string' },
     top: { type: 'string', default: '12' },
   },
 });
@@ -86,6 +88,7 @@ function callgrind(mode, messages, buildOnly) {
   if (values.conns) args.push('--conns', values.conns);
   if (values.size) args.push('--size', values.size);
   if (values.binary) args.push('--binary');
+  if (values['ack-every']) args.push('--ack-every', values['ack-every']);
   if (buildOnly) args.push('--build-only');
   return new Promise((resolve, reject) => {
     const p = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'] });

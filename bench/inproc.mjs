@@ -15,6 +15,9 @@
 //   node bench/inproc.mjs [--messages 200000] [--rounds 5] [--size 32]
 //                         [--window 16] [--conns 100] [--only plain|session]
 //                         [--binary] (plain mode: binary frames, as in scenario b)
+//                         [--ack-every 32] (session mode: the peers' standalone ack
+//                         every N messages; two values apart the per-ack cost and the
+//                         per-acknowledged-message cost)
 //                         [--prof] [--real-writes] [--build-only]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     binary: { type: 'boolean', default: false },
     window: { type: 'string', default: '16' },
     conns: { type: 'string', default: '100' },
+    'ack-every': { type: 'string', default: '32' },
     only: { type: 'string' },
     prof: { type: 'boolean', default: false },
     'real-writes': { type: 'boolean', default: false },
@@ -59,8 +63,8 @@ const C = Number(values.conns);
 const REAL = values['real-writes'];
 /** Bytes the clients received (--real-writes) or the stubbed writes took. */
 const received = { bytes: 0 };
-const ACK_EVERY = 32;
-for (const [k, v] of Object.entries({ messages: N, rounds: ROUNDS, size: S, window: W, conns: C })) {
+const ACK_EVERY = Number(values['ack-every']);
+for (const [k, v] of Object.entries({ messages: N, rounds: ROUNDS, size: S, window: W, conns: C, 'ack-every': ACK_EVERY })) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
 }
 
