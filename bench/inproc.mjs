@@ -18,12 +18,18 @@
 //                         [--ack-every 32] (session mode: the peers' standalone ack
 //                         every N messages; two values apart the per-ack cost and the
 //                         per-acknowledged-message cost)
-//                         [--prof] [--real-writes] [--build-only]
+//                         [--prof] [--alloc] [--real-writes] [--build-only]
 //
 // --prof writes a CPU profile of the measured rounds only (not of building
 // the frames), sampled every 50 us, per mode to
 // bench/results/profiles/inproc-<mode>.cpuprofile; summarize it with
 // `node bench/profile.mjs <file>`. Its timings include the profiler's cost.
+//
+// --alloc samples the measured rounds' allocations instead (V8's sampling
+// heap profiler, one sample per 256 B allocated on average, objects the
+// collectors freed included) and prints, per mode, bytes allocated per
+// message and the allocation sites (innermost three frames) that took the
+// most: what the young generation has to collect, and where it comes from.
 //
 // Not a substitute for the socket benchmarks (no syscalls, no Readable/stream
 // costs that both paths share); a microscope for the part the two differ in.
@@ -51,6 +57,7 @@ const { values } = parseArgs({
     'ack-every': { type: 'string', default: '32' },
     only: { type: 'string' },
     prof: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
     'real-writes': { type: 'boolean', default: false },
     'build-only': { type: 'boolean', default: false },
   },
@@ -179,6 +186,27 @@ async function round(ctx, reads) {
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
+/** --alloc: bytes sampled per message, and the allocation sites that took the most (innermost frame last). */
+function printAllocations(mode, profile, msgs) {
+  const stacks = new Map();
+  const walk = (node, stack) => {
+    const f = node.callFrame;
+    const here = [...stack, `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`];
+    stacks.set(node.id, here);
+    for (const c of node.children) walk(c, here);
+  };
+  walk(profile.head, []);
+  const bySite = new Map();
+  let total = 0;
+  for (const s of profile.samples) {
+    const site = stacks.get(s.nodeId).slice(-3).join(' > ');
+    bySite.set(site, (bySite.get(site) ?? 0) + s.size);
+    total += s.size;
+  }
+  console.log(`  ${mode}: ${(total / msgs).toFixed(1)} B allocated per message (sampled), by site:`);
+  for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`    ${(bytes / msgs).toFixed(1).padStart(6)} B  ${site}`);
+}
+
 const modes = values.only ? [values.only] : ['plain', 'session'];
 if (!modes.every((m) => m === 'plain' || m === 'session')) throw new Error(`--only must be plain or session, got ${values.only}`);
 const ctxs = {};
@@ -189,12 +217,16 @@ for (const m of modes) {
 }
 // Warm-up: JIT both paths before measuring.
 for (const m of modes) await round(ctxs[m], planned[m].shift());
-const inspector = values.prof ? new Session() : null;
-if (inspector) {
+if (values.prof && values.alloc) throw new Error('--prof and --alloc: one profiler at a time');
+const inspector = values.prof || values.alloc ? new Session() : null;
+if (values.prof) {
   inspector.connect();
   await inspector.post('Profiler.enable');
   // A round takes a fraction of a second: sample every 50 us, not every 1 ms.
   await inspector.post('Profiler.setSamplingInterval', { interval: 50 });
+} else if (values.alloc) {
+  inspector.connect();
+  await inspector.post('HeapProfiler.enable');
 }
 const results = Object.fromEntries(modes.map((m) => [m, []]));
 /** Runs `rounds` measured rounds of mode m; true when its echoes are all there. */
@@ -205,7 +237,14 @@ async function measure(m, rounds) {
     results[m].push(res.nsPerMsg);
   }
 }
-if (inspector) {
+if (values.alloc) {
+  for (const m of modes) {
+    await inspector.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await measure(m, ROUNDS);
+    const { profile } = await inspector.post('HeapProfiler.stopSampling');
+    printAllocations(m, profile, Math.floor(N / C) * C * ROUNDS);
+  }
+} else if (inspector) {
   // One profile per mode over all its rounds (run one mode after the other:
   // the timings are the profiler's, for orientation only).
   fs.mkdirSync('bench/results/profiles', { recursive: true });
