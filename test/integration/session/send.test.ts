@@ -43,58 +43,48 @@ function assertClosedSend(s: ServerSession): void {
   assert.throws(() => s.send(Buffer.from('late'), { binary: true }), UsageError);
 }
 
-describe('ServerSession.send: text or binary, and after close', () => {
-  test('lifeline.v1 session', async () => {
-    const cleanup = new Cleanup();
-    try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const sP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const client = new LifelineClient(`ws://127.0.0.1:${served.port}/`);
+/**
+ * A LifelineServer session with a peer of `mode`'s kind (the Node
+ * LifelineClient, or `ws` without the subprotocol): sendAll() arrives as
+ * WANT, and after close() send() throws.
+ */
+async function checkSend(mode: 'lifeline' | 'plain'): Promise<void> {
+  const cleanup = new Cleanup();
+  try {
+    const served = await Served.start({ heartbeat: 'off' });
+    cleanup.add(() => served.close());
+    const sP = once<ServerSession>(served.server, 'connection', ms(5000));
+    const url = `ws://127.0.0.1:${served.port}/`;
+    const got: Got = [];
+    const w = new Waiters();
+    const add = (kind: 'text' | 'binary', body: string) => {
+      got.push([kind, body]);
+      w.poke();
+    };
+    if (mode === 'lifeline') {
+      const client = new LifelineClient(url);
       client.on('error', () => {});
       cleanup.add(() => client.close());
-      const got: Got = [];
-      const w = new Waiters();
-      client.on('message', (d: string | Uint8Array) => {
-        got.push(typeof d === 'string' ? ['text', d] : ['binary', Buffer.from(d).toString()]);
-        w.poke();
-      });
-      const s = await sP;
-      assert.equal(s.mode, 'lifeline');
-      sendAll(s);
-      await w.wait(() => got.length >= WANT.length, ms(5000), () => `${WANT.length} messages (have ${JSON.stringify(got)})`);
-      assert.deepEqual(got, WANT);
-      s.close();
-      assertClosedSend(s);
-    } finally {
-      await cleanup.run();
-    }
-  });
-
-  test('plain session (a peer without lifeline.v1)', async () => {
-    const cleanup = new Cleanup();
-    try {
-      const served = await Served.start({ heartbeat: 'off' });
-      cleanup.add(() => served.close());
-      const sP = once<ServerSession>(served.server, 'connection', ms(5000));
-      const peer = new WebSocket(`ws://127.0.0.1:${served.port}/`);
+      client.on('message', (d: string | Uint8Array) => (typeof d === 'string' ? add('text', d) : add('binary', Buffer.from(d).toString())));
+    } else {
+      const peer = new WebSocket(url);
       peer.on('error', () => {});
       cleanup.add(() => peer.terminate());
-      const got: Got = [];
-      const w = new Waiters();
-      peer.on('message', (d: Buffer, isBinary: boolean) => {
-        got.push([isBinary ? 'binary' : 'text', d.toString()]);
-        w.poke();
-      });
-      const s = await sP;
-      assert.equal(s.mode, 'plain');
-      sendAll(s);
-      await w.wait(() => got.length >= WANT.length, ms(5000), () => `${WANT.length} messages (have ${JSON.stringify(got)})`);
-      assert.deepEqual(got, WANT);
-      s.close();
-      assertClosedSend(s);
-    } finally {
-      await cleanup.run();
+      peer.on('message', (d: Buffer, isBinary: boolean) => add(isBinary ? 'binary' : 'text', d.toString()));
     }
-  });
+    const s = await sP;
+    assert.equal(s.mode, mode);
+    sendAll(s);
+    await w.wait(() => got.length >= WANT.length, ms(5000), () => `${WANT.length} messages (have ${JSON.stringify(got)})`);
+    assert.deepEqual(got, WANT);
+    s.close();
+    assertClosedSend(s);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+describe('ServerSession.send: text or binary, and after close', () => {
+  test('lifeline.v1 session', () => checkSend('lifeline'));
+  test('plain session (a peer without lifeline.v1)', () => checkSend('plain'));
 });
