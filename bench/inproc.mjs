@@ -229,20 +229,23 @@ if (values.prof) {
   await inspector.post('HeapProfiler.enable');
 }
 const results = Object.fromEntries(modes.map((m) => [m, []]));
-/** Runs `rounds` measured rounds of mode m; true when its echoes are all there. */
+/** Runs `rounds` measured rounds of mode m (throws when an echo is missing); returns the messages echoed. */
 async function measure(m, rounds) {
+  let msgs = 0;
   for (let r = 0; r < rounds; r++) {
     const res = await round(ctxs[m], planned[m].shift());
     if (res.out < res.msgs * S) throw new Error(`${m}: only ${res.out} bytes echoed for ${res.msgs} messages of ${S} B`);
     results[m].push(res.nsPerMsg);
+    msgs += res.msgs;
   }
+  return msgs;
 }
 if (values.alloc) {
   for (const m of modes) {
     await inspector.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    await measure(m, ROUNDS);
+    const msgs = await measure(m, ROUNDS);
     const { profile } = await inspector.post('HeapProfiler.stopSampling');
-    printAllocations(m, profile, Math.floor(N / C) * C * ROUNDS);
+    printAllocations(m, profile, msgs);
   }
 } else if (inspector) {
   // One profile per mode over all its rounds (run one mode after the other:
