@@ -195,7 +195,8 @@ async function profileRun(id, rep) {
     if (!r.ok) throw new Error(`${id}: the loadgen reported a failure: ${r.outcome} ${(r.errors ?? [])[0] ?? ''}`);
     await loadgen.exited;
     const report = execFileSync('perf', ['report', '-i', data, '--no-children', '--sort', 'dso,sym', '-n', '-q', '-t', '\t'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] });
-    for (const f of [data, ctl, ack]) fs.rmSync(f, { force: true });
+    // V8's perf map (one per server process, megabytes) is read by perf report only.
+    for (const f of [data, ctl, ack, `/tmp/perf-${server.pid}.map`]) fs.rmSync(f, { force: true });
     const pm = perMessage(parsePerfReport(report), PERIOD_NS, r.received);
     const procNs = ((after.user + after.sys - before.user - before.sys) / TICK) * 1e9 / r.received;
     const slow = CPUS.map((cpu) => canaryFlag(cpu, canaryBefore[cpu], canaryAfter[cpu], canaries.best(cpu))).filter(Boolean);
