@@ -21,13 +21,14 @@
 //
 //   node bench/socket-profile.mjs [--scenario g] [--servers plain,session]
 //        [--reps 3] [--messages 2000000] [--warmup 50000] [--freq 1000] [--top 20]
-//        [--retries 3]
+//        [--retries 3] [--connections N]
 //
 // --scenario: a, b or g (g: the session layer's two servers, the default);
 // --servers: two of that scenario's servers (a and b: lifeline, ws, uws,
 // socketio, net-batched, net-perframe; b also net-wsfloor); --freq: samples
 // per second of server CPU; --messages: round trips per run (default
-// twice the scenario's full count). Needs Linux perf (Debian: apt-get install
+// twice the scenario's full count); --connections: in place of the
+// scenario's (same window and size per connection). Needs Linux perf (Debian: apt-get install
 // linux-perf) with the right to sample another process (root, or
 // kernel.perf_event_paranoid <= 1), taskset, and a built dist/.
 import { execFileSync } from 'node:child_process';
@@ -46,7 +47,7 @@ import { SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenari
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const USAGE = 'usage: node bench/socket-profile.mjs [--scenario a|b|g] [--servers A,B] [--reps 3] [--messages N] [--warmup N] [--freq 1000] [--top 20] [--retries 3]';
+const USAGE = 'usage: node bench/socket-profile.mjs [--scenario a|b|g] [--servers A,B] [--reps 3] [--messages N] [--warmup N] [--freq 1000] [--top 20] [--retries 3] [--connections N]';
 
 const { values } = parseArgs({
   options: {
@@ -57,6 +58,7 @@ const { values } = parseArgs({
     warmup: { type: 'string' },
     freq: { type: 'string', default: '1000' },
     retries: { type: 'string', default: '3' },
+    connections: { type: 'string' },
     top: { type: 'string', default: '20' },
   },
 });
@@ -78,7 +80,10 @@ const WARMUP = Number(values.warmup ?? sc.full.warmup);
 const FREQ = Number(values.freq);
 const TOP = Number(values.top);
 const RETRIES = Number(values.retries);
-if (!(REPS >= 1 && MESSAGES >= 1000 && WARMUP >= 0 && FREQ >= 10 && FREQ <= 20000 && TOP >= 0 && RETRIES >= 0)) die(USAGE);
+// The scenario's load, or as many connections as asked (what a connection's
+// own memory costs shows in how the CPU per message moves with their number).
+const LOAD = { ...sc.loadgen, connections: Number(values.connections ?? sc.loadgen.connections) };
+if (!(REPS >= 1 && MESSAGES >= 1000 && WARMUP >= 0 && FREQ >= 10 && FREQ <= 20000 && TOP >= 0 && RETRIES >= 0 && LOAD.connections >= 1)) die(USAGE);
 // cpu-clock counts nanoseconds: a fixed period makes every sample the same CPU time.
 const PERIOD_NS = Math.round(1e9 / FREQ);
 
@@ -149,7 +154,7 @@ async function profileRun(id, rep) {
   try {
     const port = await server.listeningPort(15000);
     const protocol = def.protocol && def.protocol !== 'ws' ? ['--protocol', def.protocol] : [];
-    const lg = sc.loadgen;
+    const lg = LOAD;
     const loadgen = spawnChild(
       'taskset',
       [
@@ -208,7 +213,7 @@ async function profileRun(id, rep) {
 
 const runs = Object.fromEntries(pair.map((id) => [id, []]));
 const started = Date.now();
-console.log(`socket profile, scenario ${scId} (${sc.title}): ${pair.join(' vs ')}, ${REPS} repetition(s) of ${MESSAGES.toLocaleString('en-US')} round trips (+${WARMUP.toLocaleString('en-US')} warm-up), perf cpu-clock every ${(PERIOD_NS / 1000).toLocaleString('en-US')} us of server CPU; node ${process.version}\n`);
+console.log(`socket profile, scenario ${scId} (${sc.title}${LOAD.connections !== sc.loadgen.connections ? `; ${LOAD.connections} connections` : ''}): ${pair.join(' vs ')}, ${REPS} repetition(s) of ${MESSAGES.toLocaleString('en-US')} round trips (+${WARMUP.toLocaleString('en-US')} warm-up), perf cpu-clock every ${(PERIOD_NS / 1000).toLocaleString('en-US')} us of server CPU; node ${process.version}\n`);
 let flagged = 0;
 try {
   for (let rep = 1; rep <= REPS; rep++) {
