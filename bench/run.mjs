@@ -86,6 +86,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
+import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat } from './lib/proc.mjs';
 import { max, median, min, perRepRatios } from './lib/stats.mjs';
@@ -248,22 +249,6 @@ function goalServers(sc) {
   return new Set((sc.goals ?? []).flatMap((g) => [g.of, g.vs, g.floor].filter(Boolean)));
 }
 
-/**
- * The environment of the echo scenarios' servers and loadgens. glibc's
- * malloc gives the top of its heap back to the kernel once more than
- * M_TRIM_THRESHOLD (128 KiB, then adjusted) is free there, and whether a
- * process's freed 64 KiB read buffers end up at that top depends on its
- * heap's layout: the processes where they do fault the memory in again on
- * each read (0.3-0.6 minor faults per message in scenario b's raw `net`
- * echo against 0.04-0.11 in the others, with 1.3-3x the system time), so
- * a server's figure depended on which kind of process a run drew. A trim
- * threshold above anything these processes free keeps every process in the
- * same (faultless) state; all servers and loadgens get it, and an
- * MALLOC_TRIM_THRESHOLD_ already set is kept. Not for scenarios d-f, which
- * measure memory: there the trim is part of what a server holds.
- */
-const ECHO_ENV = { MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024), ...process.env };
-
 /** The CPU canaries of pinned echo runs (lib/canary.mjs); stopped at the end of main(). */
 const canaries = new Canaries(ROOT);
 
@@ -319,25 +304,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
   try {
     const listening = await server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
     const port = Number(listening.split(' ')[1]);
-    const lg = sc.loadgen;
-    const [lcmd, largs] = nodeCmd(
-      [
-        path.join(BENCH, 'loadgen.mjs'),
-        '--port', String(port),
-        '--connections', String(lg.connections),
-        '--size', String(lg.size),
-        '--window', String(lg.window),
-        '--messages', String(params.messages),
-        '--warmup', String(params.warmup),
-        '--control',
-        ...(serverDef.protocol ? ['--protocol', serverDef.protocol] : []),
-        ...(lg.binary ? ['--binary'] : []),
-        ...(lg.latency ? ['--latency'] : []),
-        ...(serverDef.loadgenArgs ?? []),
-      ],
-      'loadgen',
-      pinMode,
-    );
+    const [lcmd, largs] = nodeCmd(echoLoadgenArgs(port, sc.loadgen, serverDef, params.messages, params.warmup), 'loadgen', pinMode);
     loadgen = new Child(lcmd, largs, { cwd: ROOT, stdin: true, env: ECHO_ENV, name: 'loadgen' });
     const first = await loadgen.waitLine((l) => l === 'ready' || l.startsWith('result '), '"ready"', 120000);
     let before = null;

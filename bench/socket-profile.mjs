@@ -40,6 +40,7 @@ import { parseArgs } from 'node:util';
 
 import { Canaries, canaryFlag } from './lib/canary.mjs';
 import { Child } from './lib/child.mjs';
+import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { AREAS, functionDiff, parsePerfReport, perMessage } from './lib/perf-areas.mjs';
 import { clockTicks, processStat } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
@@ -106,8 +107,6 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-// As run.mjs gives its echo scenarios (glibc keeps freed read buffers).
-const ENV = { MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024), ...process.env };
 const TICK = clockTicks();
 // The CPU canaries of run.mjs (lib/canary.mjs) on both CPUs: this VM's slow
 // phases double the CPU per message of a run that falls into one, more than
@@ -117,7 +116,7 @@ const CPUS = [0, 1];
 const canaries = new Canaries(ROOT);
 
 function spawnChild(cmd, args, opts) {
-  const c = new Child(cmd, args, { cwd: ROOT, env: ENV, ...opts });
+  const c = new Child(cmd, args, { cwd: ROOT, env: ECHO_ENV, ...opts });
   children.add(c);
   c.exited.then(() => children.delete(c));
   return c;
@@ -153,25 +152,7 @@ async function profileRun(id, rep) {
   const server = spawnChild('taskset', ['-c', '0', process.execPath, '--perf-basic-prof', path.join(HERE, def.script), ...(def.args ?? [])], { name: `${id} server` });
   try {
     const port = await server.listeningPort(15000);
-    const protocol = def.protocol && def.protocol !== 'ws' ? ['--protocol', def.protocol] : [];
-    const lg = LOAD;
-    const loadgen = spawnChild(
-      'taskset',
-      [
-        '-c', '1', process.execPath, path.join(HERE, 'loadgen.mjs'),
-        '--port', String(port),
-        '--connections', String(lg.connections),
-        '--size', String(lg.size),
-        '--window', String(lg.window),
-        '--messages', String(MESSAGES),
-        '--warmup', String(WARMUP),
-        '--control',
-        ...protocol,
-        ...(lg.binary ? ['--binary'] : []),
-        ...(def.loadgenArgs ?? []),
-      ],
-      { stdin: true, name: 'loadgen' },
-    );
+    const loadgen = spawnChild('taskset', ['-c', '1', process.execPath, ...echoLoadgenArgs(port, LOAD, def, MESSAGES, WARMUP)], { stdin: true, name: 'loadgen' });
     await loadgen.waitLine((l) => l === 'ready', '"ready"', 120000);
     // perf starts with its events off and turns them on when told, so the
     // samples cover the measured part only (not startup or the warm-up).
