@@ -27,7 +27,7 @@ import { coldFieldDefaults } from '../protocol/cold-fields.js';
 import { decimalDigits, putDecimalBefore } from '../protocol/decimal.js';
 import { randomPool } from '../protocol/random-pool.js';
 import { FrameArena } from './frame-arena.js';
-import { relativeClock, systemClock, type Clock } from '../session/clock.js';
+import { relativeClock, systemClock, type Clock, type TimerHandle } from '../session/clock.js';
 import { HeartbeatMonitor, resolveHeartbeat, type HeartbeatConfig, type HeartbeatHost, type HeartbeatOption, type HeartbeatStats, type LivenessState } from '../session/heartbeat.js';
 import { HeartbeatWheel } from '../session/scheduler.js';
 import { InboundSequencer, ReplayBuffer } from '../session/resume.js';
@@ -463,8 +463,12 @@ export class ServerSession implements SocketOwner {
   declare private readonly replay: ReplayBuffer<Buffer>;
   declare private readonly arena: FrameArena | null;
   declare private readonly inbound: InboundSequencer;
-  /** @internal In the server's ack sweep (see LifelineServer._queueAck). */
-  declare _ackQueued: boolean;
+  /**
+   * @internal -1 when not in the server's ack sweep (see
+   * LifelineServer._queueAck), else what had been received when the sweep
+   * last came by (0 before it has).
+   */
+  declare _ackMark: number;
   declare private ttlTimer: NodeJS.Timeout | null;
   declare private authTimer: NodeJS.Timeout | null;
   declare private authExpiresAt: number;
@@ -485,7 +489,7 @@ export class ServerSession implements SocketOwner {
     const o = server.sessionOptions;
     if (mode === 'lifeline') {
       this.lastSent = 0;
-      this._ackQueued = false;
+      this._ackMark = -1;
       this.ttlTimer = null;
       this.authTimer = null;
       this.peerBye = false;
@@ -793,10 +797,24 @@ export class ServerSession implements SocketOwner {
     this.sendAckNow();
   }
 
-  /** @internal The ack sweep came by: acknowledge what no outgoing message carried. */
-  _sweepAck(): void {
-    this._ackQueued = false;
-    this.sendAckNow();
+  /**
+   * @internal The ack sweep came by (every ackDelay / 2). Deliveries that
+   * were already pending at its last visit and that no outgoing message has
+   * acknowledged since get a standalone ack now; younger ones may still ride
+   * on a reply, so the session stays in the sweep for them. Returns whether
+   * it stays.
+   */
+  _sweepAck(): boolean {
+    const inbound = this.inbound;
+    if (this._state === 'open' && inbound.acked < inbound.received) {
+      if (inbound.acked >= this._ackMark) {
+        this._ackMark = inbound.received;
+        return true;
+      }
+      this.sendAckNow();
+    }
+    this._ackMark = -1;
+    return false;
   }
 
   private sendAckNow(): void {
@@ -829,7 +847,7 @@ export class ServerSession implements SocketOwner {
     if (verdict !== 'deliver') return this.onOutOfOrder(verdict, h.seq);
     this.counters.bytesIn += end - start;
     if (this.inbound.ackDue) this.sendAckNow();
-    else if (!this._ackQueued) this.server._queueAck(this);
+    else if (this._ackMark < 0) this.server._queueAck(this);
     emitMessage(this, h.offset === end ? EMPTY : viewOf(data, h.offset, end), isBinary);
   }
 
@@ -957,7 +975,7 @@ coldFieldDefaults(ServerSession.prototype, {
   arena: null,
   inbound: PLAIN_INBOUND,
   counters: PLAIN_COUNTERS,
-  _ackQueued: false,
+  _ackMark: -1,
   ttlTimer: null,
   authTimer: null,
   authExpiresAt: 0,
@@ -995,7 +1013,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   private readonly clock: Clock;
   private readonly byId = new Map<string, ServerSession>();
   private ackQueue: ServerSession[] = [];
-  private ackSweep: NodeJS.Timeout | null = null;
+  private ackSweep: TimerHandle | null = null;
   private readonly sweepAcksBound = (): void => this.sweepAcks();
   private readonly graves = new Map<string, Tombstone>();
   private readonly authenticate: LifelineServerOptions['authenticate'];
@@ -1061,23 +1079,26 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   /**
    * @internal A session has deliveries to acknowledge. Rather than a timer
    * per session (a timer-list insert per burst on the hot path), one sweep
-   * per server acknowledges, within ackDelay, whatever no outgoing message
-   * carried as a piggybacked ack in the meantime.
+   * per server, every ackDelay / 2, acknowledges whatever no outgoing
+   * message carried as a piggybacked ack for a whole sweep period: so every
+   * delivery is acknowledged within ackDelay, and a session that replies
+   * steadily (each reply acknowledging all it has received) never needs a
+   * standalone ack. A sweep that acknowledged everything still pending
+   * would send one per busy session per period: 0.016 extra writes per
+   * echoed message at 1,000 connections (docs/BENCHMARKS.md, scenario g).
    */
   _queueAck(session: ServerSession): void {
-    session._ackQueued = true;
+    session._ackMark = 0;
     this.ackQueue.push(session);
-    if (this.ackSweep === null) {
-      this.ackSweep = setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay);
-      this.ackSweep.unref();
-    }
+    if (this.ackSweep === null) this.ackSweep = this.clock.setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay / 2);
   }
 
   private sweepAcks(): void {
     this.ackSweep = null;
     const q = this.ackQueue;
     this.ackQueue = [];
-    for (let i = 0; i < q.length; i++) q[i]!._sweepAck();
+    for (let i = 0; i < q.length; i++) if (q[i]!._sweepAck()) this.ackQueue.push(q[i]!);
+    if (this.ackQueue.length > 0) this.ackSweep = this.clock.setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay / 2);
   }
 
   /**

@@ -1,7 +1,9 @@
 // The server piggybacks its cumulative ack on the first frame it queues in a
 // tick: a burst of replies to one read carries one ack, not one each; what
 // the burst leaves unacknowledged rides on the next tick's first frame or
-// goes out as a standalone ack with the sweep (ackDelay).
+// goes out as a standalone ack with the sweep (ackDelay): only for what no
+// reply acknowledged for a whole sweep period (ackDelay / 2), so a session
+// that replies steadily sends no standalone acks at all.
 //
 // LifelineServer on 127.0.0.1 and a raw lifeline.v1 client over net (the
 // exact frames are the point). Each burst is handed to the server socket as
@@ -12,6 +14,7 @@ import type net from 'node:net';
 import { describe, test } from 'node:test';
 
 import type { ServerSession } from '../../../src/server/lifeline-server.js';
+import { FakeClock } from '../../../src/session/clock.js';
 import { Cleanup, clientText, rawSession } from './helpers.js';
 
 /** The TCP socket under a session's WebSocket (internal: the test hands it reads directly). */
@@ -24,8 +27,8 @@ function serverSocket(s: ServerSession): net.Socket {
  * echoes every message, and a raw lifeline.v1 client past its welcome.
  * `read(...texts)` hands the server socket those data frames as one read.
  */
-async function echoSession(cleanup: Cleanup, ackEvery: number) {
-  const { client, s } = await rawSession(cleanup, { heartbeat: 'off', ackDelay: 50, ackEvery });
+async function echoSession(cleanup: Cleanup, ackEvery: number, clock?: FakeClock) {
+  const { client, s } = await rawSession(cleanup, { heartbeat: 'off', ackDelay: clock ? 100 : 50, ackEvery, ...(clock ? { clock } : {}) });
   s.on('message', (data: Buffer) => s.send(data.toString()));
   const read = (...texts: string[]) => serverSocket(s).emit('data', Buffer.concat(texts.map(clientText)));
   return { client, read, s };
@@ -66,6 +69,44 @@ describe('server ack piggybacking', () => {
         'd6:f', 'd7:g', 'd8:h', '{"t":"ack","seq":9}', 'd9:i', 'd10:j',
         '{"t":"ack","seq":10}',
       ]);
+    } finally {
+      await cleanup.run();
+    }
+  });
+
+  test('steady replies leave the sweep nothing to send; what no reply acknowledged for a sweep period gets a standalone ack within ackDelay', async () => {
+    const cleanup = new Cleanup();
+    try {
+      const clock = new FakeClock();
+      const { client, read } = await echoSession(cleanup, 32, clock);
+
+      // Steady traffic: a burst every sweep period (50 ms), each reply burst
+      // acknowledging everything received by then.
+      read('d1:a', 'd2:b', 'd3:c');
+      assert.deepEqual(await client.frames(1, 4), ['d1,1:a', 'd2:b', 'd3:c']);
+      clock.advance(50); // the sweep notes 3 as pending
+      read('d4:d', 'd5:e');
+      assert.deepEqual(await client.frames(4, 6), ['d4,4:d', 'd5:e']); // acknowledges 2 and 3
+      clock.advance(50); // 3 was acknowledged since: nothing to send; notes 5
+      read('d6:f');
+      clock.advance(50); // 5 acknowledged by d6's reply; the session leaves the sweep (nothing pending)
+      // TCP keeps order: a standalone ack from any sweep above would come before this reply.
+      read('d7:g');
+      assert.deepEqual(await client.frames(6, 8), ['d6,6:f', 'd7,7:g']);
+      assert.equal(clock.pending, 1, "d7's reply left nothing pending, but d7 queued the session again");
+      clock.advance(50); // nothing pending: the session leaves the sweep, and the sweep stops
+      assert.equal(clock.pending, 0);
+
+      // Quiet after a burst: 9 stays pending. The first sweep notes it, the
+      // next acknowledges it: ackDelay (100 ms) after it came, not before.
+      read('d8:h', 'd9:i');
+      assert.deepEqual(await client.frames(8, 10), ['d8,8:h', 'd9:i']);
+      clock.advance(99);
+      read('{"t":"ping","ts":1}'); // the pong comes back at once: an earlier ack would come before it
+      assert.deepEqual(await client.frames(10, 11), ['{"t":"pong","ts":1}']);
+      clock.advance(1);
+      assert.deepEqual(await client.frames(11, 12), ['{"t":"ack","seq":9}']);
+      assert.equal(clock.pending, 0, 'everything acknowledged: the sweep stops');
     } finally {
       await cleanup.run();
     }
