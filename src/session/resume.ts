@@ -34,12 +34,16 @@ export class ReplayBuffer<T> {
   // acks nothing is shifted, sliced or regrown. The capacity is a power of
   // two (mask = capacity - 1), doubled when full. An empty buffer that
   // release() let go of (or one never used) holds shared frozen arrays.
-  private seqs: number[] = NO_NUMBERS;
+  // Sequence numbers are not stored: the entries' are consecutive (see
+  // push()), so an ack knows how many entries it releases without reading
+  // them, which matters once a server's sessions outnumber its cache.
   private wires: Array<T | undefined> = NO_WIRES as Array<T | undefined>;
   private offsets: number[] = NO_NUMBERS;
   private sizes: number[] = NO_NUMBERS;
   /** Index of the oldest entry. */
   private head = 0;
+  /** Sequence number of the oldest entry (when count > 0). */
+  private first = 0;
   private count = 0;
   private mask = -1;
   private _bytes = 0;
@@ -68,17 +72,22 @@ export class ReplayBuffer<T> {
 
   /** Sequence number of the oldest entry (0 when empty). */
   get firstSeq(): number {
-    return this.count > 0 ? this.seqs[this.head]! : 0;
+    return this.count > 0 ? this.first : 0;
   }
 
   wouldOverflow(bytes: number): boolean {
     return this.count + 1 > this.maxMessages || this._bytes + bytes > this.maxBytes;
   }
 
+  /**
+   * Keeps message `seq`, which must be the one after the newest entry's
+   * (firstSeq + length; any when empty): both directions number their
+   * messages 1, 2, 3... and keep every one they send.
+   */
   push(seq: number, wire: T, bytes: number, offset = 0): void {
+    if (this.count === 0) this.first = seq;
     if (this.count === this.mask + 1) this.grow();
     const i = (this.head + this.count) & this.mask;
-    this.seqs[i] = seq;
     this.wires[i] = wire;
     this.offsets[i] = offset;
     this.sizes[i] = bytes;
@@ -90,7 +99,7 @@ export class ReplayBuffer<T> {
   evictFor(bytes: number): number {
     let n = 0;
     while (this.count > 0 && this.wouldOverflow(bytes)) {
-      this.evictedThrough = this.seqs[this.head]!;
+      this.evictedThrough = this.first;
       this.shift();
       this.evictedCount++;
       n++;
@@ -101,26 +110,22 @@ export class ReplayBuffer<T> {
 
   /** Forgets every entry with seq <= `ack`. Returns how many were released. */
   ack(ack: number): number {
-    let n = 0;
-    while (this.count > 0 && this.seqs[this.head]! <= ack) {
-      this.shift();
-      n++;
-    }
-    if (n > 0 && this.mask >= 1023) this.shrinkIfSparse();
+    const n = Math.min(ack - this.first + 1, this.count);
+    if (!(n > 0)) return 0;
+    for (let k = 0; k < n; k++) this.shift();
+    if (this.mask >= 1023) this.shrinkIfSparse();
     return n;
   }
 
   /** Entries with seq > `after`, oldest first (what to resend after a resume). */
   *from(after: number): IterableIterator<ReplayEntry<T>> {
-    for (let k = 0; k < this.count; k++) {
+    for (let k = Math.max(0, after - this.first + 1); k < this.count; k++) {
       const i = (this.head + k) & this.mask;
-      const seq = this.seqs[i]!;
-      if (seq > after) yield { seq, wire: this.wires[i]!, offset: this.offsets[i]!, bytes: this.sizes[i]! };
+      yield { seq: this.first + k, wire: this.wires[i]!, offset: this.offsets[i]!, bytes: this.sizes[i]! };
     }
   }
 
   clear(): void {
-    this.seqs = NO_NUMBERS;
     this.wires = NO_WIRES as Array<T | undefined>;
     this.offsets = NO_NUMBERS;
     this.sizes = NO_NUMBERS;
@@ -140,6 +145,7 @@ export class ReplayBuffer<T> {
     this.wires[i] = undefined;
     this._bytes -= this.sizes[i]!;
     this.head = (i + 1) & this.mask;
+    this.first++;
     this.count--;
   }
 
@@ -164,7 +170,6 @@ export class ReplayBuffer<T> {
 
   /** Moves the entries, in order, to the start of new arrays of `next` slots (a power of two >= count). */
   private resize(next: number): void {
-    const seqs: number[] = [];
     const wires: Array<T | undefined> = [];
     const offsets: number[] = [];
     const sizes: number[] = [];
@@ -172,18 +177,15 @@ export class ReplayBuffer<T> {
     for (let k = 0; k < next; k++) {
       if (k < this.count) {
         const i = (this.head + k) & this.mask;
-        seqs.push(this.seqs[i]!);
         wires.push(this.wires[i]);
         offsets.push(this.offsets[i]!);
         sizes.push(this.sizes[i]!);
       } else {
-        seqs.push(0);
         wires.push(undefined);
         offsets.push(0);
         sizes.push(0);
       }
     }
-    this.seqs = seqs;
     this.wires = wires;
     this.offsets = offsets;
     this.sizes = sizes;

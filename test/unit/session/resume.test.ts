@@ -281,7 +281,7 @@ describe('ReplayBuffer', () => {
     assert.equal(b.bytes, 0);
   });
 
-  it('property: against a plain-array model under random push/ack/evict/release', () => {
+  it('property: against a plain-array model under random push/ack/evict/release, from() from any point', () => {
     type Op = { k: 'push'; bytes: number } | { k: 'ack'; by: number } | { k: 'evict'; bytes: number } | { k: 'release' };
     const op: fc.Arbitrary<Op> = fc.oneof(
       { weight: 5, arbitrary: fc.record({ k: fc.constant('push' as const), bytes: fc.integer({ min: 0, max: 50 }) }) },
@@ -324,6 +324,10 @@ describe('ReplayBuffer', () => {
           }
         }
         assert.deepEqual([...b.from(0)].map((e) => [e.seq, e.wire, e.bytes]), model.map((e) => [e.seq, e.seq * 10, e.bytes]));
+        // The seqs are implied by the entries' order: from() must start at the right one from anywhere.
+        for (const after of [-1, ackedTo - 1, ackedTo, ackedTo + 1, evictedThrough + 1, next - 2, next - 1, next + 5]) {
+          assert.deepEqual([...b.from(after)].map((e) => e.seq), model.filter((e) => e.seq > after).map((e) => e.seq));
+        }
         assert.equal(b.length, model.length);
         assert.equal(b.bytes, model.reduce((a, e) => a + e.bytes, 0));
         assert.equal(b.firstSeq, model[0]?.seq ?? 0);
