@@ -15,7 +15,10 @@
 // the sampling itself adds to what it measures (at 1 kHz, 5-10% on the
 // 2-CPU VM), so compare the two servers of one run, not a run with a bench
 // figure. The figure from /proc (utime + stime over the same window,
-// sampling included) is printed beside the samples' total as a check. A
+// sampling included) is printed beside the samples' total as a check, and
+// the server's read and write system calls per message (/proc/PID/io)
+// beside it: a change in how a server batches its writes shows there
+// exactly, where its CPU moves within the machine's noise. A
 // run that the CPU canaries (lib/canary.mjs) find in a slow phase is done
 // again, up to --retries times.
 //
@@ -42,7 +45,7 @@ import { Canaries, canaryFlag } from './lib/canary.mjs';
 import { Child } from './lib/child.mjs';
 import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { AREAS, functionDiff, parsePerfReport, perMessage } from './lib/perf-areas.mjs';
-import { clockTicks, processStat } from './lib/proc.mjs';
+import { clockTicks, processStat, processSyscalls } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 
@@ -166,9 +169,11 @@ async function profileRun(id, rep) {
     const canaryBefore = await canaries.readAll(CPUS);
     await perfControl(fifos, 'enable');
     const before = processStat(server.pid);
+    const callsBefore = processSyscalls(server.pid);
     loadgen.write('go\n');
     const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', 60000 + MESSAGES / 5);
     const after = processStat(server.pid);
+    const callsAfter = processSyscalls(server.pid);
     await perfControl(fifos, 'disable');
     const canaryAfter = await canaries.readAll(CPUS);
     await fifos.ctl.close();
@@ -186,7 +191,10 @@ async function profileRun(id, rep) {
     const pm = perMessage(parsePerfReport(report), PERIOD_NS, r.received);
     const procNs = ((after.user + after.sys - before.user - before.sys) / TICK) * 1e9 / r.received;
     const slow = CPUS.map((cpu) => canaryFlag(cpu, canaryBefore[cpu], canaryAfter[cpu], canaries.best(cpu))).filter(Boolean);
-    return { ...pm, procNs, msgsPerSec: r.msgsPerSec, slow };
+    // Write calls per message: how well a server batches, and where a
+    // change of its writes (the session's standalone acks) shows exactly.
+    const calls = callsBefore && callsAfter ? { reads: (callsAfter.reads - callsBefore.reads) / r.received, writes: (callsAfter.writes - callsBefore.writes) / r.received } : null;
+    return { ...pm, procNs, calls, msgsPerSec: r.msgsPerSec, slow };
   } finally {
     await server.stop();
   }
@@ -203,7 +211,7 @@ try {
         await canaries.waitFastAll(CPUS);
         const r = await profileRun(id, rep);
         const again = r.slow.length > 0 && attempt < RETRIES;
-        const line = `  rep ${rep} ${id.padEnd(12)} ${Math.round(r.msgsPerSec).toLocaleString('en-US').padStart(9)} msgs/s  samples ${r.total.toFixed(0)} ns/msg (generated code ${r.areas.jit.toFixed(0)})  /proc ${r.procNs.toFixed(0)} ns/msg`;
+        const line = `  rep ${rep} ${id.padEnd(12)} ${Math.round(r.msgsPerSec).toLocaleString('en-US').padStart(9)} msgs/s  samples ${r.total.toFixed(0)} ns/msg (generated code ${r.areas.jit.toFixed(0)})  /proc ${r.procNs.toFixed(0)} ns/msg${r.calls ? `  syscalls/msg r+w ${r.calls.reads.toFixed(3)}+${r.calls.writes.toFixed(3)}` : ''}`;
         console.log(line + (r.slow.length ? `  [${r.slow.join('; ')}]${again ? ' -> again' : ' (kept: out of retries)'}` : ''));
         if (again) continue;
         if (r.slow.length) flagged++;
@@ -234,6 +242,14 @@ console.log(`${col('all samples', W)} ${fmt(tx)} ${fmt(ty)} ${fmt(ty - tx)}`);
 const px = median(runs[A].map((r) => r.procNs));
 const py = median(runs[B].map((r) => r.procNs));
 console.log(`${col('/proc utime + stime', W)} ${fmt(px)} ${fmt(py)} ${fmt(py - px)}`);
+if (runs[A].every((r) => r.calls) && runs[B].every((r) => r.calls)) {
+  const fc = (x) => x.toFixed(3).padStart(9);
+  for (const k of ['reads', 'writes']) {
+    const x = median(runs[A].map((r) => r.calls[k]));
+    const y = median(runs[B].map((r) => r.calls[k]));
+    console.log(`${col(`${k.slice(0, -1)} system calls per message`, W)} ${fc(x)} ${fc(y)} ${fc(y - x)}`);
+  }
+}
 console.log(`${B}'s CPU per message over ${A}'s: ${(py / px).toFixed(2)}x by /proc, ${(ty / tx).toFixed(2)}x by samples (messages per CPU-s, ${B} / ${A}: ${(px / py).toFixed(2)} and ${(tx / ty).toFixed(2)})`);
 // Within a repetition the two runs are back to back: their ratio moves less
 // with the machine's slow phases than the ratio of the medians does.
