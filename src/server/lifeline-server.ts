@@ -57,7 +57,7 @@ export type AuthResult = false | { user?: unknown; expiresAt?: number };
 export interface LifelineServerOptions extends ServerOptions {
   /** Liveness: 'normal' (default; dead after 30-40 s of silence), 'aggressive' (6-9 s), 'off', or a config. */
   heartbeat?: HeartbeatOption;
-  /** Time source for heartbeats, TTLs and auth expiry (tests pass a FakeClock). */
+  /** Time source for heartbeats, TTLs, auth expiry and the ack sweep (tests pass a FakeClock). */
   clock?: Clock;
   /** Time a lifeline.v1 client has to send its hello, ms. Default 10000. Exceeded: close 1008. */
   helloTimeout?: number;
@@ -1085,7 +1085,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
    * steadily (each reply acknowledging all it has received) never needs a
    * standalone ack. A sweep that acknowledged everything still pending
    * would send one per busy session per period: 0.016 extra writes per
-   * echoed message at 1,000 connections (docs/BENCHMARKS.md, scenario g).
+   * echoed message at 1,000 connections (docs/BENCHMARKS.md, "The ack
+   * sweep at 1,000 connections").
    */
   _queueAck(session: ServerSession): void {
     session._ackMark = 0;
