@@ -57,7 +57,7 @@ export type AuthResult = false | { user?: unknown; expiresAt?: number };
 export interface LifelineServerOptions extends ServerOptions {
   /** Liveness: 'normal' (default; dead after 30-40 s of silence), 'aggressive' (6-9 s), 'off', or a config. */
   heartbeat?: HeartbeatOption;
-  /** Time source for heartbeats, TTLs, auth expiry and the ack sweep (tests pass a FakeClock). */
+  /** Time source and timers for heartbeats, the hello timeout, session TTLs, auth expiry and the ack sweep (tests pass a FakeClock). */
   clock?: Clock;
   /** Time a lifeline.v1 client has to send its hello, ms. Default 10000. Exceeded: close 1008. */
   helloTimeout?: number;
@@ -469,8 +469,9 @@ export class ServerSession implements SocketOwner {
    * last came by (0 before it has).
    */
   declare _ackMark: number;
-  declare private ttlTimer: NodeJS.Timeout | null;
-  declare private authTimer: NodeJS.Timeout | null;
+  // On the server's clock (LifelineServerOptions.clock), as the heartbeat is.
+  declare private ttlTimer: TimerHandle | null;
+  declare private authTimer: TimerHandle | null;
   declare private authExpiresAt: number;
   declare private readonly counters: SessionCounters;
   declare private closeInfo: SessionCloseInfo | null;
@@ -641,8 +642,8 @@ export class ServerSession implements SocketOwner {
   attach(ws: WebSocket): void {
     this._socket = ws;
     this._state = 'open';
-    if (this.ttlTimer) {
-      clearTimeout(this.ttlTimer);
+    if (this.ttlTimer !== null) {
+      this.server._clearTimer(this.ttlTimer);
       this.ttlTimer = null;
     }
     const hb = this.server.heartbeatDriver;
@@ -741,7 +742,7 @@ export class ServerSession implements SocketOwner {
   /** @internal Arms the auth refresh / expiry timers for a token valid until `expiresAt`. */
   setAuth(user: unknown, expiresAt: number | undefined): void {
     this.user = user;
-    if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.authTimer !== null) this.server._clearTimer(this.authTimer);
     this.authTimer = null;
     if (expiresAt === undefined) return;
     this.authExpiresAt = expiresAt;
@@ -749,19 +750,17 @@ export class ServerSession implements SocketOwner {
     const remaining = expiresAt - now;
     const lead = this.server.sessionOptions.authRefreshLead ?? Math.min(30_000, remaining / 2);
     const askAt = Math.max(0, remaining - lead);
-    this.authTimer = setTimeout(() => {
+    this.authTimer = this.server._setTimer(() => {
       this.authTimer = null;
       // A closing handshake already under way decides how this session ends.
       if (this._state !== 'open' || this._socket.readyState !== WebSocket.OPEN) return;
       this._socket._sendControlMessage(encodeControl({ t: 'auth-refresh' }));
       // No fresh token by expiry: the session ends, fatally.
-      this.authTimer = setTimeout(() => {
+      this.authTimer = this.server._setTimer(() => {
         this.authTimer = null;
         if (this.server.now() >= this.authExpiresAt) this.fatal('auth-expired', 'token expired', FatalClose.AuthFailed, 'auth-expired');
       }, Math.max(0, this.authExpiresAt - this.server.now()));
-      this.authTimer.unref();
     }, askAt);
-    this.authTimer.unref();
   }
 
   private fatal(code: string, message: string, closeCode: number, cause: SessionCloseCause): void {
@@ -939,11 +938,10 @@ export class ServerSession implements SocketOwner {
     if (this.mode === 'lifeline' && !planned) {
       this._state = 'detached';
       const ttl = this.server.sessionOptions.sessionTtl;
-      this.ttlTimer = setTimeout(() => {
+      this.ttlTimer = this.server._setTimer(() => {
         this.ttlTimer = null;
         if (this._state === 'detached') this.finish({ code, reason, cause: 'session-expired' });
       }, ttl);
-      this.ttlTimer.unref();
       this.emit('detached', cause);
       return;
     }
@@ -954,7 +952,7 @@ export class ServerSession implements SocketOwner {
   finish(info: SessionCloseInfo): void {
     if (this._state === 'closed') return;
     this._state = 'closed';
-    for (const t of [this.ttlTimer, this.authTimer]) if (t) clearTimeout(t);
+    for (const t of [this.ttlTimer, this.authTimer]) if (t !== null) this.server._clearTimer(t);
     this.ttlTimer = this.authTimer = null;
     this.monitor?.stop();
     if (this._socket.readyState !== WebSocket.CLOSED) this._socket.terminate();
@@ -1113,6 +1111,16 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     return this.clock.now();
   }
 
+  /** @internal A timer on the server's clock (sessions' TTL and auth timers; the real clock's do not hold the process open). */
+  _setTimer(cb: () => void, ms: number): TimerHandle {
+    return this.clock.setTimeout(cb, ms);
+  }
+
+  /** @internal */
+  _clearTimer(timer: TimerHandle): void {
+    this.clock.clearTimeout(timer);
+  }
+
   /** Looks up a live lifeline session by id. */
   session(id: string): ServerSession | undefined {
     return this.byId.get(id);
@@ -1126,13 +1134,12 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     let done = false;
     const hb = this.heartbeatDriver;
     const heartbeat = hb ? new SocketHeartbeat(ws, hb) : null;
-    const timer = setTimeout(() => {
+    const timer = this.clock.setTimeout(() => {
       if (!done) reject(new ProtocolError('LL_ERR_HELLO_TIMEOUT', `No hello within ${helloTimeout} ms`, 1008));
     }, helloTimeout);
-    timer.unref();
     const reject = (err: LifelineError) => {
       done = true;
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       if (ws.readyState === WebSocket.OPEN) ws.close(err.closeCode || 1002, err.message.slice(0, 120));
     };
     const onMessage = (data: Buffer, isBinary: boolean) => {
@@ -1145,7 +1152,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       if (msg.t !== 'hello') return reject(new ProtocolError('LL_ERR_UNEXPECTED_MESSAGE', `Expected hello, got ${msg.t}`));
       if (msg.v !== PROTOCOL_VERSION) return reject(new ProtocolError('LL_ERR_VERSION', `Unsupported lifeline version ${msg.v}`));
       done = true;
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       ws.removeListener('message', onMessage);
       ws.removeListener('close', onClose);
       // The heartbeat goes on; the session takes it over (attach) once the hello is accepted.
@@ -1153,7 +1160,7 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     };
     const onClose = () => {
       done = true;
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       heartbeat?.end();
     };
     ws.on('message', onMessage);
