@@ -643,7 +643,7 @@ export class ServerSession implements SocketOwner {
     this._socket = ws;
     this._state = 'open';
     if (this.ttlTimer !== null) {
-      this.server._clearTimer(this.ttlTimer);
+      this.server.sinceStart.clearTimeout(this.ttlTimer);
       this.ttlTimer = null;
     }
     const hb = this.server.heartbeatDriver;
@@ -742,7 +742,7 @@ export class ServerSession implements SocketOwner {
   /** @internal Arms the auth refresh / expiry timers for a token valid until `expiresAt`. */
   setAuth(user: unknown, expiresAt: number | undefined): void {
     this.user = user;
-    if (this.authTimer !== null) this.server._clearTimer(this.authTimer);
+    if (this.authTimer !== null) this.server.sinceStart.clearTimeout(this.authTimer);
     this.authTimer = null;
     if (expiresAt === undefined) return;
     this.authExpiresAt = expiresAt;
@@ -750,13 +750,13 @@ export class ServerSession implements SocketOwner {
     const remaining = expiresAt - now;
     const lead = this.server.sessionOptions.authRefreshLead ?? Math.min(30_000, remaining / 2);
     const askAt = Math.max(0, remaining - lead);
-    this.authTimer = this.server._setTimer(() => {
+    this.authTimer = this.server.sinceStart.setTimeout(() => {
       this.authTimer = null;
       // A closing handshake already under way decides how this session ends.
       if (this._state !== 'open' || this._socket.readyState !== WebSocket.OPEN) return;
       this._socket._sendControlMessage(encodeControl({ t: 'auth-refresh' }));
       // No fresh token by expiry: the session ends, fatally.
-      this.authTimer = this.server._setTimer(() => {
+      this.authTimer = this.server.sinceStart.setTimeout(() => {
         this.authTimer = null;
         if (this.server.now() >= this.authExpiresAt) this.fatal('auth-expired', 'token expired', FatalClose.AuthFailed, 'auth-expired');
       }, Math.max(0, this.authExpiresAt - this.server.now()));
@@ -938,7 +938,7 @@ export class ServerSession implements SocketOwner {
     if (this.mode === 'lifeline' && !planned) {
       this._state = 'detached';
       const ttl = this.server.sessionOptions.sessionTtl;
-      this.ttlTimer = this.server._setTimer(() => {
+      this.ttlTimer = this.server.sinceStart.setTimeout(() => {
         this.ttlTimer = null;
         if (this._state === 'detached') this.finish({ code, reason, cause: 'session-expired' });
       }, ttl);
@@ -952,7 +952,7 @@ export class ServerSession implements SocketOwner {
   finish(info: SessionCloseInfo): void {
     if (this._state === 'closed') return;
     this._state = 'closed';
-    for (const t of [this.ttlTimer, this.authTimer]) if (t !== null) this.server._clearTimer(t);
+    for (const t of [this.ttlTimer, this.authTimer]) if (t !== null) this.server.sinceStart.clearTimeout(t);
     this.ttlTimer = this.authTimer = null;
     this.monitor?.stop();
     if (this._socket.readyState !== WebSocket.CLOSED) this._socket.terminate();
@@ -1089,7 +1089,11 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   _queueAck(session: ServerSession): void {
     session._ackMark = 0;
     this.ackQueue.push(session);
-    if (this.ackSweep === null) this.ackSweep = this.clock.setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay / 2);
+    if (this.ackSweep === null) this.armAckSweep();
+  }
+
+  private armAckSweep(): void {
+    this.ackSweep = this.clock.setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay / 2);
   }
 
   private sweepAcks(): void {
@@ -1097,28 +1101,19 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
     const q = this.ackQueue;
     this.ackQueue = [];
     for (let i = 0; i < q.length; i++) if (q[i]!._sweepAck()) this.ackQueue.push(q[i]!);
-    if (this.ackQueue.length > 0) this.ackSweep = this.clock.setTimeout(this.sweepAcksBound, this.sessionOptions.ackDelay / 2);
+    if (this.ackQueue.length > 0) this.armAckSweep();
   }
 
   /**
    * @internal The clock counted in whole ms from the server's start (see
-   * relativeClock): the heartbeat's time, and sessions' opening times.
+   * relativeClock): the heartbeat's time, sessions' opening times, and the
+   * sessions' timers (TTL, auth), on the server's clock.
    */
   readonly sinceStart: Clock & { readonly epoch: number };
 
   /** @internal Current time as the session layer sees it. */
   now(): number {
     return this.clock.now();
-  }
-
-  /** @internal A timer on the server's clock (sessions' TTL and auth timers; the real clock's do not hold the process open). */
-  _setTimer(cb: () => void, ms: number): TimerHandle {
-    return this.clock.setTimeout(cb, ms);
-  }
-
-  /** @internal */
-  _clearTimer(timer: TimerHandle): void {
-    this.clock.clearTimeout(timer);
   }
 
   /** Looks up a live lifeline session by id. */
