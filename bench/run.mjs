@@ -88,7 +88,7 @@ import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
 import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
-import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat } from './lib/proc.mjs';
+import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat, syscallsBetween } from './lib/proc.mjs';
 import { max, median, min, perRepRatios } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
@@ -338,8 +338,8 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const stealShare = stealSec / wallSec;
     const otherShare = otherSec / wallSec;
     // System calls per message say how well the server batches its socket I/O.
-    const io = before.io && after.io ? { reads: after.io.reads - before.io.reads, writes: after.io.writes - before.io.writes } : null;
-    const lgio = before.lgio && after.lgio ? { reads: after.lgio.reads - before.lgio.reads, writes: after.lgio.writes - before.lgio.writes } : null;
+    const io = syscallsBetween(before.io, after.io);
+    const lgio = syscallsBetween(before.lgio, after.lgio);
     const flags = [];
     if (stealShare > STEAL_FLAG) flags.push(`steal ${(100 * stealShare).toFixed(0)}% of a CPU`);
     if (otherShare > OTHER_FLAG) flags.push(`other load ${(100 * otherShare).toFixed(0)}% of a CPU`);

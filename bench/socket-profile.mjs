@@ -45,7 +45,7 @@ import { Canaries, canaryFlag } from './lib/canary.mjs';
 import { Child } from './lib/child.mjs';
 import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { AREAS, functionDiff, parsePerfReport, perMessage } from './lib/perf-areas.mjs';
-import { clockTicks, processStat, processSyscalls } from './lib/proc.mjs';
+import { clockTicks, processStat, processSyscalls, syscallsBetween } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 
@@ -193,7 +193,8 @@ async function profileRun(id, rep) {
     const slow = CPUS.map((cpu) => canaryFlag(cpu, canaryBefore[cpu], canaryAfter[cpu], canaries.best(cpu))).filter(Boolean);
     // Write calls per message: how well a server batches, and where a
     // change of its writes (the session's standalone acks) shows exactly.
-    const calls = callsBefore && callsAfter ? { reads: (callsAfter.reads - callsBefore.reads) / r.received, writes: (callsAfter.writes - callsBefore.writes) / r.received } : null;
+    const between = syscallsBetween(callsBefore, callsAfter);
+    const calls = between && { reads: between.reads / r.received, writes: between.writes / r.received };
     return { ...pm, procNs, calls, msgsPerSec: r.msgsPerSec, slow };
   } finally {
     await server.stop();

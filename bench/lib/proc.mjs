@@ -84,3 +84,8 @@ export function processSyscalls(pid) {
   const w = /^syscw:\s*(\d+)/m.exec(text);
   return r && w ? { reads: Number(r[1]), writes: Number(w[1]) } : null;
 }
+
+/** The read and write calls between two processSyscalls() readings; null if either is. */
+export function syscallsBetween(before, after) {
+  return before && after ? { reads: after.reads - before.reads, writes: after.writes - before.writes } : null;
+}
