@@ -617,17 +617,21 @@ describe('browser LifelineClient (Chromium native WebSocket) liveness', skipUnle
 
   test("'online' and tab-visible make the client probe at once; hidden does not", async () => {
     const { id, tracked } = await connectPair();
-    const quickMs = Math.min(ms(200), HB.interval / 2);
+    // "At once" is shown by the ping each wake-up sends synchronously and by
+    // its ts, inside the wake call's window, reaching the server. The pong
+    // then only has to come within the largest answer timeout the heartbeat
+    // allows (a 200 ms bound failed once on a loaded 2-CPU CI VM: 224 ms).
+    const answerMs = HB.timeoutCeiling;
 
     // online
     const on = await call(page, 'wake', [id, 'online', WINDOW * 4], WINDOW * 4 + CALL_TIMEOUT);
     assert.equal(on.after.wakeProbes, on.before.wakeProbes + 1, "'online' counted as a wake probe");
     assert.equal(on.after.heartbeat!.pingsSent, on.before.heartbeat!.pingsSent + 1, "'online' sent a ping synchronously");
     assert.equal(on.after.heartbeat!.state, 'probing');
-    const seenOnline = await tracked.pingWithin(on.wallBefore, on.wallAfter, quickMs);
-    const onPong = await call(page, 'pongAfter', [id, on.before.heartbeat!.pongsReceived, on.t0, quickMs], quickMs + CALL_TIMEOUT);
+    const seenOnline = await tracked.pingWithin(on.wallBefore, on.wallAfter, answerMs);
+    const onPong = await call(page, 'pongAfter', [id, on.before.heartbeat!.pongsReceived, on.t0, answerMs], answerMs + CALL_TIMEOUT);
     console.log(`[online] ping ts ${seenOnline.ts} reached the server; pong back after ${onPong.elapsed.toFixed(1)} ms; stats ${JSON.stringify(onPong.stats)}`);
-    assert.ok(onPong.elapsed < quickMs, `pong took ${onPong.elapsed.toFixed(1)} ms`);
+    assert.ok(onPong.elapsed < answerMs, `pong took ${onPong.elapsed.toFixed(1)} ms`);
 
     // hidden: no probe
     const hidden = await call(page, 'wake', [id, 'hidden', WINDOW * 4], WINDOW * 4 + CALL_TIMEOUT);
@@ -638,10 +642,10 @@ describe('browser LifelineClient (Chromium native WebSocket) liveness', skipUnle
     const vis = await call(page, 'wake', [id, 'visible', WINDOW * 4], WINDOW * 4 + CALL_TIMEOUT);
     assert.equal(vis.after.wakeProbes, vis.before.wakeProbes + 1, 'becoming visible counted as a wake probe');
     assert.equal(vis.after.heartbeat!.pingsSent, vis.before.heartbeat!.pingsSent + 1, 'becoming visible sent a ping synchronously');
-    const seenVisible = await tracked.pingWithin(vis.wallBefore, vis.wallAfter, quickMs);
-    const visPong = await call(page, 'pongAfter', [id, vis.before.heartbeat!.pongsReceived, vis.t0, quickMs], quickMs + CALL_TIMEOUT);
+    const seenVisible = await tracked.pingWithin(vis.wallBefore, vis.wallAfter, answerMs);
+    const visPong = await call(page, 'pongAfter', [id, vis.before.heartbeat!.pongsReceived, vis.t0, answerMs], answerMs + CALL_TIMEOUT);
     console.log(`[visible] ping ts ${seenVisible.ts} reached the server; pong back after ${visPong.elapsed.toFixed(1)} ms; stats ${JSON.stringify(visPong.stats)}`);
-    assert.ok(visPong.elapsed < quickMs, `pong took ${visPong.elapsed.toFixed(1)} ms`);
+    assert.ok(visPong.elapsed < answerMs, `pong took ${visPong.elapsed.toFixed(1)} ms`);
     assert.equal(visPong.stats.wakeProbes, 2);
     assert.equal(visPong.stats.state, 'open');
     assert.equal(visPong.stats.heartbeat!.pingsMissed, 0);
