@@ -29,17 +29,13 @@ export interface ReplayEntry<T> {
 export class ReplayBuffer<T> {
   readonly maxMessages: number;
   readonly maxBytes: number;
-  // A ring of parallel arrays rather than an entry object per message: the
-  // push/ack pair runs once per message on the hot path, and under steady
-  // acks nothing is shifted, sliced or regrown. The capacity is a power of
-  // two (mask = capacity - 1), doubled when full. An empty buffer that
-  // release() let go of (or one never used) holds shared frozen arrays.
-  // Sequence numbers are not stored: the entries' are consecutive (see
-  // push()), so an ack knows how many entries it releases without reading
-  // them, which matters once a server's sessions outnumber its cache.
-  private wires: Array<T | undefined> = NO_WIRES as Array<T | undefined>;
-  private offsets: number[] = NO_NUMBERS;
-  private sizes: number[] = NO_NUMBERS;
+  /**
+   * The ring: entry k of `mask + 1` slots at 3k (wire), 3k + 1 (offset),
+   * 3k + 2 (bytes). One array, not one per field: a push or a release
+   * touches one place in memory, not three (a busy server keeps a ring per
+   * session, and at thousands of sessions each array is a cache miss).
+   */
+  private ring: Array<T | number | undefined> = NO_SLOTS as Array<T | number | undefined>;
   /** Index of the oldest entry. */
   private head = 0;
   /** Sequence number of the oldest entry (when count > 0). */
@@ -87,10 +83,11 @@ export class ReplayBuffer<T> {
   push(seq: number, wire: T, bytes: number, offset = 0): void {
     if (this.count === 0) this.first = seq;
     if (this.count === this.mask + 1) this.grow();
-    const i = (this.head + this.count) & this.mask;
-    this.wires[i] = wire;
-    this.offsets[i] = offset;
-    this.sizes[i] = bytes;
+    const b = ((this.head + this.count) & this.mask) * 3;
+    const ring = this.ring;
+    ring[b] = wire;
+    ring[b + 1] = offset;
+    ring[b + 2] = bytes;
     this.count++;
     this._bytes += bytes;
   }
@@ -100,7 +97,7 @@ export class ReplayBuffer<T> {
     let n = 0;
     while (this.count > 0 && this.wouldOverflow(bytes)) {
       this.evictedThrough = this.first;
-      this.shift();
+      this.drop(1);
       this.evictedCount++;
       n++;
     }
@@ -112,7 +109,7 @@ export class ReplayBuffer<T> {
   ack(ack: number): number {
     const n = Math.min(ack - this.first + 1, this.count);
     if (!(n > 0)) return 0;
-    for (let k = 0; k < n; k++) this.shift();
+    this.drop(n);
     if (this.mask >= 1023) this.shrinkIfSparse();
     return n;
   }
@@ -120,15 +117,13 @@ export class ReplayBuffer<T> {
   /** Entries with seq > `after`, oldest first (what to resend after a resume). */
   *from(after: number): IterableIterator<ReplayEntry<T>> {
     for (let k = Math.max(0, after - this.first + 1); k < this.count; k++) {
-      const i = (this.head + k) & this.mask;
-      yield { seq: this.first + k, wire: this.wires[i]!, offset: this.offsets[i]!, bytes: this.sizes[i]! };
+      const b = ((this.head + k) & this.mask) * 3;
+      yield { seq: this.first + k, wire: this.ring[b] as T, offset: this.ring[b + 1] as number, bytes: this.ring[b + 2] as number };
     }
   }
 
   clear(): void {
-    this.wires = NO_WIRES as Array<T | undefined>;
-    this.offsets = NO_NUMBERS;
-    this.sizes = NO_NUMBERS;
+    this.ring = NO_SLOTS as Array<T | number | undefined>;
     this.head = 0;
     this.count = 0;
     this.mask = -1;
@@ -140,13 +135,20 @@ export class ReplayBuffer<T> {
     if (this.count === 0 && this.mask >= 0) this.clear();
   }
 
-  private shift(): void {
-    const i = this.head;
-    this.wires[i] = undefined;
-    this._bytes -= this.sizes[i]!;
-    this.head = (i + 1) & this.mask;
-    this.first++;
-    this.count--;
+  /** Drops the `n` oldest entries (n <= count): their wires let go, their bytes summed in one pass. */
+  private drop(n: number): void {
+    const ring = this.ring;
+    let h = this.head;
+    let freed = 0;
+    for (let k = 0; k < n; k++) {
+      ring[h * 3] = undefined;
+      freed += ring[h * 3 + 2] as number;
+      h = (h + 1) & this.mask;
+    }
+    this.head = h;
+    this.first += n;
+    this.count -= n;
+    this._bytes -= freed;
   }
 
   /** Doubles the capacity (16 at first). */
@@ -168,34 +170,24 @@ export class ReplayBuffer<T> {
     this.resize(next);
   }
 
-  /** Moves the entries, in order, to the start of new arrays of `next` slots (a power of two >= count). */
+  /** Moves the entries, in order, to the start of a new ring of `next` slots (a power of two >= count). */
   private resize(next: number): void {
-    const wires: Array<T | undefined> = [];
-    const offsets: number[] = [];
-    const sizes: number[] = [];
-    // Pushed one by one, so the arrays stay packed (new Array(n) would be holey).
+    const ring: Array<T | number | undefined> = [];
     for (let k = 0; k < next; k++) {
       if (k < this.count) {
-        const i = (this.head + k) & this.mask;
-        wires.push(this.wires[i]);
-        offsets.push(this.offsets[i]!);
-        sizes.push(this.sizes[i]!);
+        const b = ((this.head + k) & this.mask) * 3;
+        ring.push(this.ring[b], this.ring[b + 1], this.ring[b + 2]);
       } else {
-        wires.push(undefined);
-        offsets.push(0);
-        sizes.push(0);
+        ring.push(undefined, 0, 0);
       }
     }
-    this.wires = wires;
-    this.offsets = offsets;
-    this.sizes = sizes;
+    this.ring = ring;
     this.head = 0;
     this.mask = next - 1;
   }
 }
 
-const NO_NUMBERS = Object.freeze([]) as unknown as number[];
-const NO_WIRES = Object.freeze([]) as unknown as unknown[];
+const NO_SLOTS = Object.freeze([]) as unknown as unknown[];
 
 /**
  * The receiving side of one direction: accepts each sequence number once and

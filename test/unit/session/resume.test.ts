@@ -5,8 +5,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 import { InboundSequencer, ReplayBuffer } from '../../../src/session/resume.js';
+// @ts-expect-error: a plain .mjs module without type declarations
+import { fullGc } from '../../../bench/lib/full-gc.mjs';
 
 const seqs = <T>(b: ReplayBuffer<T>, after = 0): number[] => [...b.from(after)].map((e) => e.seq);
 
@@ -215,6 +219,38 @@ describe('ReplayBuffer', () => {
     assert.equal(b.ack(next), want.length);
     assert.equal(b.length, 0);
     assert.equal(b.bytes, 0);
+  });
+
+  it("released entries let go of their wires: an acknowledged or evicted message's buffer can be collected", async () => {
+    // A server's wires are the chunks of its sessions' arenas: a ring slot
+    // that kept one after its ack would keep up to 16 KiB per session alive.
+    const g = globalThis as { gc?: unknown };
+    if (typeof g.gc !== 'function') {
+      v8.setFlagsFromString('--expose-gc');
+      g.gc = vm.runInNewContext('gc');
+    }
+    const b = new ReplayBuffer<Uint8Array>(4, 1_000_000);
+    const refs: Array<WeakRef<Uint8Array>> = [];
+    // Six messages in a ring of four: 1 and 2 evicted, then 3 and 4 acknowledged, 5 and 6 kept.
+    (function fill() {
+      for (let seq = 1; seq <= 6; seq++) {
+        const wire = new Uint8Array(1024);
+        refs.push(new WeakRef(wire));
+        if (b.wouldOverflow(wire.length)) b.evictFor(wire.length);
+        b.push(seq, wire, wire.length);
+      }
+    })();
+    assert.equal(b.evictedThrough, 2);
+    assert.equal(b.ack(4), 2);
+    // A WeakRef's target stays alive until the job that made it ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    fullGc();
+    assert.deepEqual(
+      refs.map((r) => r.deref() !== undefined),
+      [false, false, false, false, true, true],
+      'only the unacknowledged messages 5 and 6 are still reachable',
+    );
+    assert.deepEqual(seqs(b), [5, 6]);
   });
 
   it('after a burst, a sparse ring shrinks as acks come in; order and bytes kept', () => {
