@@ -138,12 +138,13 @@ export class ReplayBuffer<T> {
   /** Drops the `n` oldest entries (n <= count): their wires let go, their bytes summed in one pass. */
   private drop(n: number): void {
     const ring = this.ring;
+    const mask = this.mask;
     let h = this.head;
     let freed = 0;
     for (let k = 0; k < n; k++) {
       ring[h * 3] = undefined;
       freed += ring[h * 3 + 2] as number;
-      h = (h + 1) & this.mask;
+      h = (h + 1) & mask;
     }
     this.head = h;
     this.first += n;
