@@ -29,12 +29,16 @@ export interface ReplayEntry<T> {
 export class ReplayBuffer<T> {
   readonly maxMessages: number;
   readonly maxBytes: number;
-  /**
-   * The ring: entry k of `mask + 1` slots at 3k (wire), 3k + 1 (offset),
-   * 3k + 2 (bytes). One array, not one per field: a push or a release
-   * touches one place in memory, not three (a busy server keeps a ring per
-   * session, and at thousands of sessions each array is a cache miss).
-   */
+  // A ring rather than an entry object per message: the push/ack pair runs
+  // once per message on the hot path, and under steady acks nothing is
+  // shifted, sliced or regrown. Entry k of the `mask + 1` slots (a power of
+  // two, doubled when full) sits at 3k (wire), 3k + 1 (offset) and 3k + 2
+  // (bytes) of one array, not in one array per field: a push or a release
+  // touches one place in memory, not three (a busy server keeps a ring per
+  // session). An empty buffer that release() let go of (or one never used)
+  // holds a shared frozen array. Sequence numbers are not stored: the
+  // entries' are consecutive (see push()), so an ack knows how many entries
+  // it releases without reading them.
   private ring: Array<T | number | undefined> = NO_SLOTS as Array<T | number | undefined>;
   /** Index of the oldest entry. */
   private head = 0;
@@ -174,6 +178,7 @@ export class ReplayBuffer<T> {
   /** Moves the entries, in order, to the start of a new ring of `next` slots (a power of two >= count). */
   private resize(next: number): void {
     const ring: Array<T | number | undefined> = [];
+    // Pushed one by one, so the array stays packed (new Array(n) would be holey).
     for (let k = 0; k < next; k++) {
       if (k < this.count) {
         const b = ((this.head + k) & this.mask) * 3;
