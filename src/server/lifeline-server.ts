@@ -101,7 +101,13 @@ export interface SessionStats {
   state: SessionState;
   id: string | null;
   connectedSince: number;
+  /**
+   * Bytes received: lifeline mode, the application messages' (data header
+   * and payload, no WebSocket framing, no control messages); plain mode,
+   * everything the socket read (frames with their framing).
+   */
   bytesIn: number;
+  /** Bytes sent, counted as bytesIn is (lifeline mode: a replayed message once, when first sent). */
   bytesOut: number;
   messagesIn: number;
   messagesOut: number;
@@ -287,14 +293,6 @@ function heartbeatOf(ws: WebSocket): SocketHeartbeat | null {
 /** Plain sessions never number messages: they share these empty, never-written instances. */
 const PLAIN_REPLAY = new ReplayBuffer<Buffer>(1, 1);
 const PLAIN_INBOUND = new InboundSequencer(1);
-/**
- * What a lifeline session counts beyond its sequence numbers: messages in and
- * out are those numbers themselves (every send takes the next seq, every
- * delivery is the next one received), so the hot paths do not count them twice.
- */
-interface SessionCounters { bytesIn: number; bytesOut: number; resumes: number; replayed: number }
-/** Plain sessions count on their socket (stats() reads it): they share these zeros, never written (frozen: a write would throw). */
-const PLAIN_COUNTERS: SessionCounters = Object.freeze({ bytesIn: 0, bytesOut: 0, resumes: 0, replayed: 0 });
 /** Scratch for parsing data headers (parsing is synchronous, so one serves every session). */
 const HEADER: DataHeader = { seq: 0, ack: -1, offset: 0 };
 /**
@@ -473,7 +471,17 @@ export class ServerSession implements SocketOwner {
   declare private ttlTimer: TimerHandle | null;
   declare private authTimer: TimerHandle | null;
   declare private authExpiresAt: number;
-  declare private readonly counters: SessionCounters;
+  // What a lifeline session counts beyond its sequence numbers (messages in
+  // and out are those numbers themselves: every send takes the next seq,
+  // every delivery is the next one received, so the hot paths do not count
+  // them twice). Plain sessions count on their socket, which stats() reads.
+  // Fields of the session, not an object of their own: the byte counts are
+  // written on every message, and each object on that path is one more load
+  // and map check.
+  declare private bytesIn: number;
+  declare private bytesOut: number;
+  declare private resumes: number;
+  declare private replayed: number;
   declare private closeInfo: SessionCloseInfo | null;
   /** The client said 'bye': its socket's end is the session's end. */
   declare private peerBye: boolean;
@@ -494,14 +502,14 @@ export class ServerSession implements SocketOwner {
       this.ttlTimer = null;
       this.authTimer = null;
       this.peerBye = false;
-      this.counters = { bytesIn: 0, bytesOut: 0, resumes: 0, replayed: 0 };
+      this.bytesIn = this.bytesOut = this.resumes = this.replayed = 0;
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
       this.arena = new FrameArena();
       this.inbound = new InboundSequencer(o.ackEvery);
       this.id = randomPool.take(12, 'base64url');
       this.token = randomPool.take(18, 'base64url');
     } else {
-      // replay, arena, inbound, counters, id, token: the prototype's shared plain values.
+      // replay, arena, inbound, the counters, id, token: the prototype's shared plain values.
     }
     this._socket = ws;
     this.attach(ws);
@@ -576,7 +584,7 @@ export class ServerSession implements SocketOwner {
     const at = arena.at;
     writeSessionFrame(chunk, at, binary, bytes, headerLength, seq, ack, data, dataLength);
     this.replay.push(seq, chunk, bytes, at);
-    this.counters.bytesOut += bytes;
+    this.bytesOut += bytes;
     // While the socket is going away (not yet detached) the message just waits for the resume.
     if (!attached || this._socket.readyState !== WebSocket.OPEN) return false;
     // The heartbeat's outbound time, once per tick: the burst's later sends
@@ -617,20 +625,19 @@ export class ServerSession implements SocketOwner {
   }
 
   stats(): SessionStats {
-    const c = this.counters;
     const plain = this.mode === 'plain' ? this._socket.counters : null;
     return {
       mode: this.mode,
       state: this._state,
       id: this.id,
       connectedSince: this.server.sinceStart.epoch + this.createdAt,
-      bytesIn: plain ? plain.bytesIn : c.bytesIn,
-      bytesOut: plain ? plain.bytesOut : c.bytesOut,
+      bytesIn: plain ? plain.bytesIn : this.bytesIn,
+      bytesOut: plain ? plain.bytesOut : this.bytesOut,
       messagesIn: plain ? plain.messagesIn : this.inbound.received,
       messagesOut: plain ? plain.messagesOut : this.lastSent,
-      resumes: c.resumes,
+      resumes: this.resumes,
       duplicatesDropped: this.inbound.duplicates,
-      replayed: c.replayed,
+      replayed: this.replayed,
       replayBuffered: this.replay.length,
       heartbeat: this.monitor ? this.monitor.stats() : null,
     };
@@ -693,7 +700,7 @@ export class ServerSession implements SocketOwner {
   /** @internal Resume on a new socket: replays what the client has not acknowledged. */
   resumeOn(ws: WebSocket, clientAck: number): number {
     const old = this._socket;
-    this.counters.resumes++;
+    this.resumes++;
     this.attach(ws);
     if (old !== ws && old.readyState !== WebSocket.CLOSED) old.terminate('terminated');
     // The drains of `ws` say nothing of what the old socket had queued: no
@@ -706,7 +713,7 @@ export class ServerSession implements SocketOwner {
       ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
       n++;
     }
-    this.counters.replayed += n;
+    this.replayed += n;
     this.emit('resumed', { replayed: n });
     return n;
   }
@@ -844,7 +851,7 @@ export class ServerSession implements SocketOwner {
     if (h.ack >= 0) this.onPeerAck(h.ack);
     const verdict = this.inbound.accept(h.seq);
     if (verdict !== 'deliver') return this.onOutOfOrder(verdict, h.seq);
-    this.counters.bytesIn += end - start;
+    this.bytesIn += end - start;
     if (this.inbound.ackDue) this.sendAckNow();
     else if (this._ackMark < 0) this.server._queueAck(this);
     emitMessage(this, h.offset === end ? EMPTY : viewOf(data, h.offset, end), isBinary);
@@ -972,7 +979,10 @@ coldFieldDefaults(ServerSession.prototype, {
   replay: PLAIN_REPLAY,
   arena: null,
   inbound: PLAIN_INBOUND,
-  counters: PLAIN_COUNTERS,
+  bytesIn: 0,
+  bytesOut: 0,
+  resumes: 0,
+  replayed: 0,
   _ackMark: -1,
   ttlTimer: null,
   authTimer: null,

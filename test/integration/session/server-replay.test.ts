@@ -25,7 +25,7 @@ function message(i: number): string | Buffer {
 }
 
 describe('server replay buffer: resume resends the stored frames as they were', () => {
-  test('messages queued while detached (many chunks, own buffers, all length encodings) arrive byte-identical, in order, once', async () => {
+  test('messages queued while detached (many chunks, own buffers, all length encodings) arrive byte-identical, in order, once; stats() counts each once', async () => {
     const cleanup = new Cleanup();
     try {
       const { served, proxy } = await servedBehindProxy(cleanup);
@@ -43,6 +43,17 @@ describe('server replay buffer: resume resends the stored frames as they were', 
       await once(client, 'open', ms(5000));
       const [s, conn] = await Promise.all([sessP, connP]);
       s.on('error', () => {});
+
+      // Up first, before the client has anything to acknowledge: its data
+      // headers carry no ack, so the server's byte count is exact.
+      const up = ['up:1', 'up:22', 'up:333'];
+      const upGot: unknown[] = [];
+      s.on('message', (d: unknown) => {
+        upGot.push(d);
+        w.poke();
+      });
+      for (const u of up) client.send(u);
+      await w.wait(() => upGot.length === up.length, ms(5000), () => `${up.length} messages up (have ${upGot.length})`);
 
       // Attached: a few go out at once (and are acknowledged).
       const sent: Array<string | Buffer> = [];
@@ -77,7 +88,19 @@ describe('server replay buffer: resume resends the stored frames as they were', 
         if (typeof want === 'string') assert.equal(have, want, `message ${i} (text, ${Buffer.byteLength(want)} B)`);
         else assert.ok(have instanceof Uint8Array && Buffer.from(have).equals(want), `message ${i} (binary, ${want.length} B)`);
       }
-      assert.equal(s.stats().replayed, sent.length - 8);
+      // The counters: a data message's bytes are its header 'd' SEQ [',' ACK]
+      // ':' and payload, no framing; a replayed message is counted when first
+      // sent, not again. The client's headers carry no ack (it had nothing to
+      // acknowledge when it sent); of the server's, at most the first carries
+      // one, ',3' for the three messages up (unless the ack sweep sent it alone).
+      const st = s.stats();
+      assert.equal(st.replayed, sent.length - 8);
+      assert.equal(st.resumes, 1);
+      const dataBytes = (payloads: Array<string | Buffer>): number =>
+        payloads.reduce((n, m, i) => n + 2 + String(i + 1).length + (typeof m === 'string' ? Buffer.byteLength(m) : m.length), 0);
+      assert.equal(st.bytesIn, dataBytes(up), 'bytesIn: the data messages received');
+      const extra = st.bytesOut - dataBytes(sent);
+      assert.ok(extra === 0 || extra === 2, `bytesOut: the data messages sent, each once (${st.bytesOut} B, ${extra} B beyond their headers and payloads)`);
     } finally {
       await cleanup.run();
     }
