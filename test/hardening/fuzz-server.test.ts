@@ -14,10 +14,7 @@ import fc from 'fast-check';
 import { Connection } from '../../src/protocol/connection.js';
 import { RecordingHandler } from '../helpers/recording.js';
 import { PerMessageDeflate } from '../../src/protocol/deflate.js';
-// @ts-expect-error: a plain .mjs module without type declarations
-import { fullGc } from '../../bench/lib/full-gc.mjs';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { fullGc } from '../helpers/gc.js';
 import zlib from 'node:zlib';
 
 const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 100_000);
@@ -202,23 +199,11 @@ function runOne(bytes: Buffer, cuts: number[], tally: Tally): void {
   tally.runs++;
 }
 
-/**
- * Gives this process gc() for bench/lib/full-gc.mjs without --expose-gc on
- * the command line: the flag, set at run time, exposes gc() to new contexts.
- */
-function exposeGc(): void {
-  const g = globalThis as { gc?: unknown };
-  if (typeof g.gc === 'function') return;
-  v8.setFlagsFromString('--expose-gc');
-  g.gc = vm.runInNewContext('gc');
-}
-
 test(`fuzz: ${RUNS} random byte streams against the server parser: no crash, no hang, bounded memory`, () => {
   // A full GC before each heap reading, so the bound is on what the parser
   // keeps, not on garbage not yet collected (without it, Node 24 read
   // 15-65 MiB of growth over the same runs, Node 20 2-15, against a bound
   // of 64 MiB then).
-  exposeGc();
   fullGc();
   const heap0 = process.memoryUsage().heapUsed;
   const tally: Tally = { runs: 0, clean: 0, peerClosed: 0, failed: new Map() };

@@ -5,12 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 
 import { InboundSequencer, ReplayBuffer } from '../../../src/session/resume.js';
-// @ts-expect-error: a plain .mjs module without type declarations
-import { fullGc } from '../../../bench/lib/full-gc.mjs';
+import { fullGc } from '../../helpers/gc.js';
 
 const seqs = <T>(b: ReplayBuffer<T>, after = 0): number[] => [...b.from(after)].map((e) => e.seq);
 
@@ -224,14 +221,9 @@ describe('ReplayBuffer', () => {
   it("released entries let go of their wires: an acknowledged or evicted message's buffer can be collected", async () => {
     // A server's wires are the chunks of its sessions' arenas: a ring slot
     // that kept one after its ack would keep up to 16 KiB per session alive.
-    const g = globalThis as { gc?: unknown };
-    if (typeof g.gc !== 'function') {
-      v8.setFlagsFromString('--expose-gc');
-      g.gc = vm.runInNewContext('gc');
-    }
     const b = new ReplayBuffer<Uint8Array>(4, 1_000_000);
     const refs: Array<WeakRef<Uint8Array>> = [];
-    // Six messages in a ring of four: 1 and 2 evicted, then 3 and 4 acknowledged, 5 and 6 kept.
+    // Six messages into a buffer of at most four: 1 and 2 evicted, then 3 and 4 acknowledged, 5 and 6 kept.
     (function fill() {
       for (let seq = 1; seq <= 6; seq++) {
         const wire = new Uint8Array(1024);
