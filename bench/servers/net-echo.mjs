@@ -11,9 +11,11 @@
 //                    `batched`: each payload is unmasked in place (with an
 //                    all-zero key, so the bytes come back as sent: the same
 //                    work as a real key) by lifeline's own choice of unmask
-//                    (dist/: bufferutil's native one, as ws uses too; its
-//                    JavaScript unmaskWithKey without it or with
-//                    LIFELINE_NO_NATIVE=1), and each
+//                    (dist/transport/node/native.js, with the same
+//                    threshold: bufferutil's native one when installed, as
+//                    ws uses too, else the WebAssembly SIMD kernel, else
+//                    or below 384 B the JavaScript unmaskWithKey; see
+//                    LIFELINE_NO_NATIVE / LIFELINE_NO_SIMD there), and each
 //                    echo goes to Node as its own header and payload buffers,
 //                    corked, so one writev per read takes them: the echo of a
 //                    read is no longer one of its own slices, as it is
@@ -35,8 +37,15 @@ const WSFLOOR = MODE === 'wsfloor';
 const ZERO_KEY = Buffer.alloc(4);
 // The unmask lifeline itself picks, loaded only for wsfloor: the other modes
 // stay free of lifeline's code.
-const { nativeUnmask: native } = WSFLOOR ? await import('../../dist/transport/node/native.js') : { nativeUnmask: null };
+const native = WSFLOOR ? await import('../../dist/transport/node/native.js') : null;
+// dist/ builds from before the SIMD kernel have only bufferutil's unmask, with a threshold of 256 B.
+const bulk =
+  native === null ? null
+  : native.nodeBulkUnmask !== undefined ? native.nodeBulkUnmask
+  : native.nativeUnmask !== null ? (buf, start, end) => native.nativeUnmask(buf.subarray(start, end), ZERO_KEY)
+  : null;
 const { unmaskWithKey } = WSFLOOR ? await import('../../dist/protocol/frame.js') : { unmaskWithKey: null };
+const { BULK_UNMASK_MIN: bulkMin = 256 } = WSFLOOR ? await import('../../dist/protocol/parser.js') : {};
 
 /** Refuse absurd lengths instead of buffering without bound (a framing bug in a peer). */
 const MAX_MESSAGE = 64 * 1024 * 1024;
@@ -60,8 +69,8 @@ const server = net.createServer({ noDelay: true }, (sock) => {
       if (end - off < 4 + len) break;
       if (WSFLOOR) {
         if (off === 0) sock.cork();
-        if (native !== null) native(buf.subarray(off + 4, off + 4 + len), ZERO_KEY);
         // The key read from the buffer per call, not a literal 0: the compiler cannot fold the XOR away.
+        if (bulk !== null && len >= bulkMin) bulk(buf, off + 4, off + 4 + len, ZERO_KEY.readInt32BE(0), 0);
         else unmaskWithKey(buf, off + 4, off + 4 + len, ZERO_KEY.readInt32BE(0), 0);
         sock.write(buf.subarray(off, off + 4));
         sock.write(buf.subarray(off + 4, off + 4 + len));

@@ -30,7 +30,8 @@ import {
   memoryOf,
   writeFrameHeader,
 } from './frame.js';
-import { FrameParser, type FrameSink, payloadSliceBits } from './parser.js';
+import { FrameParser, type FrameSink, payloadSliceBits, phaseZeroUnmask } from './parser.js';
+import { type BulkUnmask, sharedSimdUnmask } from './simd-unmask.js';
 import { coldFieldDefaults } from './cold-fields.js';
 import { decimalDigits } from './decimal.js';
 import { webCryptoFill } from './random-pool.js';
@@ -174,7 +175,17 @@ export interface ConnectionOptions {
   randomFill?: (buf: Uint8Array) => void;
   /** Fast validator for complete buffers (Node: buffer.isUtf8). Default: the incremental validator. */
   isUtf8?: (buf: Uint8Array) => boolean;
-  /** Accelerated in-place unmask of a whole buffer (key at phase 0), e.g. bufferutil's. Default: the built-in one. */
+  /**
+   * Unmask for payload slices of BULK_UNMASK_MIN (384) bytes and more.
+   * Default: the WebAssembly SIMD kernel (simd-unmask.ts) where the runtime
+   * has it; null: the built-in JavaScript unmask for every slice.
+   */
+  bulkUnmask?: BulkUnmask | null;
+  /**
+   * A native in-place unmask of a whole buffer with the key at phase 0,
+   * bufferutil's `unmask(buf, mask)`: used as the bulk unmask (through
+   * phaseZeroUnmask) when `bulkUnmask` is not given.
+   */
   unmask?: ((buf: Buffer, mask: Buffer) => void) | null;
 }
 
@@ -327,7 +338,7 @@ export class Connection implements FrameSink {
     if (options.autoPong === false) settings.autoPong = false;
     if (options.randomFill !== undefined && options.randomFill !== webCryptoFill) settings.randomFill = options.randomFill;
     this.isUtf8 = options.isUtf8 ?? isValidUtf8;
-    this.parser = new FrameParser(this, options.unmask ?? null);
+    this.parser = new FrameParser(this, options.bulkUnmask !== undefined ? options.bulkUnmask : options.unmask ? phaseZeroUnmask(options.unmask) : sharedSimdUnmask());
   }
 
   get state(): ConnectionState {

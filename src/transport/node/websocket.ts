@@ -11,7 +11,7 @@ import process from 'node:process';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
-import { nativeUnmask } from './native.js';
+import { nodeBulkUnmask } from './native.js';
 import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
 import { putDecimalBefore } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
@@ -405,7 +405,7 @@ export class WebSocket implements ConnectionHandler {
       isUtf8,
       // Only clients mask (a server's connections keep the shared default).
       randomFill: init.role === 'client' ? randomFill : undefined,
-      unmask: nativeUnmask,
+      bulkUnmask: nodeBulkUnmask,
     });
     this._readyState = ReadyState.OPEN;
     socket.setNoDelay(true);

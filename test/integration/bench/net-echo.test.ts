@@ -2,8 +2,9 @@
 // mode `npm run bench` runs, against the bench's loadgen in netlen mode:
 // every round trip comes back in order and intact. For wsfloor (scenario b's
 // floor) that shows its in-place unmask with the zero key leaves the bytes
-// as they were, with bufferutil's native unmask and with lifeline's
-// JavaScript one (LIFELINE_NO_NATIVE=1), over messages that straddle reads
+// as they were, with bufferutil's native unmask, lifeline's WebAssembly SIMD
+// one (LIFELINE_NO_NATIVE=1) and its JavaScript one (LIFELINE_NO_SIMD=1
+// too), over messages that straddle reads
 // and over sizes that leave unaligned tails for its byte-wise ends.
 
 import assert from 'node:assert/strict';
@@ -22,10 +23,12 @@ describe('bench net echo servers against the netlen loadgen', () => {
     { mode: 'perframe', env: {} },
     { mode: 'wsfloor', env: {} },
     { mode: 'wsfloor', env: { LIFELINE_NO_NATIVE: '1' } },
+    { mode: 'wsfloor', env: { LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '1' } },
   ];
   for (const c of cases) {
     for (const size of [16 * 1024, 1001]) {
-      const label = `${c.mode}${c.env.LIFELINE_NO_NATIVE ? ' (JS unmask)' : ''}, ${size} B`;
+      const env: Record<string, string | undefined> = c.env;
+      const label = `${c.mode}${env.LIFELINE_NO_SIMD ? ' (JS unmask)' : env.LIFELINE_NO_NATIVE ? ' (SIMD unmask)' : ''}, ${size} B`;
       test(`${label}: every echo back, in order, intact`, async () => {
         const { server, port } = await startBenchServer('bench/servers/net-echo.mjs', ['--mode', c.mode, '--port', '0'], { ...process.env, ...c.env });
         try {

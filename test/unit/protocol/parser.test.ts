@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { ProtocolError } from '../../../src/protocol/errors.js';
-import { FrameParser, type FrameSink } from '../../../src/protocol/parser.js';
+import { BULK_UNMASK_MIN, FrameParser, type FrameSink, phaseZeroUnmask } from '../../../src/protocol/parser.js';
+import { type BulkUnmask, sharedSimdUnmask } from '../../../src/protocol/simd-unmask.js';
 import { frame } from '../../helpers/recording.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -427,7 +428,7 @@ describe('FrameParser: pause and resume', () => {
   });
 });
 
-describe('FrameParser: an injected accelerated unmask (bufferutil-style, key at phase 0)', () => {
+describe('FrameParser: an injected native unmask (bufferutil-style, key at phase 0, through phaseZeroUnmask)', () => {
   /** A reference "native" unmask: whole buffer, key at phase 0; counts its calls. */
   function referenceUnmask() {
     const calls: number[] = [];
@@ -458,12 +459,12 @@ describe('FrameParser: an injected accelerated unmask (bufferutil-style, key at 
           for (const c of chunks) a.push(Buffer.from(c));
           const native = referenceUnmask();
           const accel = new RecordingSink();
-          const b = new FrameParser(accel, native.fn);
+          const b = new FrameParser(accel, phaseZeroUnmask(native.fn));
           for (const c of chunks) b.push(Buffer.from(c));
           assert.deepEqual(accel.frames(), plain.frames());
           assert.deepEqual(accel.frames().map((f) => f.payload), payloads.map((p) => Buffer.from(p).toString('hex')));
-          // Small slices stay on the built-in path; only slices of >= 256 bytes use the injected one.
-          for (const n of native.calls) assert.ok(n >= 256, `native called for a ${n}-byte slice`);
+          // Small slices stay on the built-in path; only slices of >= BULK_UNMASK_MIN bytes use the injected one.
+          for (const n of native.calls) assert.ok(n >= BULK_UNMASK_MIN, `native called for a ${n}-byte slice`);
         },
       ),
       { numRuns: 300 },
@@ -473,10 +474,58 @@ describe('FrameParser: an injected accelerated unmask (bufferutil-style, key at 
   it('is really used for large slices (one call for a 16 KiB frame in one chunk)', () => {
     const native = referenceUnmask();
     const sink = new RecordingSink();
-    const p = new FrameParser(sink, native.fn);
+    const p = new FrameParser(sink, phaseZeroUnmask(native.fn));
     const payload = Buffer.alloc(16384, 0x5a);
     p.push(frame(0x2, payload, { mask: hex('01 02 03 04') }));
     assert.deepEqual(native.calls, [16384]);
     assert.equal(sink.frames()[0]!.payload, payload.toString('hex'));
   });
+});
+
+describe('FrameParser: the WebAssembly SIMD bulk unmask', () => {
+  it('the parser uses it for slices of BULK_UNMASK_MIN bytes and more, with the same payloads as without it', () => {
+    const simd = sharedSimdUnmask();
+    assert.ok(simd !== null, 'WebAssembly SIMD is missing on this runtime');
+    const sizes: number[] = [];
+    const spy: BulkUnmask = (buf, start, end, key, off) => {
+      sizes.push(end - start);
+      return simd(buf, start, end, key, off);
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 4 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 6 }),
+        fc.integer(),
+        (lengths, key, cuts, seed) => {
+          const payloads = lengths.map((n, i) => Buffer.from(Array.from({ length: n }, (_, j) => (seed + i * 7 + j * 31) & 0xff)));
+          const wire = Buffer.concat(payloads.map((p) => frame(0x2, p, { mask: Buffer.from(key) })));
+          const chunks: Buffer[] = [];
+          for (let off = 0, i = 0; off < wire.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            chunks.push(Buffer.from(wire.subarray(off, off + n)));
+            off += n;
+          }
+          const plain = new RecordingSink();
+          const a = new FrameParser(plain);
+          for (const c of chunks) a.push(Buffer.from(c));
+          sizes.length = 0;
+          const fast = new RecordingSink();
+          const b = new FrameParser(fast, spy);
+          for (const c of chunks) b.push(Buffer.from(c));
+          assert.deepEqual(fast.frames(), plain.frames());
+          assert.deepEqual(fast.frames().map((f) => f.payload), payloads.map((p) => p.toString('hex')));
+          for (const n of sizes) assert.ok(n >= BULK_UNMASK_MIN, `bulk unmask called for a ${n}-byte slice`);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // And it is really called: one call for a 16 KiB frame in one chunk, none for a short one.
+    sizes.length = 0;
+    const p = new FrameParser(new RecordingSink(), spy);
+    p.push(frame(0x2, Buffer.alloc(BULK_UNMASK_MIN - 1, 1), { mask: Buffer.from([1, 2, 3, 4]) }));
+    p.push(frame(0x2, Buffer.alloc(16384, 1), { mask: Buffer.from([1, 2, 3, 4]) }));
+    assert.deepEqual(sizes, [16384]);
+  });
+
 });

@@ -1,0 +1,123 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { Connection } from '../../../src/protocol/connection.js';
+import { unmaskWithKey } from '../../../src/protocol/frame.js';
+import { phaseZeroUnmask } from '../../../src/protocol/parser.js';
+import { type BulkUnmask, createSimdUnmask, kernelModuleBytes, sharedSimdUnmask } from '../../../src/protocol/simd-unmask.js';
+import { RecordingHandler } from '../../helpers/recording.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The kernel: Node >= 20 has WebAssembly SIMD on every platform it ships for, so its absence here is a failure, not a skip. */
+function kernel(): BulkUnmask {
+  const k = createSimdUnmask();
+  assert.ok(k !== null, 'WebAssembly SIMD is missing on this runtime: the SIMD unmask is never used');
+  return k;
+}
+
+/** Bytes 0..n-1 from a seed, with both ASCII and high bytes. */
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+/** Runs both unmasks on copies of `buf`; asserts equal bytes (inside and outside the range) and equal OR of bytes. */
+function agree(simd: BulkUnmask, buf: Buffer, start: number, end: number, key: number, maskOffset: number): void {
+  const a = Buffer.from(buf);
+  const b = Buffer.from(buf);
+  const bitsA = unmaskWithKey(a, start, end, key, maskOffset);
+  const bitsB = simd(b, start, end, key, maskOffset);
+  assert.ok(a.equals(b), `bytes differ: ${end - start} B at ${start}, key ${key >>> 0}, phase ${maskOffset}`);
+  assert.equal(bitsB, bitsA, `OR of the bytes differs: ${end - start} B at ${start}`);
+}
+
+describe('SIMD bulk unmask (WebAssembly)', () => {
+  it('is a valid module on this runtime, and one instance serves the thread', () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
+    assert.ok(wasm.validate(kernelModuleBytes()));
+    kernel();
+    assert.equal(sharedSimdUnmask(), sharedSimdUnmask());
+  });
+
+  it('matches the built-in unmask byte for byte, and in the OR of the bytes, for any range, key and phase', () => {
+    const simd = kernel();
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 600 }),
+        fc.integer({ min: 0, max: 19 }),
+        fc.integer({ min: 0, max: 9 }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        fc.nat(),
+        fc.integer(),
+        (n, start, after, key, maskOffset, seed) => {
+          agree(simd, bytes(start + n + after, seed), start, start + n, key, maskOffset);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('reports ASCII as ASCII: the OR stays under 0x80 when every unmasked byte does', () => {
+    const simd = kernel();
+    for (const n of [64, 65, 127, 1000]) {
+      const key = 0x11223344;
+      const plain = Buffer.alloc(n, 0x41);
+      plain[n - 1] = 0x7f;
+      const masked = Buffer.from(plain);
+      unmaskWithKey(masked, 0, n, key, 0); // masking is the same XOR
+      assert.equal(simd(masked, 0, n, key, 0), 0x7f);
+      assert.ok(masked.equals(plain));
+      masked[n >> 1] ^= 0x80; // one high byte, in the vector part or the tail
+      unmaskWithKey(masked, 0, n, key, 0);
+      assert.ok(simd(masked, 0, n, key, 0) >= 0x80);
+    }
+  });
+
+  it('goes through its 64 KiB of memory in pieces: slices longer than that, at odd offsets and phases', () => {
+    const simd = kernel();
+    const buf = bytes(300_007, 7);
+    for (const [start, end, phase] of [
+      [0, 65_536, 0],
+      [1, 65_537, 1],
+      [3, 65_539 + 1, 2],
+      [5, 131_072 + 5 + 63, 3],
+      [2, 300_001, 1],
+    ] as const) {
+      agree(simd, buf, start, end, 0x9abcdef0 | 0, phase);
+    }
+  });
+
+  it('is what a Connection uses unless told otherwise (bulkUnmask, or a native unmask)', () => {
+    const parserUnmask = (c: Connection) => (c as unknown as { parser: { unmask: BulkUnmask | null } }).parser.unmask;
+    assert.equal(parserUnmask(new Connection(new RecordingHandler(), { role: 'server' })), sharedSimdUnmask());
+    assert.equal(parserUnmask(new Connection(new RecordingHandler(), { role: 'server', bulkUnmask: null })), null);
+    const native = (buf: Buffer, mask: Buffer): void => {
+      for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! ^ mask[i & 3]!;
+    };
+    assert.equal(parserUnmask(new Connection(new RecordingHandler(), { role: 'server', unmask: native })), phaseZeroUnmask(native));
+  });
+
+  it("the Node transport's choice: bufferutil when installed, else SIMD, else none (LIFELINE_NO_NATIVE, LIFELINE_NO_SIMD)", () => {
+    const kindWith = (env: Record<string, string>): string =>
+      execFileSync(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', "const m = await import('./src/transport/node/native.ts'); console.log(m.bulkUnmaskKind)"],
+        { cwd: ROOT, env: { ...process.env, LIFELINE_NO_NATIVE: '', LIFELINE_NO_SIMD: '', ...env }, encoding: 'utf8' },
+      ).trim();
+    // bufferutil is a dev dependency (ws's, for the bench), so it is here.
+    assert.equal(kindWith({}), 'bufferutil');
+    assert.equal(kindWith({ LIFELINE_NO_NATIVE: '1' }), 'simd');
+    assert.equal(kindWith({ LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '1' }), 'none');
+  });
+});
