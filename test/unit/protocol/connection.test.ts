@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { Connection, DEFAULT_MAX_MESSAGE_SIZE, type ConnectionOptions, type MessageCodec, type Role } from '../../../src/protocol/connection.js';
 import { LifelineError, UsageError } from '../../../src/protocol/errors.js';
 import { Opcode } from '../../../src/protocol/frame.js';
+import { BULK_UNMASK_MIN } from '../../../src/protocol/parser.js';
 import { ASCII_SCAN_MAX } from '../../../src/protocol/utf8.js';
 import { RecordingHandler, frame, type RecordedEvent } from '../../helpers/recording.js';
 
@@ -1117,6 +1118,31 @@ describe('Connection: sending', () => {
     client.conn.send(text);
     server.conn.receiveData(client.h.takeWritten());
     assert.deepEqual(simple(server.h.takeEvents()), [['text', text]]);
+  });
+});
+
+describe('Connection: a client masks long payloads with the bulk unmask', () => {
+  it('every length around the threshold and past the kernel memory, with the SIMD kernel, without it, and with a native unmask', () => {
+    const calls: number[] = [];
+    const native = (buf: Buffer, mask: Buffer): void => {
+      calls.push(buf.length);
+      for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! ^ mask[i & 3]!;
+    };
+    const sizes = [0, 1, 5, BULK_UNMASK_MIN - 1, BULK_UNMASK_MIN, BULK_UNMASK_MIN + 3, 1000, 16384, 65536 + 77, 140_001];
+    for (const opts of [{}, { bulkUnmask: null }, { unmask: native }] as Array<Partial<ConnectionOptions>>) {
+      const { conn, h } = open('client', { randomFill: countingFill, ...opts });
+      const payloads = sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff)));
+      for (const p of payloads) conn.send(p);
+      const frames = decodeFrames(h.takeWritten());
+      assert.equal(frames.length, payloads.length);
+      frames.forEach((f, k) => {
+        // Keys 00 01 02 03, 04 05 06 07, ...: each frame has its own, and the reference unmask in decodeFrames undoes it.
+        assert.deepEqual([...f.mask!], [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3]);
+        assert.ok(f.payload.equals(payloads[k]!), `payload of ${sizes[k]} B`);
+      });
+    }
+    // The native one masked exactly the payloads of BULK_UNMASK_MIN bytes and more.
+    assert.deepEqual(calls, sizes.filter((n) => n >= BULK_UNMASK_MIN));
   });
 });
 
