@@ -90,7 +90,7 @@ import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
 import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat, syscallsBetween } from './lib/proc.mjs';
 import { max, median, min, perRepRatios } from './lib/stats.mjs';
-import { BASELINE, IDLE_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
+import { BASELINE, IDLE_SERVERS, NO_ADDON_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
 import { renderChart } from './lib/chart.mjs';
 import { Canaries, canaryFlag } from './lib/canary.mjs';
@@ -178,7 +178,7 @@ const requestedServers =
     ? null
     : moduleScenarioSelected
       ? opt.servers.split(',').map((x) => x.trim()).filter(Boolean)
-      : listArg('server', opt.servers, { ...SERVERS, ...WS_FLOOR_SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
+      : listArg('server', opt.servers, { ...SERVERS, ...NO_ADDON_SERVERS, ...WS_FLOOR_SERVERS, ...IDLE_SERVERS, ...SESSION_SERVERS });
 /** An echo scenario's servers (its own, or SERVERS) and the one ratios are taken against. */
 const echoServers = (sc) => sc.servers ?? SERVERS;
 const echoBaseline = (sc) => sc.baseline ?? BASELINE;
@@ -299,7 +299,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
   const canaryCpus = watched ? [...new Set([cpuOf('server', pinMode), cpuOf('loadgen', pinMode)])] : [];
   const canaryWaitedMs = opt['no-wait'] ? 0 : await canaries.waitFastAll(canaryCpus);
   const [scmd, sargs] = nodeCmd(serverArgs, 'server', pinMode);
-  const server = new Child(scmd, sargs, { cwd: ROOT, env: ECHO_ENV, name: `${serverId} server` });
+  const server = new Child(scmd, sargs, { cwd: ROOT, env: serverDef.env ? { ...ECHO_ENV, ...serverDef.env } : ECHO_ENV, name: `${serverId} server` });
   let loadgen = null;
   try {
     const listening = await server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
@@ -666,6 +666,21 @@ function formatBundle(b) {
   );
 }
 
+/**
+ * Which unmask lifeline's servers use for long payloads (they inherit this
+ * process's environment: LIFELINE_NO_NATIVE, LIFELINE_NO_SIMD): 'bufferutil',
+ * 'simd' or 'none', as dist/ decides it.
+ */
+async function lifelineUnmaskKind() {
+  try {
+    const m = await import('../dist/transport/node/native.js');
+    // dist/ builds from before the SIMD kernel: bufferutil or nothing.
+    return m.bulkUnmaskKind ?? (m.nativeUnmask ? 'bufferutil' : 'none');
+  } catch (err) {
+    return `unknown (${err.message})`;
+  }
+}
+
 async function main() {
   const startedAt = new Date().toISOString();
   const cpus = os.cpus();
@@ -683,10 +698,11 @@ async function main() {
     uwsPackageVersion: pkgVersion('@trufflesuite/uws-js-unofficial'),
     socketioVersion: pkgVersion('socket.io'),
     echoMallocTrimThreshold: ECHO_ENV.MALLOC_TRIM_THRESHOLD_,
+    lifelineUnmask: await lifelineUnmaskKind(),
   };
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   console.log(`lifeline bench (${mode}${custom ? ', custom' : ''}): ${command}`);
-  console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}`);
+  console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}; lifeline's unmask for long payloads: ${env.lifelineUnmask}`);
   if (env.cpus < 3) console.log(`note: ${env.cpus} CPUs: server and loadgen each need about one; other load on this machine skews msgs/s (msgs per server-CPU-s less so).`);
   if (scenarioIds.some((id) => (SCENARIOS[id].kind ?? 'echo') === 'echo' && scenarioServers(SCENARIOS[id]).includes('uws'))) {
     console.log(`${checkUwsNative()} (uWebSockets.js ${env.uwsPackageVersion}); socket.io ${env.socketioVersion ?? 'missing'}`);

@@ -143,7 +143,22 @@ export const WS_FLOOR_SERVERS = {
     script: 'servers/net-echo.mjs',
     args: ['--mode', 'wsfloor'],
     protocol: 'netlen',
-    what: "raw node:net as net-batched, plus each payload unmasked in place (bufferutil's native unmask, zero key) and each echo written as its own header and payload buffers, corked: one writev per read (Node's floor for b)",
+    what: "raw node:net as net-batched, plus each payload unmasked in place (zero key, by lifeline's own choice of unmask: bufferutil's native one when installed, else its WebAssembly SIMD kernel, else JavaScript) and each echo written as its own header and payload buffers, corked: one writev per read (Node's floor for b)",
+  },
+};
+
+/**
+ * Scenario b's context row, run only there: lifeline as it runs without
+ * bufferutil installed (the default install: its own WebAssembly SIMD
+ * unmask). `env` is added to the server's environment. The goal stays
+ * lifeline's with whatever the machine has (bufferutil here, for ws).
+ */
+export const NO_ADDON_SERVERS = {
+  'lifeline-simd': {
+    script: 'servers/lifeline-echo.mjs',
+    env: { LIFELINE_NO_NATIVE: '1' },
+    protocol: 'ws',
+    what: 'lifeline WebSocketServer (dist/), deflate off, without bufferutil (LIFELINE_NO_NATIVE=1): long payloads unmasked by its WebAssembly SIMD kernel',
   },
 };
 
@@ -175,8 +190,9 @@ export const SCENARIOS = {
     // in steps of 2% (72,727 / 75,472 / 80,000), a third of b's margin.
     full: { messages: 120_000, warmup: 6_000, reps: 3 },
     quick: { messages: 4_000, warmup: 1_000, reps: 1 },
-    // The usual peers and b's floor (net-wsfloor), which the goal is reported beside.
-    servers: { ...SERVERS, ...WS_FLOOR_SERVERS },
+    // The usual peers, b's floor (net-wsfloor), which the goal is reported
+    // beside, and lifeline without a native addon.
+    servers: { ...SERVERS, ...NO_ADDON_SERVERS, ...WS_FLOOR_SERVERS },
     goals: [{ id: 'b-net', of: 'lifeline', vs: 'net-batched', metric: 'perCpu', op: '>=', target: 0.97, floor: 'net-wsfloor', text: 'lifeline >= 0.97x net-batched (raw TCP), msgs per server-CPU-s' }],
   },
   c: {
