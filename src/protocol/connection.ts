@@ -21,21 +21,32 @@ import {
 import {
   CloseCode,
   MAX_CONTROL_PAYLOAD,
-  Opcode,
-  UNMASK_BITS_UNKNOWN,
+  Opcode as OpcodeImport,
+  UNMASK_BITS_UNKNOWN as UNMASK_BITS_UNKNOWN_IMPORT,
   encodeFrameHeader,
-  frameHeaderSize,
+  frameHeaderSize as frameHeaderSizeImport,
   isValidWireCloseCode,
   maskInto,
-  memoryOf,
-  writeFrameHeader,
+  memoryOf as memoryOfImport,
+  writeFrameHeader as writeFrameHeaderImport,
 } from './frame.js';
-import { BULK_UNMASK_MIN, FrameParser, type FrameSink, payloadSliceBits, phaseZeroUnmask } from './parser.js';
+import { BULK_UNMASK_MIN, FrameParser, type FrameSink, payloadSliceBits as payloadSliceBitsImport, phaseZeroUnmask } from './parser.js';
 import { type BulkUnmask, sharedSimdUnmask } from './simd-unmask.js';
 import { coldFieldDefaults } from './cold-fields.js';
 import { decimalDigits } from './decimal.js';
 import { webCryptoFill } from './random-pool.js';
 import { Utf8Validator, isShortAscii, isValidUtf8 } from './utf8.js';
+
+// Hot-path bindings as this module's own constants: V8 reads an imported or
+// exported binding from its cell, with a hole check, at every use (about 5
+// instructions each, per message, even where the callee is inlined), and
+// folds a module's own constant (bench/opt-code-instructions.mjs shows them).
+const Opcode = OpcodeImport;
+const UNMASK_BITS_UNKNOWN = UNMASK_BITS_UNKNOWN_IMPORT;
+const frameHeaderSize = frameHeaderSizeImport;
+const memoryOf = memoryOfImport;
+const writeFrameHeader = writeFrameHeaderImport;
+const payloadSliceBits = payloadSliceBitsImport;
 
 export type Role = 'server' | 'client';
 
@@ -104,6 +115,7 @@ export interface ConnectionHandler {
 
 /** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes). */
 export const SMALL_FRAME_MAX = 1024;
+const SMALL_MAX = SMALL_FRAME_MAX;
 
 /**
  * Uint8Array.prototype.set, called as U8_SET.call(buf, src, at): V8 (Node 20)
@@ -865,7 +877,7 @@ export class Connection implements FrameSink {
   private writeServerString(data: string): void {
     const len = Buffer.byteLength(data);
     const h = this.handler;
-    if (len <= SMALL_FRAME_MAX && h.writeFrame !== undefined) {
+    if (len <= SMALL_MAX && h.writeFrame !== undefined) {
       this.messagesOut++;
       this.bytesOut += frameHeaderSize(len, false) + len;
       h.writeFrame(0x80 | Opcode.Text, data, len);
@@ -906,13 +918,13 @@ export class Connection implements FrameSink {
       this.handler.write(frame);
       return;
     }
-    if (len <= SMALL_FRAME_MAX && this.handler.writeFrame !== undefined) {
+    if (len <= SMALL_MAX && this.handler.writeFrame !== undefined) {
       // Small payloads, encoded straight into the transport's write batch.
       this.bytesOut += frameHeaderSize(len, false) + len;
       this.handler.writeFrame((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payload, len);
       return;
     }
-    if (len <= SMALL_FRAME_MAX) {
+    if (len <= SMALL_MAX) {
       // Small payloads: one allocation, one write.
       const hsize = frameHeaderSize(len, false);
       const frame = Buffer.allocUnsafe(hsize + len);
@@ -958,7 +970,7 @@ export function viewOf(chunk: Buffer, start: number, end: number): Buffer {
   if (start === 0 && end === chunk.length) return chunk;
   // memoryOf(): the chunk's buffer and offset, read once per chunk (they are calls in V8).
   const mem = memoryOf(chunk);
-  return viewAt(mem.buffer, mem.base + start, end - start);
+  return viewAtHere(mem.buffer, mem.base + start, end - start);
 }
 
 /** A Buffer over `length` bytes of `ab` from `offset` (no copy): for callers that know a chunk's buffer and offset already. */
@@ -996,3 +1008,6 @@ coldFieldDefaults(Connection.prototype, {
   frameCompressed: false,
   frameFin: true,
 });
+
+/** viewAt as this module's own constant, for viewOf (see the note on hot-path bindings at the top). */
+const viewAtHere = viewAt;

@@ -9,9 +9,16 @@
  */
 import { Buffer } from 'node:buffer';
 import { ProtocolError } from './errors.js';
-import { UNMASK_BITS_UNKNOWN, unmaskWithKey } from './frame.js';
+import { UNMASK_BITS_UNKNOWN as UNMASK_BITS_UNKNOWN_IMPORT, unmaskWithKey as unmaskWithKeyImport } from './frame.js';
 import type { BulkUnmask } from './simd-unmask.js';
 import { coldFieldDefaults, ownColdFields } from './cold-fields.js';
+
+// Hot-path bindings as this module's own constants: V8 reads an imported or
+// exported binding from its cell, with a hole check, at every use (about 5
+// instructions each, per message, even where the callee is inlined), and
+// folds a module's own constant (bench/opt-code-instructions.mjs shows them).
+const UNMASK_BITS_UNKNOWN = UNMASK_BITS_UNKNOWN_IMPORT;
+const unmaskWithKey = unmaskWithKeyImport;
 
 export interface FrameSink {
   /**

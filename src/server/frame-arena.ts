@@ -23,15 +23,20 @@ import { Buffer } from 'node:buffer';
 
 /** First chunk of a session, and the size it returns to after release(). */
 export const ARENA_FIRST_CHUNK = 512;
+const FIRST_CHUNK = ARENA_FIRST_CHUNK;
 /** Chunks double up to this size while a session keeps sending. */
 export const ARENA_MAX_CHUNK = 16 * 1024;
+const MAX_CHUNK = ARENA_MAX_CHUNK;
 /** Frames above this size get a buffer of their own (a chunk would mostly hold one of them). */
 export const ARENA_OWN_BUFFER_ABOVE = 4 * 1024;
+// This module's own constants for its uses: an exported binding is read from
+// its cell, with a hole check, at every use (about 5 instructions a message).
+const OWN_BUFFER_ABOVE = ARENA_OWN_BUFFER_ABOVE;
 
 export class FrameArena {
   private chunk: Buffer | null = null;
   private used = 0;
-  private nextSize = ARENA_FIRST_CHUNK;
+  private nextSize = FIRST_CHUNK;
   /** Highest sequence number written into `chunk`. */
   private chunkLast = 0;
   /** The chunk filled before `chunk`, until all its frames are acknowledged and the socket drained (then it becomes `spare`). */
@@ -51,7 +56,7 @@ export class FrameArena {
    * `drains`: the socket's drain count now (WebSocket._drains), which only grows.
    */
   reserve(size: number, seq: number, drains: number): Buffer {
-    if (size > ARENA_OWN_BUFFER_ABOVE) {
+    if (size > OWN_BUFFER_ABOVE) {
       this.at = 0;
       return Buffer.allocUnsafeSlow(size);
     }
@@ -72,7 +77,7 @@ export class FrameArena {
         // allocUnsafeSlow: a chunk of its own, not a slice of Node's shared
         // pool, so a chunk kept for replay does not keep the pool alive.
         c = Buffer.allocUnsafeSlow(Math.max(this.nextSize, size));
-        this.nextSize = Math.min(this.nextSize * 2, ARENA_MAX_CHUNK);
+        this.nextSize = Math.min(this.nextSize * 2, MAX_CHUNK);
       }
       this.chunk = c;
       this.used = 0;
@@ -94,7 +99,7 @@ export class FrameArena {
     const r = this.retired;
     if (r === null || this.retiredLast > ack || drains <= this.retiredDrains) return;
     this.retired = null;
-    if (r.length === ARENA_MAX_CHUNK) this.spare = r;
+    if (r.length === MAX_CHUNK) this.spare = r;
   }
 
   /**
@@ -107,7 +112,7 @@ export class FrameArena {
   release(): void {
     this.chunk = null;
     this.used = 0;
-    this.nextSize = ARENA_FIRST_CHUNK;
+    this.nextSize = FIRST_CHUNK;
     this.retired = null;
     this.spare = null;
   }

@@ -10,15 +10,29 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import process from 'node:process';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt, viewOf } from '../../protocol/connection.js';
+import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt as viewAtImport, viewOf as viewOfImport } from '../../protocol/connection.js';
 import { nodeBulkUnmask } from './native.js';
-import { frameHeaderSize, writeFrameHeader } from '../../protocol/frame.js';
-import { putDecimalBefore } from '../../protocol/decimal.js';
+import { frameHeaderSize as frameHeaderSizeImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
+import { putDecimalBefore as putDecimalBeforeImport } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
-import { type EventSlots, emitMessage, emitterWithoutInit, socketEventSlots } from './event-slots.js';
+import { type EventSlots, emitMessage as emitMessageImport, emitterWithoutInit, socketEventSlots } from './event-slots.js';
+
+// Hot-path bindings as this module's own constants: V8 reads an imported or
+// exported binding from its cell, with a hole check, at every use (about 5
+// instructions each, per message, even where the callee is inlined), and
+// folds a module's own constant (bench/opt-code-instructions.mjs shows them).
+const viewAt = viewAtImport;
+const viewOf = viewOfImport;
+const frameHeaderSize = frameHeaderSizeImport;
+const writeFrameHeader = writeFrameHeaderImport;
+const putDecimalBefore = putDecimalBeforeImport;
+const emitMessage = emitMessageImport;
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+// This module's own constant for its uses: an exported binding is read from
+// its cell, with a hole check, at every use (see bench/opt-code-instructions.mjs).
+const READY = ReadyState;
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'keep-latest' | 'wait';
 
@@ -276,7 +290,7 @@ export class WebSocket implements ConnectionHandler {
   protected conn: Connection | null = null;
   protected socket: Socket | null = null;
   protected options: SocketOptions = {};
-  protected _readyState: number = ReadyState.CONNECTING;
+  protected _readyState: number = READY.CONNECTING;
   // Cold fields: initial values on the prototype (see the end of this file).
   declare private closeCode: number;
   declare private closeReason: string;
@@ -363,7 +377,7 @@ export class WebSocket implements ConnectionHandler {
 
   /** Why the connection ended (null while it is open). */
   get closeCause(): CloseCause | null {
-    return this._readyState === ReadyState.CLOSED ? this.cause ?? 'connection-lost' : null;
+    return this._readyState === READY.CLOSED ? this.cause ?? 'connection-lost' : null;
   }
 
   /** When this socket was created (ms since the epoch). */
@@ -407,7 +421,7 @@ export class WebSocket implements ConnectionHandler {
       randomFill: init.role === 'client' ? randomFill : undefined,
       bulkUnmask: nodeBulkUnmask,
     });
-    this._readyState = ReadyState.OPEN;
+    this._readyState = READY.OPEN;
     socket.setNoDelay(true);
     socket.setTimeout(0);
     (socket as OwnedSocket)[kWebSocket] = this;
@@ -616,7 +630,7 @@ export class WebSocket implements ConnectionHandler {
       // RFC 6455 7.4.1: 1008 = policy violation. It queues behind what Node
       // already holds; closeTimeout ends it if the peer never reads that far.
       conn.close(1008, 'slow consumer');
-      this._readyState = ReadyState.CLOSING;
+      this._readyState = READY.CLOSING;
     }
     this.armCloseTimer();
   }
@@ -626,7 +640,7 @@ export class WebSocket implements ConnectionHandler {
    * (session-layer control: pings, pongs, acks). Same framing as send().
    */
   _sendControlMessage(text: string): void {
-    if (this._readyState !== ReadyState.OPEN || this.conn === null) return;
+    if (this._readyState !== READY.OPEN || this.conn === null) return;
     this.conn.send(text, false);
   }
 
@@ -635,7 +649,7 @@ export class WebSocket implements ConnectionHandler {
    * Connection.sendEncodedControl): the server's heartbeat pings.
    */
   _sendEncodedControl(frame: Buffer): void {
-    if (this._readyState !== ReadyState.OPEN || this.conn === null) return;
+    if (this._readyState !== READY.OPEN || this.conn === null) return;
     this.conn.sendEncodedControl(frame);
   }
 
@@ -659,8 +673,8 @@ export class WebSocket implements ConnectionHandler {
    * answered and TCP is closed (or closeTimeout passed).
    */
   close(code?: number, reason?: string): void {
-    if (this._readyState === ReadyState.CLOSED) return;
-    if (this._readyState === ReadyState.CONNECTING) {
+    if (this._readyState === READY.CLOSED) return;
+    if (this._readyState === READY.CONNECTING) {
       this.abortConnecting();
       return;
     }
@@ -668,7 +682,7 @@ export class WebSocket implements ConnectionHandler {
     if (conn.isCloseSent) return;
     conn.close(code, reason);
     this.cause ??= 'local-closed';
-    this._readyState = ReadyState.CLOSING;
+    this._readyState = READY.CLOSING;
     this.armCloseTimer();
   }
 
@@ -677,26 +691,26 @@ export class WebSocket implements ConnectionHandler {
    * (default 'terminated') is what closeCause reports.
    */
   terminate(cause: CloseCause = 'terminated'): void {
-    if (this._readyState === ReadyState.CLOSED) return;
+    if (this._readyState === READY.CLOSED) return;
     this.cause ??= cause;
-    if (this._readyState === ReadyState.CONNECTING) {
+    if (this._readyState === READY.CONNECTING) {
       this.abortConnecting();
       return;
     }
-    this._readyState = ReadyState.CLOSING;
+    this._readyState = READY.CLOSING;
     this.socket?.destroy();
   }
 
   /** @internal Overridden by the client to abort a handshake in progress. */
   protected abortConnecting(): void {
-    this._readyState = ReadyState.CLOSED;
+    this._readyState = READY.CLOSED;
     this.emit('close', 1006, '');
   }
 
   private requireOpen(what: string): Connection {
-    if (this._readyState !== ReadyState.OPEN || this.conn === null) {
+    if (this._readyState !== READY.OPEN || this.conn === null) {
       throw new UsageError(
-        this._readyState === ReadyState.CONNECTING ? 'WS_ERR_NOT_OPEN' : 'WS_ERR_SEND_AFTER_CLOSE',
+        this._readyState === READY.CONNECTING ? 'WS_ERR_NOT_OPEN' : 'WS_ERR_SEND_AFTER_CLOSE',
         `Cannot ${what}: the WebSocket is ${this.state}`,
       );
     }
@@ -872,7 +886,7 @@ export class WebSocket implements ConnectionHandler {
       this.cause ??= 'protocol-error';
       // RFC 6455 7.4.1: 1008, a message that violates policy.
       this.conn.close(1008, 'rate limit');
-      this._readyState = ReadyState.CLOSING;
+      this._readyState = READY.CLOSING;
       this.armCloseTimer();
     }
     return true;
@@ -898,7 +912,7 @@ export class WebSocket implements ConnectionHandler {
   }
 
   onCloseFrame(code: number, reason: string): void {
-    this._readyState = ReadyState.CLOSING;
+    this._readyState = READY.CLOSING;
     this.cause ??= 'peer-closed';
     this.closeCode = code;
     this.closeReason = reason;
@@ -907,7 +921,7 @@ export class WebSocket implements ConnectionHandler {
   }
 
   onError(err: LifelineError): void {
-    this._readyState = ReadyState.CLOSING;
+    this._readyState = READY.CLOSING;
     this.cause ??= 'protocol-error';
     // An 'error' without listeners would throw and crash the process on peer
     // input; the 'close' event that follows always reports what happened.
@@ -1084,7 +1098,7 @@ export class WebSocket implements ConnectionHandler {
       this.heldBytes = 0;
       this.queuedBytes = 0;
     }
-    this._readyState = ReadyState.CLOSED;
+    this._readyState = READY.CLOSED;
     this.conn?.transportClosed();
     if (this._closeHook !== null) this._closeHook._socketClosed(this);
     if (this._owner !== null) this._owner._onSocketClose(this, this.closeCode, this.closeReason);
