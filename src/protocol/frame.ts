@@ -298,8 +298,8 @@ export function unmaskWithKey(buf: Uint8Array, start: number, end: number, key: 
 /**
  * Writes `src` XOR mask into `dst` at `dstOffset`. A copy (memmove) and then
  * the word-at-a-time unmask in place, not one byte loop that masks while
- * copying: 2.3x as fast at 16 KiB, and already at 128 B (Node 20, AMD EPYC:
- * 9.2 us against 4.0 for 16 KiB, 73 ns against 41 for 128 B).
+ * copying: about 2.2x as fast from 256 B on, the same at 128 B (`node
+ * bench/unmask.mjs`, Node 20, AMD EPYC: 16 KiB 8.4 us against 3.8).
  */
 export function maskInto(src: Uint8Array, dst: Uint8Array, dstOffset: number, mask: Uint8Array): void {
   const n = src.length;

@@ -49,9 +49,10 @@ const EMPTY = Buffer.alloc(0);
 const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
 /**
  * Shortest payload slice given to the bulk unmask: below it the built-in
- * word loop is as fast as either kind of bulk unmask (Node 20, AMD EPYC,
- * ns per slice, built-in / SIMD / bufferutil: 256 B 72 / 85 / 73; 384 B
- * 102 / 91 / 88; 16 KiB 3,990 / 595 / 361).
+ * word loop is as fast as either kind of bulk unmask (`node
+ * bench/unmask.mjs`, Node 20, AMD EPYC, ns per slice, built-in / SIMD /
+ * bufferutil: 256 B 65 / 79 / 69; 384 B 94 / 86 / 70; 16 KiB 3,690 / 542 /
+ * 330).
  */
 export const BULK_UNMASK_MIN = 384;
 // What the parse loop compares with: V8 folds a module's own constant, but
