@@ -7,14 +7,15 @@
  * (frame.ts) does a 32-bit word per iteration at about 4 us per 16 KiB on
  * our machines; bufferutil's native addon does it in about 0.36 us, but is a
  * native dependency we do not take. This kernel needs no build step and no
- * dependency: the module is 300-odd bytes, written out below.
+ * dependency: the module is 310 bytes, written out below.
  *
  * A WebAssembly module cannot see a JavaScript buffer's memory, so a slice
  * is copied into the module's memory, XOR-ed there, and copied back (two
- * memcpys): that fixed cost is why slices under the parser's BULK_UNMASK_MIN
- * stay on the built-in path. One instance per module load (per thread), shared by every
- * parser: unmasking is synchronous.
+ * memcpys): that fixed cost is why slices under the parser's
+ * BULK_UNMASK_MIN stay on the built-in path. One instance per thread
+ * (sharedSimdUnmask), shared by every parser: unmasking is synchronous.
  */
+
 /**
  * An in-place unmask with the built-in one's contract (unmaskWithKey):
  * `buf[start..end)` XOR-ed with the big-endian 32-bit `key` from payload
