@@ -108,6 +108,22 @@ describe('SIMD bulk unmask (WebAssembly)', () => {
     assert.equal(parserUnmask(new Connection(new RecordingHandler(), { role: 'server', unmask: native })), phaseZeroUnmask(native));
   });
 
+  it('is null where the runtime has no WebAssembly (node --jitless), and the transport then uses none', () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--jitless',
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        "const s = await import('./src/protocol/simd-unmask.ts'); const n = await import('./src/transport/node/native.ts'); console.log(typeof WebAssembly, s.createSimdUnmask(), n.bulkUnmaskKind)",
+      ],
+      { cwd: ROOT, env: { ...process.env, LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    ).trim();
+    assert.equal(out, 'undefined null none');
+  });
+
   it("the Node transport's choice: bufferutil when installed, else SIMD, else none (LIFELINE_NO_NATIVE, LIFELINE_NO_SIMD)", () => {
     const kindWith = (env: Record<string, string>): string =>
       execFileSync(
