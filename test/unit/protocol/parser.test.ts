@@ -53,6 +53,17 @@ class RecordingSink implements FrameSink {
   }
 }
 
+/** `wire` cut into chunks of the given sizes, cycled (each a copy). */
+function cutCycled(wire: Buffer, cuts: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let off = 0, i = 0; off < wire.length; i++) {
+    const n = cuts[i % cuts.length]!;
+    chunks.push(Buffer.from(wire.subarray(off, off + n)));
+    off += n;
+  }
+  return chunks;
+}
+
 function parseAll(chunks: Buffer[]): RecordingSink {
   const sink = new RecordingSink();
   const p = new FrameParser(sink);
@@ -448,15 +459,8 @@ describe('FrameParser: an injected native unmask (bufferutil-style, key at phase
         (payloads, key, cuts) => {
           const wire = Buffer.concat(payloads.map((p) => frame(0x2, Buffer.from(p), { mask: Buffer.from(key) })));
           // Cut the stream at the given (cycled) sizes so slices start at every mask phase.
-          const chunks: Buffer[] = [];
-          for (let off = 0, i = 0; off < wire.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            chunks.push(Buffer.from(wire.subarray(off, off + n)));
-            off += n;
-          }
-          const plain = new RecordingSink();
-          const a = new FrameParser(plain);
-          for (const c of chunks) a.push(Buffer.from(c));
+          const chunks = cutCycled(wire, cuts);
+          const plain = parseAll(chunks.map((c) => Buffer.from(c)));
           const native = referenceUnmask();
           const accel = new RecordingSink();
           const b = new FrameParser(accel, phaseZeroUnmask(native.fn));
@@ -500,15 +504,8 @@ describe('FrameParser: the WebAssembly SIMD bulk unmask', () => {
         (lengths, key, cuts, seed) => {
           const payloads = lengths.map((n, i) => Buffer.from(Array.from({ length: n }, (_, j) => (seed + i * 7 + j * 31) & 0xff)));
           const wire = Buffer.concat(payloads.map((p) => frame(0x2, p, { mask: Buffer.from(key) })));
-          const chunks: Buffer[] = [];
-          for (let off = 0, i = 0; off < wire.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            chunks.push(Buffer.from(wire.subarray(off, off + n)));
-            off += n;
-          }
-          const plain = new RecordingSink();
-          const a = new FrameParser(plain);
-          for (const c of chunks) a.push(Buffer.from(c));
+          const chunks = cutCycled(wire, cuts);
+          const plain = parseAll(chunks.map((c) => Buffer.from(c)));
           sizes.length = 0;
           const fast = new RecordingSink();
           const b = new FrameParser(fast, spy);
