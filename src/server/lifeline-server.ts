@@ -63,7 +63,7 @@ const DATA_MARK = DATA_MARK_IMPORT;
 const dataHeaderLength = dataHeaderLengthImport;
 const parseDataHeaderBytes = parseDataHeaderBytesImport;
 const writeDataHeader = writeDataHeaderImport;
-const OPEN = 1; // WebSocket.OPEN
+const OPEN = WebSocket.OPEN;
 
 /** What authenticate() returns: false to refuse, or the identity and when the token expires. */
 export type AuthResult = false | { user?: unknown; expiresAt?: number };

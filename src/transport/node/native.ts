@@ -35,7 +35,7 @@ function load(): Unmask | null {
 /** bufferutil's native unmask, or null. */
 export const nativeUnmask: Unmask | null = load();
 
-/** Which bulk unmask the Node transport uses, by name (for stats and the bench). */
+/** Which bulk unmask the Node transport uses, by name (for the bench's report and the tests). */
 export const bulkUnmaskKind: 'bufferutil' | 'simd' | 'none' =
   nativeUnmask !== null ? 'bufferutil' : process.env.LIFELINE_NO_SIMD !== '1' && sharedSimdUnmask() !== null ? 'simd' : 'none';
 
