@@ -12,6 +12,20 @@ import { RecordingHandler } from '../../helpers/recording.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
+/**
+ * Runs ES module `code` in a fresh Node (through tsx, from the project root)
+ * with the unmask switches cleared and then `env` set; its stdout, trimmed.
+ * stderr is dropped (node --jitless warns about the flags it turns off).
+ */
+function runModule(code: string, env: Record<string, string>, nodeFlags: string[] = []): string {
+  return execFileSync(process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    env: { ...process.env, LIFELINE_NO_NATIVE: '', LIFELINE_NO_SIMD: '', ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
+}
+
 /** The kernel: Node >= 20 has WebAssembly SIMD on every platform it ships for, so its absence here is a failure, not a skip. */
 function kernel(): BulkUnmask {
   const k = createSimdUnmask();
@@ -109,28 +123,12 @@ describe('SIMD bulk unmask (WebAssembly)', () => {
   });
 
   it('is null where the runtime has no WebAssembly (node --jitless), and the transport then uses none', () => {
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--jitless',
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        "const s = await import('./src/protocol/simd-unmask.ts'); const n = await import('./src/transport/node/native.ts'); console.log(typeof WebAssembly, s.createSimdUnmask(), n.bulkUnmaskKind)",
-      ],
-      { cwd: ROOT, env: { ...process.env, LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    ).trim();
-    assert.equal(out, 'undefined null none');
+    const code = "const s = await import('./src/protocol/simd-unmask.ts'); const n = await import('./src/transport/node/native.ts'); console.log(typeof WebAssembly, s.createSimdUnmask(), n.bulkUnmaskKind)";
+    assert.equal(runModule(code, { LIFELINE_NO_NATIVE: '1' }, ['--jitless']), 'undefined null none');
   });
 
   it("the Node transport's choice: bufferutil when installed, else SIMD, else none (LIFELINE_NO_NATIVE, LIFELINE_NO_SIMD)", () => {
-    const kindWith = (env: Record<string, string>): string =>
-      execFileSync(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', "const m = await import('./src/transport/node/native.ts'); console.log(m.bulkUnmaskKind)"],
-        { cwd: ROOT, env: { ...process.env, LIFELINE_NO_NATIVE: '', LIFELINE_NO_SIMD: '', ...env }, encoding: 'utf8' },
-      ).trim();
+    const kindWith = (env: Record<string, string>): string => runModule("const m = await import('./src/transport/node/native.ts'); console.log(m.bulkUnmaskKind)", env);
     // bufferutil is a dev dependency (ws's, for the bench), so it is here.
     assert.equal(kindWith({}), 'bufferutil');
     assert.equal(kindWith({ LIFELINE_NO_NATIVE: '1' }), 'simd');
