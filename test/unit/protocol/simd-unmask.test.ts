@@ -98,10 +98,14 @@ describe('SIMD bulk unmask (WebAssembly)', () => {
     }
   });
 
-  it('goes through its 64 KiB of memory in pieces: slices longer than that, at odd offsets and phases', () => {
+  it('goes through its memory in 16 KiB pieces: slices longer than that, at odd offsets and phases', () => {
     const simd = kernel();
     const buf = bytes(300_007, 7);
     for (const [start, end, phase] of [
+      [0, 16_384, 0],
+      [1, 16_385 + 1, 1],
+      [3, 32_768 + 3 + 5, 2],
+      [6, 49_152 + 6 - 1, 3],
       [0, 65_536, 0],
       [1, 65_537, 1],
       [3, 65_539 + 1, 2],
