@@ -28,7 +28,7 @@
 //
 // --scenario: a, b or g (g: the session layer's two servers, the default);
 // --servers: two of that scenario's servers (a and b: lifeline, ws, uws,
-// socketio, net-batched, net-perframe; b also net-wsfloor); --freq: samples
+// socketio, net-batched, net-perframe; b also net-wsfloor and lifeline-simd); --freq: samples
 // per second of server CPU; --messages: round trips per run (default
 // twice the scenario's full count); --connections: in place of the
 // scenario's (same window and size per connection). Needs Linux perf (Debian: apt-get install
@@ -47,7 +47,7 @@ import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { AREAS, functionDiff, parsePerfReport, perMessage } from './lib/perf-areas.mjs';
 import { clockTicks, processStat, processSyscalls, syscallsBetween } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
-import { SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
+import { NO_ADDON_SERVERS, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -75,7 +75,7 @@ function die(msg) {
 const scId = values.scenario;
 if (!['a', 'b', 'g'].includes(scId)) die(`--scenario must be a, b or g\n${USAGE}`);
 const sc = SCENARIOS[scId];
-const table = scId === 'g' ? SESSION_SERVERS : scId === 'b' ? { ...SERVERS, ...WS_FLOOR_SERVERS } : SERVERS;
+const table = scId === 'g' ? SESSION_SERVERS : scId === 'b' ? { ...SERVERS, ...WS_FLOOR_SERVERS, ...NO_ADDON_SERVERS } : SERVERS;
 const pair = (values.servers ?? (scId === 'g' ? 'plain,session' : 'net-batched,lifeline')).split(',');
 if (pair.length !== 2 || pair.some((s) => !table[s])) die(`--servers takes two of ${Object.keys(table).join(', ')}\n${USAGE}`);
 const REPS = Number(values.reps);
@@ -152,7 +152,10 @@ let runCount = 0;
 async function profileRun(id, rep) {
   const def = table[id];
   // V8's symbol map names the generated code in perf's report.
-  const server = spawnChild('taskset', ['-c', '0', process.execPath, '--perf-basic-prof', path.join(HERE, def.script), ...(def.args ?? [])], { name: `${id} server` });
+  const server = spawnChild('taskset', ['-c', '0', process.execPath, '--perf-basic-prof', path.join(HERE, def.script), ...(def.args ?? [])], {
+    name: `${id} server`,
+    ...(def.env ? { env: { ...ECHO_ENV, ...def.env } } : {}),
+  });
   try {
     const port = await server.listeningPort(15000);
     const loadgen = spawnChild('taskset', ['-c', '1', process.execPath, ...echoLoadgenArgs(port, LOAD, def, MESSAGES, WARMUP)], { stdin: true, name: 'loadgen' });
