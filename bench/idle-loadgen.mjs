@@ -457,7 +457,7 @@ async function main() {
   try {
     await openAll();
   } catch (err) {
-    process.stdout.write(`result ${JSON.stringify({ ok: false, errors: [String(err.message), ...errors], ...stats() })}\n`);
+    process.stdout.write(`result ${JSON.stringify({ ok: false, ...stats(), errors: [String(err.message), ...errors] })}\n`);
     process.exit(1);
   }
   const connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
