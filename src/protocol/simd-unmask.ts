@@ -145,7 +145,8 @@ export function kernelModuleBytes(): Uint8Array {
  * size, a multiple of 4 so that the key's phase carries over. 16 KiB, not
  * the whole page: a piece's copy in, XOR and copy out then stay within a
  * core's L1 data cache (32-48 KiB); in 64 KiB pieces a 64 KiB slice took
- * 1.4x as long per byte as a 16 KiB one (bench/unmask.mjs).
+ * 1.7x as long per byte as a 16 KiB one, in 16 KiB pieces 1.2x
+ * (bench/unmask.mjs).
  */
 const PIECE = 16384;
 
@@ -185,8 +186,8 @@ export function createSimdUnmask(): BulkUnmask | null {
     const le = ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24);
     let bits = 0;
     // Views made with the constructor, not subarray(): a Buffer's subarray()
-    // looks up its species constructor (Node's FastBuffer) on every call,
-    // about 25 ns of the copies' fixed cost (bench/unmask.mjs).
+    // looks up its species constructor (Node's FastBuffer) on every call:
+    // 15-25 ns of the copies' fixed cost (bench/unmask.mjs).
     const ab = buf.buffer;
     const off = buf.byteOffset;
     for (let a = start; a < end; a += PIECE) {
