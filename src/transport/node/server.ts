@@ -388,7 +388,9 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
    * frame is encoded once and the same bytes are queued to each socket; clients
    * with permessage-deflate or fragmentation get it through their own send().
    * Each socket applies its slow-consumer policy as for send(). Returns how
-   * many clients it was queued to.
+   * many clients it was queued to. Per-client backpressure is not answered
+   * (no false, so no 'drain' owed for a broadcast): read a client's
+   * bufferedAmount, or the answer of its own send().
    */
   broadcast(data: string | Buffer | Uint8Array | PreparedMessage, options?: { binary?: boolean; filter?: (ws: WebSocket) => boolean }): number {
     const message = data instanceof PreparedMessage ? data : new PreparedMessage(data, options?.binary ?? typeof data !== 'string');
@@ -398,7 +400,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
     flushBatched(() => {
       for (const ws of this.clients) {
         if (ws.readyState !== WebSocket.OPEN || (filter !== undefined && !filter(ws))) continue;
-        ws.sendPrepared(message);
+        ws._broadcastPrepared(message);
         n++;
       }
     });

@@ -135,3 +135,51 @@ describe('WebSocketServer.broadcast with a slow consumer', () => {
     }
   });
 });
+
+describe('WebSocketServer.broadcast and backpressure', () => {
+  it("answers no backpressure per client (it returns a count): no 'drain' is owed; the client's own send() answers false and gets its 'drain'", async () => {
+    const HWM = 16 * 1024;
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', highWaterMark: HWM, maxBufferedBytes: 256 * 1024 * 1024 });
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    const accepted = once<WebSocket>(server, 'connection');
+    const slow = await openClient(port, false);
+    const ws = await accepted;
+    const reader = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    let drains = 0;
+    ws.on('drain', () => drains++);
+    const msg = Buffer.alloc(64 * 1024, 3);
+    let sent = 0;
+    /** Broadcasts until the paused reader's socket holds more than the mark (the kernel's buffers take some first). */
+    const congest = async (): Promise<void> => {
+      reader.pause();
+      for (let i = 0; ws.bufferedAmount <= HWM && i < 2000; i++) {
+        assert.equal(server.broadcast(msg), 1);
+        sent++;
+        // A turn of the loop between broadcasts: the queued frames are written, and Node's buffer grows.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      assert.ok(ws.bufferedAmount > HWM, `over the mark after ${sent} broadcasts (bufferedAmount ${ws.bufferedAmount})`);
+    };
+    try {
+      await congest();
+      reader.resume();
+      // All of it read by the client: the server's buffers were written out, and each 'drain' of its socket came before.
+      await slow.waitFor(sent);
+      assert.equal(drains, 0, "no 'drain': broadcast() answered no false");
+
+      await congest();
+      assert.equal(ws.send(Buffer.alloc(10)), false, "the client's own send() answers the backpressure");
+      const drained = once(ws, 'drain', ms(20_000));
+      reader.resume();
+      await drained;
+      assert.ok(ws.bufferedAmount <= HWM, `'drain' once under the mark (bufferedAmount ${ws.bufferedAmount})`);
+      await slow.waitFor(sent + 1);
+      assert.equal(slow.got.length, sent + 1, 'every broadcast and the send arrived, once each');
+      assert.equal(drains, 1);
+    } finally {
+      slow.ws.terminate();
+      await server.close({ timeout: ms(1000) });
+    }
+  });
+});
