@@ -5,7 +5,10 @@
 // turn (lifeline, ws, uws, socketio, net-batched, net-perframe, lifeline, ...),
 // each in a fresh process of its own, driven by bench/loadgen.mjs in another
 // process. Around the measured part of each run (after connect and warm-up)
-// the server's CPU time is read from /proc/PID/stat, so results come both as
+// the server's CPU time is read from /proc (the scheduler's exact run time
+// of its threads, /proc/PID/task/*/schedstat, where /proc/PID/stat's 10 ms
+// ticks would be 2% of a half-second figure at each end; the ticks where
+// there is no schedstat: lib/proc.mjs), so results come both as
 // messages per second and as messages per server-CPU-second (the second is
 // steadier on a busy or small machine, and the one the goals use). Medians
 // over the repetitions are printed with ratios to ws, uws and net-batched (raw
@@ -88,7 +91,7 @@ import { parseArgs } from 'node:util';
 import { Child } from './lib/child.mjs';
 import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { formatIdleSummary, runIdleScenario } from './lib/idle.mjs';
-import { clockTicks, cpuCount, hasProc, machineTicks, processSyscalls, processStat, syscallsBetween } from './lib/proc.mjs';
+import { clockTicks, cpuBetween, cpuCount, hasProc, machineTicks, processCpu, processSyscalls, syscallsBetween } from './lib/proc.mjs';
 import { max, median, min, perRepRatios } from './lib/stats.mjs';
 import { BASELINE, IDLE_SERVERS, NO_ADDON_SERVERS, REFERENCES, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 import { formatProfile, summarizeProfile } from './profile.mjs';
@@ -312,7 +315,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     let canaryBefore = {};
     if (first === 'ready') {
       canaryBefore = await canaries.readAll(canaryCpus);
-      before = { server: processStat(server.pid), loadgen: processStat(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+      before = { server: processCpu(server.pid), loadgen: processCpu(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
       t0 = process.hrtime.bigint();
       loadgen.write('go\n');
     }
@@ -320,7 +323,7 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
     const timeoutMs = 60000 + params.messages / 5;
     const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', timeoutMs);
     const wallSec = before ? Number(process.hrtime.bigint() - t0) / 1e9 : NaN;
-    const after = { server: processStat(server.pid), loadgen: processStat(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
+    const after = { server: processCpu(server.pid), loadgen: processCpu(loadgen.pid), machine: machineTicks(), io: processSyscalls(server.pid), lgio: processSyscalls(loadgen.pid) };
     const canaryAfter = before ? await canaries.readAll(canaryCpus) : {};
     const r = JSON.parse(resultLine.slice('result '.length));
     await loadgen.exited;
@@ -328,10 +331,12 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       return { server: serverId, rep, ok: false, lost: r.lost ?? NaN, flags: [`FAILED: ${(r.errors ?? ['no measurement'])[0]}`], errors: r.errors ?? ['no measurement'] };
     }
 
-    const serverUserSec = (after.server.user - before.server.user) / TICK;
-    const serverSysSec = (after.server.sys - before.server.sys) / TICK;
-    const serverCpuSec = serverUserSec + serverSysSec;
-    const loadgenCpuSec = (after.loadgen.user + after.loadgen.sys - before.loadgen.user - before.loadgen.sys) / TICK;
+    // The scheduler's exact CPU time where the kernel gives it (lib/proc.mjs cpuBetween), else ticks.
+    const serverCpu = cpuBetween(before.server, after.server, TICK);
+    const serverUserSec = serverCpu.userSec;
+    const serverSysSec = serverCpu.sysSec;
+    const serverCpuSec = serverCpu.sec;
+    const loadgenCpuSec = cpuBetween(before.loadgen, after.loadgen, TICK).sec;
     const busySec = (after.machine.busy - before.machine.busy) / TICK;
     const stealSec = (after.machine.steal - before.machine.steal) / TICK;
     const otherSec = Math.max(0, busySec - serverCpuSec - loadgenCpuSec);
@@ -362,6 +367,8 @@ async function runOnce(scenarioId, sc, params, serverId, rep) {
       serverCpuSec,
       serverUserSec,
       serverSysSec,
+      cpuClock: serverCpu.clock,
+      serverCpuSecTicks: serverCpu.ticksSec,
       serverMinorFaultsPerMsg: r.received > 0 ? (after.server.minorFaults - before.server.minorFaults) / r.received : NaN,
       msgsPerServerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : NaN,
       serverCpuShare: serverCpuSec / wallSec,
@@ -451,6 +458,8 @@ function summarize(serverIds, runs, baseline = BASELINE, references = []) {
       serverWritesPerMsg: median(good.map((r) => r.serverWritesPerMsg)),
       ...(hasLatency ? { latencyUs: { p50: medianLatency(good, 'p50'), p90: medianLatency(good, 'p90'), p99: medianLatency(good, 'p99'), p999: medianLatency(good, 'p999'), max: medianLatency(good, 'max'), mean: medianLatency(good, 'mean') } } : {}),
       flagged: rs.filter((r) => r.flags.length > 0).length,
+      // Runs whose CPU came from the ticks, not the exact clock (lib/proc.mjs cpuBetween).
+      cpuFromTicks: good.filter((r) => r.cpuClock === 'ticks').length,
     };
   }
   for (const id of serverIds) {
@@ -517,7 +526,10 @@ function printSummary(serverIds, params, summary, baseline = BASELINE, reference
       (hasLatency ? '; p50/p99/p99.9: round-trip latency seen by the loadgen, microseconds' : '') +
       (refs.length ? `; vs X: this server's msgs/s and msgs per server-CPU-s over X's (higher is better)` : '') +
       '.' +
-      (serverIds.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : ''),
+      (serverIds.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : '') +
+      (serverIds.some((id) => summary[id].cpuFromTicks > 0)
+        ? ` Server CPU from 10 ms ticks, not the exact clock, in ${serverIds.reduce((a, id) => a + summary[id].cpuFromTicks, 0)} run(s) (a thread ended during the run, or no schedstat).`
+        : ''),
   );
   // The loadgen must not be what limits msgs/s: say so when it used (nearly) a whole core.
   const busy = serverIds.filter((id) => summary[id].loadgenCpuShareMax >= LOADGEN_SATURATED);
@@ -699,10 +711,12 @@ async function main() {
     socketioVersion: pkgVersion('socket.io'),
     echoMallocTrimThreshold: ECHO_ENV.MALLOC_TRIM_THRESHOLD_,
     lifelineUnmask: await lifelineUnmaskKind(),
+    // Whether per-process CPU can come from the exact clock here (each run records the clock it used: cpuClock).
+    cpuClock: Number.isFinite(processCpu(process.pid)?.ns) ? 'schedstat' : 'ticks',
   };
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   console.log(`lifeline bench (${mode}${custom ? ', custom' : ''}): ${command}`);
-  console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}; lifeline's unmask for long payloads: ${env.lifelineUnmask}`);
+  console.log(`node ${env.node}, ${env.cpus} x ${env.cpuModel}, ws ${env.wsVersion}, git ${env.git ?? '?'}${opt.pin ? ', pinned' : ''}; lifeline's unmask for long payloads: ${env.lifelineUnmask}; process CPU from ${env.cpuClock === 'schedstat' ? 'the scheduler (schedstat, exact)' : `/proc/PID/stat ticks (1/${TICK} s)`}`);
   if (env.cpus < 3) console.log(`note: ${env.cpus} CPUs: server and loadgen each need about one; other load on this machine skews msgs/s (msgs per server-CPU-s less so).`);
   if (scenarioIds.some((id) => (SCENARIOS[id].kind ?? 'echo') === 'echo' && scenarioServers(SCENARIOS[id]).includes('uws'))) {
     console.log(`${checkUwsNative()} (uWebSockets.js ${env.uwsPackageVersion}); socket.io ${env.socketioVersion ?? 'missing'}`);

@@ -14,7 +14,9 @@
 // with sampling's noise (about 1/sqrt(samples) per row) and its overhead:
 // the sampling itself adds to what it measures (at 1 kHz, 5-10% on the
 // 2-CPU VM), so compare the two servers of one run, not a run with a bench
-// figure. The figure from /proc (utime + stime over the same window,
+// figure. The figure from /proc (the server's CPU over the same window,
+// exact from schedstat where the kernel has it, else utime + stime:
+// lib/proc.mjs processCpu;
 // sampling included) is printed beside the samples' total as a check, and
 // the server's read and write system calls per message (/proc/PID/io)
 // beside it: a change in how a server batches its writes shows there
@@ -45,7 +47,7 @@ import { Canaries, canaryFlag } from './lib/canary.mjs';
 import { Child } from './lib/child.mjs';
 import { ECHO_ENV, echoLoadgenArgs } from './lib/echo-load.mjs';
 import { AREAS, functionDiff, parsePerfReport, perMessage } from './lib/perf-areas.mjs';
-import { clockTicks, processStat, processSyscalls, syscallsBetween } from './lib/proc.mjs';
+import { clockTicks, cpuBetween, processCpu, processSyscalls, syscallsBetween } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { NO_ADDON_SERVERS, SCENARIOS, SERVERS, SESSION_SERVERS, WS_FLOOR_SERVERS } from './scenarios.mjs';
 
@@ -171,11 +173,11 @@ async function profileRun(id, rep) {
     const fifos = await openControl(perf, ctl, ack);
     const canaryBefore = await canaries.readAll(CPUS);
     await perfControl(fifos, 'enable');
-    const before = processStat(server.pid);
+    const before = processCpu(server.pid);
     const callsBefore = processSyscalls(server.pid);
     loadgen.write('go\n');
     const resultLine = await loadgen.waitLine((l) => l.startsWith('result '), 'result', 60000 + MESSAGES / 5);
-    const after = processStat(server.pid);
+    const after = processCpu(server.pid);
     const callsAfter = processSyscalls(server.pid);
     await perfControl(fifos, 'disable');
     const canaryAfter = await canaries.readAll(CPUS);
@@ -192,7 +194,7 @@ async function profileRun(id, rep) {
     // V8's perf map (one per server process, megabytes) is read by perf report only.
     for (const f of [data, ctl, ack, `/tmp/perf-${server.pid}.map`]) fs.rmSync(f, { force: true });
     const pm = perMessage(parsePerfReport(report), PERIOD_NS, r.received);
-    const procNs = ((after.user + after.sys - before.user - before.sys) / TICK) * 1e9 / r.received;
+    const procNs = (cpuBetween(before, after, TICK).sec * 1e9) / r.received;
     const slow = CPUS.map((cpu) => canaryFlag(cpu, canaryBefore[cpu], canaryAfter[cpu], canaries.best(cpu))).filter(Boolean);
     // Write calls per message: how well a server batches, and where a
     // change of its writes (the session's standalone acks) shows exactly.
@@ -245,7 +247,7 @@ const ty = median(runs[B].map((r) => r.total));
 console.log(`${col('all samples', W)} ${fmt(tx)} ${fmt(ty)} ${fmt(ty - tx)}`);
 const px = median(runs[A].map((r) => r.procNs));
 const py = median(runs[B].map((r) => r.procNs));
-console.log(`${col('/proc utime + stime', W)} ${fmt(px)} ${fmt(py)} ${fmt(py - px)}`);
+console.log(`${col('/proc CPU (schedstat, or ticks)', W)} ${fmt(px)} ${fmt(py)} ${fmt(py - px)}`);
 if (runs[A].every((r) => r.calls) && runs[B].every((r) => r.calls)) {
   const fc = (x) => x.toFixed(3).padStart(9);
   for (const k of ['reads', 'writes']) {

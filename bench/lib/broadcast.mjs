@@ -50,7 +50,7 @@ import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
 import { floorOf } from './floor.mjs';
 import { checkScenarioOpts, commonScenarioOpts, failRun, fdPlan, formatGoals, table, waitQuiet } from './idle.mjs';
-import { clockTicks, machineTicks, processTicks } from './proc.mjs';
+import { clockTicks, cpuBetween, machineTicks, processCpu } from './proc.mjs';
 import { median } from './stats.mjs';
 import { formatProfile, summarizeProfile } from '../profile.mjs';
 
@@ -211,11 +211,11 @@ async function runOne(o, id, rep, fd) {
 
     // ---- the measured broadcasts
     if (o.cpuProfile) await server.request('profstart');
-    const k0 = { server: processTicks(server.pid), loadgens: loadgens.map((l) => processTicks(l.pid)), machine: machineTicks() };
+    const k0 = { server: processCpu(server.pid), loadgens: loadgens.map((l) => processCpu(l.pid)), machine: machineTicks() };
     const t0 = process.hrtime.bigint();
     const times = await broadcastRange(server, loadgens, o.warmup + 1, total, o.window, perBroadcastTimeout);
     const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
-    const k1 = { server: processTicks(server.pid), loadgens: loadgens.map((l) => processTicks(l.pid)), machine: machineTicks() };
+    const k1 = { server: processCpu(server.pid), loadgens: loadgens.map((l) => processCpu(l.pid)), machine: machineTicks() };
     if (o.cpuProfile) r.profile = await keepProfile(o, server, `e-${id}-rep${rep}`);
 
     // ---- verification: every server said it queued to N, every receiver has all broadcasts.
@@ -238,8 +238,10 @@ async function runOne(o, id, rep, fd) {
     for (const s of stats) r.errors.push(...s.errors);
     if (r.errors.length) problems.push(r.errors[0]);
 
-    const serverCpuSec = (k1.server - k0.server) / TICK;
-    const loadgenCpuSec = k1.loadgens.reduce((a, t, i) => a + (t - k0.loadgens[i]), 0) / TICK;
+    // Exact where the kernel has schedstat, else ticks (lib/proc.mjs cpuBetween).
+    const serverCpu = cpuBetween(k0.server, k1.server, TICK);
+    const serverCpuSec = serverCpu.sec;
+    const loadgenCpuSec = k1.loadgens.reduce((a, t, i) => a + cpuBetween(k0.loadgens[i], t, TICK).sec, 0);
     const busySec = (k1.machine.busy - k0.machine.busy) / TICK;
     const stealShare = (k1.machine.steal - k0.machine.steal) / TICK / wallSec;
     const otherShare = Math.max(0, busySec - serverCpuSec - loadgenCpuSec) / wallSec;
@@ -249,6 +251,7 @@ async function runOne(o, id, rep, fd) {
       wallSec,
       deliveriesPerSec: deliveries / wallSec,
       serverCpuSec,
+      cpuClock: serverCpu.clock,
       deliveriesPerServerCpuSec: serverCpuSec > 0 ? deliveries / serverCpuSec : NaN,
       serverCpuShare: serverCpuSec / wallSec,
       loadgenCpuShare: loadgenCpuSec / wallSec,
@@ -258,7 +261,7 @@ async function runOne(o, id, rep, fd) {
       serverStats,
       receivedBytes: stats.reduce((a, s) => a + s.bytesIn, 0),
     });
-    if (serverCpuSec === 0) r.flags.push('server CPU below one tick: per-CPU-s figure undefined; use more --broadcasts');
+    if (!(serverCpuSec > 0)) r.flags.push('no server CPU measured: per-CPU-s figure undefined; use more --broadcasts');
     if (stealShare > STEAL_FLAG) r.flags.push(`steal ${(100 * stealShare).toFixed(0)}% of a CPU`);
     if (otherShare > OTHER_FLAG) r.flags.push(`other load ${(100 * otherShare).toFixed(0)}% of a CPU`);
     if (r.quiet.busyBefore >= 0.33) r.flags.push(`machine busy before the run (${(100 * r.quiet.busyBefore).toFixed(0)}% of a CPU)`);

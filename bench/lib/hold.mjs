@@ -44,7 +44,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
 import { checkScenarioOpts, commonScenarioOpts, failRun, fileLimits, formatGoals, IDLE_NICE, portsPerAddress, setNice, SOURCE_ADDRESSES, table, waitQuiet } from './idle.mjs';
-import { clockTicks, machineTicks, processTicks } from './proc.mjs';
+import { clockTicks, cpuBetween, machineTicks, processCpu } from './proc.mjs';
 
 export const HOLD_DEFAULTS = {
   full: { connections: 100_000, windowSec: 30, hbIntervalMs: 6000 },
@@ -133,7 +133,7 @@ async function runOne(o, id, plan) {
     const listening = await server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
     const port = Number(listening.split(' ')[1]);
     const memBaseline = await server.request('mem');
-    const cpu0 = processTicks(server.pid);
+    const cpu0 = processCpu(server.pid);
     const t0 = process.hrtime.bigint();
     // Every loadgen spreads its connections over all eight addresses, so each
     // address carries N / 8 of them (well under its ~28k ports even at 100k).
@@ -178,7 +178,7 @@ async function runOne(o, id, plan) {
     for (let i = half; i < k; i++) loadgens.push(startLoadgen(i));
     await connected(loadgens, N);
     r.connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    r.connectServerCpuMs = ((processTicks(server.pid) - cpu0) / TICK) * 1000;
+    r.connectServerCpuMs = cpuBetween(cpu0, processCpu(server.pid), TICK).sec * 1000;
     const memAfterConnect = await server.request('mem');
     let why = setNice(server.pid, IDLE_NICE);
     for (const lg of loadgens) why ??= setNice(lg.pid, IDLE_NICE);
@@ -188,11 +188,11 @@ async function runOne(o, id, plan) {
     // ---- the idle window
     const counters = async () => [await server.request('stats'), await Promise.all(loadgens.map((l) => l.request('stats')))];
     const [s0, l0] = await counters();
-    const k0 = processTicks(server.pid);
+    const k0 = processCpu(server.pid);
     const m0 = machineTicks();
     const w0 = process.hrtime.bigint();
     await sleep(o.windowSec * 1000);
-    const k1 = processTicks(server.pid);
+    const k1 = processCpu(server.pid);
     const m1 = machineTicks();
     const wallSec = Number(process.hrtime.bigint() - w0) / 1e9;
     const [s1, l1] = await counters();
@@ -201,7 +201,7 @@ async function runOne(o, id, plan) {
     const sum = (ls, f) => ls.reduce((a, x) => a + f(x), 0);
     const clientPings = (ls) => sum(ls, (x) => x.pingsReceived + x.appPingsReceived);
     const clientPongs = (ls) => sum(ls, (x) => x.pongsSent + x.appPongsSent);
-    const serverCpuSec = (k1 - k0) / TICK;
+    const serverCpuSec = cpuBetween(k0, k1, TICK).sec;
     const busySec = (m1.busy - m0.busy) / TICK;
     const perConnRss = (memAfter.rss - memBaseline.rss) / N;
     const marginal = (memAfterConnect.rss - memHalf.rss) / (N - nHalf) + (memAfter.rss - memAfterConnect.rss) / N;

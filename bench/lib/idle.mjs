@@ -14,8 +14,8 @@
 // variant sees the same machine, and the scenario takes one window, not one
 // per server; --idle-sequential gives each variant a window of its own):
 //
-//   3. counters from every server and loadgen, server CPU ticks from
-//      /proc/PID/stat; idle for the window; CPU ticks and counters again;
+//   3. counters from every server and loadgen, server CPU from /proc
+//      (lib/proc.mjs processCpu); idle for the window; CPU and counters again;
 //   4. with `steadySec` > 0 (both modes), after a gap of `steadyGapSec`, the same
 //      over a steady window: the first holds one-time costs (V8 optimizing
 //      the ping path, V8's memory reducer after the connection burst), the
@@ -43,7 +43,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child } from './child.mjs';
 import { floorOf, floorText } from './floor.mjs';
-import { clockTicks, machineTicks, processTicks } from './proc.mjs';
+import { clockTicks, cpuBetween, machineTicks, processCpu } from './proc.mjs';
 import { median } from './stats.mjs';
 
 /**
@@ -240,7 +240,7 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
         const listening = await e.server.waitLine((l) => l.startsWith('listening '), '"listening <port>"', 15000);
         const port = Number(listening.split(' ')[1]);
         e.memBaseline = await e.server.request('mem');
-        const cpu0 = processTicks(e.server.pid);
+        const cpu0 = processCpu(e.server.pid);
         const t0 = process.hrtime.bigint();
         e.loadgen = spawnNode(
           [
@@ -271,7 +271,7 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
           throw new Error(`the server holds ${st.connections} of ${N} connections 30 s after the loadgen had them open${why}`);
         }
         e.r.connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
-        e.r.connectServerCpuMs = ((processTicks(e.server.pid) - cpu0) / TICK) * 1000;
+        e.r.connectServerCpuMs = cpuBetween(cpu0, processCpu(e.server.pid), TICK).sec * 1000;
         e.memAfterConnect = await e.server.request('mem');
         const why = setNice(e.server.pid, IDLE_NICE) ?? setNice(e.loadgen.pid, IDLE_NICE);
         e.r.nice = why === null ? IDLE_NICE : `unchanged (${why})`;
@@ -290,23 +290,25 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
     // A process that dies in the window fails its own variant, not the others.
     const ask = (child, cmd) => child.request(cmd).catch((err) => ({ requestFailed: err.message }));
     const counters = () => Promise.all(live.map(async (e) => [await ask(e.server, 'stats'), await ask(e.loadgen, 'stats')]));
-    const ticks = () => live.map((e) => ({ server: processTicks(e.server.pid), loadgen: processTicks(e.loadgen.pid) }));
-    // One measured interval: counters and CPU ticks at both ends, nothing to
-    // wait for in between but time.
+    const cpuNow = () => live.map((e) => ({ server: processCpu(e.server.pid), loadgen: processCpu(e.loadgen.pid) }));
+    // One measured interval: counters and CPU clocks (lib/proc.mjs: exact
+    // where the kernel has schedstat; a server's idle window is a few tenths
+    // of a second of CPU, where 10 ms ticks would be 3-4% of it at each end)
+    // at both ends, nothing to wait for in between but time.
     const measure = async (sec) => {
       const c0 = await counters();
-      const k0 = ticks();
+      const k0 = cpuNow();
       const m0 = machineTicks();
       const t0 = process.hrtime.bigint();
       await sleep(sec * 1000);
-      const k1 = ticks();
+      const k1 = cpuNow();
       const m1 = machineTicks();
       const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
       const c1 = await counters();
       const busySec = (m1.busy - m0.busy) / TICK;
       let oursSec = 0;
       live.forEach((e, i) => {
-        oursSec += (k1[i].server - k0[i].server + (k1[i].loadgen - k0[i].loadgen)) / TICK;
+        oursSec += cpuBetween(k0[i].server, k1[i].server, TICK).sec + cpuBetween(k0[i].loadgen, k1[i].loadgen, TICK).sec;
       });
       return { c0, c1, k0, k1, wallSec, otherShare: Math.max(0, busySec - oursSec) / wallSec, stealShare: (m1.steal - m0.steal) / TICK / wallSec };
     };
@@ -328,7 +330,8 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
     const figures = (i, w) => {
       const [s0, l0] = w.c0[i];
       const [s1, l1] = w.c1[i];
-      const serverCpuSec = (w.k1[i].server - w.k0[i].server) / TICK;
+      const serverCpu = cpuBetween(w.k0[i].server, w.k1[i].server, TICK);
+      const serverCpuSec = serverCpu.sec;
       const uwsLike = s1.pingsSent === null || s1.pingsSent === undefined;
       // uWS does not report its pings: then count those its peers received.
       const pingsSent = uwsLike ? l1.pingsReceived + l1.appPingsReceived - (l0.pingsReceived + l0.appPingsReceived) : s1.pingsSent - s0.pingsSent;
@@ -336,7 +339,8 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
         windowSec: w.wallSec,
         serverCpuSec,
         idleCpuShare: serverCpuSec / w.wallSec,
-        loadgenCpuShare: (w.k1[i].loadgen - w.k0[i].loadgen) / TICK / w.wallSec,
+        cpuClock: serverCpu.clock,
+        loadgenCpuShare: cpuBetween(w.k0[i].loadgen, w.k1[i].loadgen, TICK).sec / w.wallSec,
         pingsSent,
         pingsCountedBy: uwsLike ? 'loadgen' : 'server',
         pongsReceived: s1.pongsReceived - s0.pongsReceived,
