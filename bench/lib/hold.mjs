@@ -414,7 +414,7 @@ export function formatHoldSummary(result) {
       `${p.windowSec} s idle window, heartbeat every ${p.hbIntervalMs} ms of quiet. RSS after a full GC (kernel socket buffers are not in it); ` +
       'RSS/conn = (after the window - before any connection) / held; marginal = second half of the connections over the first (+ the window\'s growth per connection); ' +
       'RSS at 100k = measured + marginal x the connections missing (the goal\'s figure); at 100k (avg) = before + RSS/conn x 100,000. ' +
-      'Idle CPU: server utime+stime over the window (it includes answering the shortened heartbeat), share of one CPU. Missed: pings unanswered in time (server.stats().pingsMissed), whole run.',
+      'Idle CPU: server CPU (the scheduler's run time of its threads) over the window (it includes answering the shortened heartbeat), share of one CPU. Missed: pings unanswered in time (server.stats().pingsMissed), whole run.',
     ...ids.map((id) => `  ${id}: heartbeat ${summary[id].heartbeat}`),
   ];
   if (result.goals?.length) lines.push(formatGoals(result.goals.map((g) => ({ ...g, text: g.text + (g.extrapolated ? ' [extrapolated]' : '') }))));

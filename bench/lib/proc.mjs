@@ -24,16 +24,6 @@ export function hasProc() {
 }
 
 /**
- * CPU time a process has used, in ticks: utime + stime from /proc/PID/stat
- * (fields 14 and 15; all threads, so GC and libuv threads count too).
- * Null when the process is gone.
- */
-export function processTicks(pid) {
-  const t = processStat(pid);
-  return t === null ? null : t.user + t.sys;
-}
-
-/**
  * What /proc/PID/stat says of the process's CPU, split: user (utime, field
  * 14) and system (stime, field 15) ticks, and its minor page faults so far
  * (minflt, field 10); null when the process is gone. A run whose
