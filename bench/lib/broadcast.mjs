@@ -435,7 +435,7 @@ export function formatBroadcastSummary(result) {
     `${p.connections.toLocaleString('en-US')} connections, ${p.broadcasts} broadcasts of ${p.messageBytes} B (+${p.warmup} warm-up), ` +
       `${p.window === 1 ? 'one at a time (the next starts when every connection has the previous one)' : `up to ${p.window} in flight`}, ` +
       `${p.reps === 1 ? '1 rep' : `medians of ${p.reps} reps`}. Deliveries = connections x broadcasts, every one checked (once, in order, exact bytes). ` +
-      'Per server-CPU-s: server CPU (the scheduler's run time of its threads) over the measured broadcasts. Broadcast time: command sent to the server -> last connection has it. ' +
+      'Per server-CPU-s: server CPU (the run time of its threads, from the scheduler) over the measured broadcasts. Broadcast time: command sent to the server -> last connection has it. ' +
       "vs net: against Node's floor (one socket.write of a pre-encoded frame per socket, servers/broadcast-net.mjs). " +
       `CPU columns: shares of one CPU; the receivers (${p.loadgens} process${p.loadgens === 1 ? '' : 'es'}) often bound deliveries/s on a small machine.` +
       (ids.some((id) => summary[id].flagged) ? ' Some runs were flagged (see above): treat with care.' : ''),

@@ -201,7 +201,8 @@ async function runOne(o, id, plan) {
     const sum = (ls, f) => ls.reduce((a, x) => a + f(x), 0);
     const clientPings = (ls) => sum(ls, (x) => x.pingsReceived + x.appPingsReceived);
     const clientPongs = (ls) => sum(ls, (x) => x.pongsSent + x.appPongsSent);
-    const serverCpuSec = cpuBetween(k0, k1, TICK).sec;
+    const serverCpu = cpuBetween(k0, k1, TICK);
+    const serverCpuSec = serverCpu.sec;
     const busySec = (m1.busy - m0.busy) / TICK;
     const perConnRss = (memAfter.rss - memBaseline.rss) / N;
     const marginal = (memAfterConnect.rss - memHalf.rss) / (N - nHalf) + (memAfter.rss - memAfterConnect.rss) / N;
@@ -229,6 +230,7 @@ async function runOne(o, id, plan) {
       // The plain average instead (RSS before any connection + average per connection x target).
       rssAtTargetAverageBytes: memBaseline.rss + perConnRss * HOLD_GOALS.atConnections,
       serverCpuSec,
+      cpuClock: serverCpu.clock,
       idleCpuShare: serverCpuSec / wallSec,
       otherShare: Math.max(0, busySec - serverCpuSec) / wallSec,
       pingsSent: serverPings ? clientPings(l1) - clientPings(l0) : s1.pingsSent - s0.pingsSent,
@@ -414,7 +416,7 @@ export function formatHoldSummary(result) {
       `${p.windowSec} s idle window, heartbeat every ${p.hbIntervalMs} ms of quiet. RSS after a full GC (kernel socket buffers are not in it); ` +
       'RSS/conn = (after the window - before any connection) / held; marginal = second half of the connections over the first (+ the window\'s growth per connection); ' +
       'RSS at 100k = measured + marginal x the connections missing (the goal\'s figure); at 100k (avg) = before + RSS/conn x 100,000. ' +
-      'Idle CPU: server CPU (the scheduler's run time of its threads) over the window (it includes answering the shortened heartbeat), share of one CPU. Missed: pings unanswered in time (server.stats().pingsMissed), whole run.',
+      'Idle CPU: server CPU (the run time of its threads, from the scheduler) over the window (it includes answering the shortened heartbeat), share of one CPU. Missed: pings unanswered in time (server.stats().pingsMissed), whole run.',
     ...ids.map((id) => `  ${id}: heartbeat ${summary[id].heartbeat}`),
   ];
   if (result.goals?.length) lines.push(formatGoals(result.goals.map((g) => ({ ...g, text: g.text + (g.extrapolated ? ' [extrapolated]' : '') }))));

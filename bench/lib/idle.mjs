@@ -667,7 +667,7 @@ export function formatIdleSummary(sc, ids, params, summary, table) {
     (steady ? ` right after connecting, then a steady window of ${params.steadySec} s from ${params.steadyGapSec} s after it (the idle-CPU goal's)` : '') +
     ', ' +
     `${params.reps === 1 ? '1 rep' : `medians of ${params.reps} reps`}. Per connection = (after the window - before any connection) / N, ` +
-    'both after a full GC; RSS leaves out kernel socket buffers. Idle CPU: server CPU (the scheduler's run time of its threads) over the window, share of one CPU. ' +
+    'both after a full GC; RSS leaves out kernel socket buffers. Idle CPU: server CPU (the run time of its threads, from the scheduler) over the window, share of one CPU. ' +
     'Pings and pongs: during the first window (lifeline: server.stats(); ws: counted around ws.ping() and its pong listener); ' +
     'CPU/ping: server CPU over the window per ping sent in it. ' +
     'Setup: server CPU from starting the loadgen until the server held all N connections (accept, opening handshake, ' +
