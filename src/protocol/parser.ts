@@ -9,7 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { ProtocolError } from './errors.js';
-import { UNMASK_BITS_UNKNOWN as UNMASK_BITS_UNKNOWN_IMPORT, unmaskWithKey as unmaskWithKeyImport } from './frame.js';
+import { BULK_UNMASK_MIN, UNMASK_BITS_UNKNOWN as UNMASK_BITS_UNKNOWN_IMPORT, unmaskWithKey as unmaskWithKeyImport } from './frame.js';
 import type { BulkUnmask } from './simd-unmask.js';
 import { coldFieldDefaults, ownColdFields } from './cold-fields.js';
 
@@ -47,14 +47,7 @@ const S_STOPPED = 2;
 const EMPTY = Buffer.alloc(0);
 /** Shared empty list: a parser that never pauses allocates no array of its own. */
 const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
-/**
- * Shortest payload slice given to the bulk unmask: below it the built-in
- * word loop is as fast as either kind of bulk unmask (`node
- * bench/unmask.mjs`, Node 20, AMD EPYC, ns per slice, built-in / SIMD /
- * bufferutil: 256 B 65 / 79 / 69; 384 B 94 / 86 / 70; 16 KiB 3,690 / 542 /
- * 330).
- */
-export const BULK_UNMASK_MIN = 384;
+export { BULK_UNMASK_MIN };
 // What the parse loop compares with: V8 folds a module's own constant, but
 // reads an exported or imported one from its cell, with a hole check, on
 // every frame (5 instructions a message in bench/inproc.mjs).
