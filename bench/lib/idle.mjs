@@ -306,11 +306,10 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
       const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
       const c1 = await counters();
       const busySec = (m1.busy - m0.busy) / TICK;
-      let oursSec = 0;
-      live.forEach((e, i) => {
-        oursSec += cpuBetween(k0[i].server, k1[i].server, TICK).sec + cpuBetween(k0[i].loadgen, k1[i].loadgen, TICK).sec;
-      });
-      return { c0, c1, k0, k1, wallSec, otherShare: Math.max(0, busySec - oursSec) / wallSec, stealShare: (m1.steal - m0.steal) / TICK / wallSec };
+      // Each variant's server and loadgen CPU over the window (lib/proc.mjs cpuBetween).
+      const cpu = live.map((e, i) => ({ server: cpuBetween(k0[i].server, k1[i].server, TICK), loadgen: cpuBetween(k0[i].loadgen, k1[i].loadgen, TICK) }));
+      const oursSec = cpu.reduce((a, c) => a + c.server.sec + c.loadgen.sec, 0);
+      return { c0, c1, cpu, wallSec, otherShare: Math.max(0, busySec - oursSec) / wallSec, stealShare: (m1.steal - m0.steal) / TICK / wallSec };
     };
     // The first window starts as soon as the last variant is connected: it
     // holds one-time costs (V8 optimizing the ping path on its first round,
@@ -330,7 +329,7 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
     const figures = (i, w) => {
       const [s0, l0] = w.c0[i];
       const [s1, l1] = w.c1[i];
-      const serverCpu = cpuBetween(w.k0[i].server, w.k1[i].server, TICK);
+      const serverCpu = w.cpu[i].server;
       const serverCpuSec = serverCpu.sec;
       const uwsLike = s1.pingsSent === null || s1.pingsSent === undefined;
       // uWS does not report its pings: then count those its peers received.
@@ -340,7 +339,7 @@ async function runGroup(ctx, sc, ids, params, addresses, fd) {
         serverCpuSec,
         idleCpuShare: serverCpuSec / w.wallSec,
         cpuClock: serverCpu.clock,
-        loadgenCpuShare: cpuBetween(w.k0[i].loadgen, w.k1[i].loadgen, TICK).sec / w.wallSec,
+        loadgenCpuShare: w.cpu[i].loadgen.sec / w.wallSec,
         pingsSent,
         pingsCountedBy: uwsLike ? 'loadgen' : 'server',
         pongsReceived: s1.pongsReceived - s0.pongsReceived,
