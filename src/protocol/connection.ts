@@ -188,7 +188,7 @@ export interface ConnectionOptions {
   /** Fast validator for complete buffers (Node: buffer.isUtf8). Default: the incremental validator. */
   isUtf8?: (buf: Uint8Array) => boolean;
   /**
-   * Unmask for payload slices of BULK_UNMASK_MIN (384) bytes and more.
+   * Unmask for payload slices of BULK_UNMASK_MIN (576) bytes and more.
    * Default: the WebAssembly SIMD kernel (simd-unmask.ts) where the runtime
    * has it; null: the built-in JavaScript unmask for every slice.
    */

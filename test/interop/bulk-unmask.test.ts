@@ -23,7 +23,7 @@ const choices = [
   { name: 'SIMD kernel', env: { LIFELINE_NO_NATIVE: '1' } },
   { name: 'built-in JavaScript', env: { LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '1' } },
 ];
-const SIZES = [383, 384, 385, 1000, 16 * 1024, 65_536 + 13, 300_001];
+const SIZES = [383, 575, 576, 577, 1000, 16 * 1024, 65_536 + 13, 300_001];
 
 /** Bytes that are not all ASCII, with a different pattern per size. */
 function payload(n: number): Buffer {

@@ -274,6 +274,28 @@ describe('masking (RFC 6455 5.3)', () => {
     );
   });
 
+  it('unmaskInPlace word path: one non-ASCII byte anywhere in an ASCII payload shows in the hint (every word of the four-word loop and its remainder)', () => {
+    const key = hex('5a 0f c3 81');
+    for (const len of [96, 97, 98, 99, 100, 101, 102, 103, 131]) {
+      for (let start = 0; start < 4; start++) {
+        for (let phase = 0; phase < 4; phase++) {
+          const ascii = Buffer.alloc(len, 0x61);
+          const masked = naiveMask(ascii, key, phase);
+          const buf = Buffer.concat([Buffer.alloc(start, 0xff), masked, Buffer.alloc(3, 0xff)]);
+          assert.ok(unmaskInPlace(Buffer.from(buf), start, start + len, key, phase) < 0x80, `all ASCII: len ${len} start ${start} phase ${phase}`);
+          for (let at = 0; at < len; at++) {
+            const one = Buffer.from(ascii);
+            one[at] = 0xc3;
+            const b = Buffer.concat([Buffer.alloc(start, 0x00), naiveMask(one, key, phase), Buffer.alloc(3, 0x00)]);
+            const bits = unmaskInPlace(b, start, start + len, key, phase);
+            assert.ok((bits & 0x80) !== 0, `0xc3 at ${at}: len ${len} start ${start} phase ${phase}`);
+            assert.equal(b.subarray(start, start + len).toString('latin1'), one.toString('latin1'));
+          }
+        }
+      }
+    }
+  });
+
   it('unmaskInPlace word path: right in buffers of any offset, one after another (the cached 32-bit view follows the buffer)', () => {
     const key = hex('0f f0 aa 55');
     // Pooled Buffers (shared ArrayBuffer, odd byteOffsets) and ones of their own, alternating.
