@@ -3,7 +3,9 @@
 // word loop (unmaskWithKey), its WebAssembly SIMD bulk unmask (copies
 // included) and bufferutil's native unmask when installed; then a client's
 // masking of an outgoing payload: the old byte loop that masked while
-// copying, and a copy followed by each unmask in place. The same buffer
+// copying, a copy followed by the built-in unmask in place, and the bulk
+// masks that mask while they copy (the SIMD kernel's, through its memory,
+// and bufferutil's `mask()`, as lifeline's Node transport calls it). The same buffer
 // every time (hot in cache, as a payload just read is); the best of
 // --rounds rounds, in ns per slice. Needs a built dist/.
 //
@@ -13,7 +15,8 @@ import { parseArgs } from 'node:util';
 
 import { maskInto, unmaskWithKey } from '../dist/protocol/frame.js';
 import { phaseZeroUnmask } from '../dist/protocol/parser.js';
-import { sharedSimdUnmask } from '../dist/protocol/simd-unmask.js';
+import { sharedSimdMask, sharedSimdUnmask } from '../dist/protocol/simd-unmask.js';
+import { bulkUnmaskKind, nodeBulkMask } from '../dist/transport/node/native.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +40,9 @@ try {
   // not installed: its columns stay empty
 }
 const simd = sharedSimdUnmask();
+const simdMask = sharedSimdMask();
+// The Node transport's mask-and-copy when it is bufferutil's (LIFELINE_NO_NATIVE unset and bufferutil installed).
+const nativeMask = bulkUnmaskKind === 'bufferutil' && nodeBulkMask !== simdMask ? nodeBulkMask : null;
 const KEY = 0x01020304;
 const MASK = Buffer.from([1, 2, 3, 4]);
 
@@ -80,7 +86,7 @@ for (const size of sizes) {
   console.log([size, fmt(js), fmt(sv), fmt(bu)].join('\t'));
 }
 console.log('\nmask a payload into a frame (a client send), per payload:');
-console.log(['size', 'masking while copying (before)', 'copy+built-in (maskInto)', 'copy+SIMD'].join('\t'));
+console.log(['size', 'masking while copying (before)', 'copy+built-in', 'copy+SIMD in place', 'SIMD mask-and-copy', 'bufferutil mask'].join('\t'));
 for (const size of sizes) {
   const src = Buffer.alloc(size, 7);
   const dst = Buffer.alloc(size + 14);
@@ -93,5 +99,7 @@ for (const size of sizes) {
         simd(dst, 6, 6 + size, KEY, 0);
       })
     : null;
-  console.log([size, fmt(byteLoop), fmt(copyJs), fmt(copySimd)].join('\t'));
+  const fusedSimd = simdMask ? best(iters, () => simdMask(src, dst, 6, KEY)) : null;
+  const fusedNative = nativeMask ? best(iters, () => nativeMask(src, dst, 6, KEY)) : null;
+  console.log([size, fmt(byteLoop), fmt(copyJs), fmt(copySimd), fmt(fusedSimd), fmt(fusedNative)].join('\t'));
 }

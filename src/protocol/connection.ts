@@ -31,7 +31,7 @@ import {
   writeFrameHeader as writeFrameHeaderImport,
 } from './frame.js';
 import { FrameParser, type FrameSink, payloadSliceBits as payloadSliceBitsImport, phaseZeroUnmask } from './parser.js';
-import { type BulkUnmask, sharedSimdUnmask } from './simd-unmask.js';
+import { type BulkMask, type BulkUnmask, sharedSimdMask, sharedSimdUnmask } from './simd-unmask.js';
 import { coldFieldDefaults } from './cold-fields.js';
 import { decimalDigits } from './decimal.js';
 import { webCryptoFill } from './random-pool.js';
@@ -194,6 +194,12 @@ export interface ConnectionOptions {
    */
   bulkUnmask?: BulkUnmask | null;
   /**
+   * A client's mask-and-copy for payloads of BULK_MASK_MIN (576) bytes and
+   * more. Default: the WebAssembly SIMD kernel's where the runtime has it;
+   * null: copy, then the built-in unmask in place. Servers do not mask.
+   */
+  bulkMask?: BulkMask | null;
+  /**
    * A native in-place unmask of a whole buffer with the key at phase 0,
    * bufferutil's `unmask(buf, mask)`: used as the bulk unmask (through
    * phaseZeroUnmask) when `bulkUnmask` is not given.
@@ -283,6 +289,8 @@ export class Connection implements FrameSink {
   declare private readonly fragmentSize: number;
   declare private readonly autoPong: boolean;
   declare private readonly randomFill: (buf: Uint8Array) => void;
+  /** A client's mask-and-copy for long payloads (null on the prototype: servers never mask). */
+  declare private readonly bulkMask: BulkMask | null;
   private readonly isUtf8: (buf: Uint8Array) => boolean;
 
   // Current frame.
@@ -349,6 +357,10 @@ export class Connection implements FrameSink {
     if (fragmentSize !== 0) settings.fragmentSize = fragmentSize;
     if (options.autoPong === false) settings.autoPong = false;
     if (options.randomFill !== undefined && options.randomFill !== webCryptoFill) settings.randomFill = options.randomFill;
+    if (options.role === 'client') {
+      const bulkMask = options.bulkMask !== undefined ? options.bulkMask : sharedSimdMask();
+      if (bulkMask !== null) settings.bulkMask = bulkMask;
+    }
     this.isUtf8 = options.isUtf8 ?? isValidUtf8;
     this.parser = new FrameParser(this, options.bulkUnmask !== undefined ? options.bulkUnmask : options.unmask ? phaseZeroUnmask(options.unmask) : sharedSimdUnmask());
   }
@@ -904,8 +916,8 @@ export class Connection implements FrameSink {
       const hsize = frameHeaderSize(len, true);
       const frame = Buffer.allocUnsafe(hsize + len);
       writeFrameHeader(frame, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, len, mask);
-      // A long payload is masked by the parser's bulk unmask too.
-      maskInto(payload, frame, hsize, mask, this.parser.unmask);
+      // A long payload is masked as it is copied into the frame.
+      maskInto(payload, frame, hsize, mask, this.bulkMask);
       this.bytesOut += frame.length;
       this.handler.write(frame);
       return;
@@ -986,6 +998,7 @@ coldFieldDefaults(Connection.prototype, {
   fragmentSize: 0,
   autoPong: true,
   randomFill: webCryptoFill,
+  bulkMask: null,
   closeSent: false,
   closeWritten: false,
   closeTransportPending: false,

@@ -5,7 +5,7 @@
  */
 
 import { Buffer } from 'node:buffer';
-import type { BulkUnmask } from './simd-unmask.js';
+import type { BulkMask } from './simd-unmask.js';
 
 export const Opcode = {
   Continuation: 0x0,
@@ -324,19 +324,28 @@ export function unmaskWithKey(buf: Uint8Array, start: number, end: number, key: 
 export const BULK_UNMASK_MIN = 576;
 
 /**
- * Writes `src` XOR mask into `dst` at `dstOffset`: a client's payload into
- * its frame. A copy (memmove) and then the unmask in place (XOR both ways),
- * not one byte loop that masks while copying: about 2.2x as fast from 256 B
- * on, the same at 128 B (`node bench/unmask.mjs`, Node 20, AMD EPYC: 16 KiB
- * 8.4 us against 3.8). Payloads of BULK_UNMASK_MIN bytes and more go to
- * `bulk` when given, as the parser's slices do (SIMD: 0.7 us for 16 KiB
- * with the copy).
+ * Shortest payload a client masks with a bulk mask (BulkMask: the SIMD
+ * kernel's or bufferutil's mask-and-copy), measured like BULK_UNMASK_MIN
+ * (`node bench/unmask.mjs`, its "mask a payload into a frame" table).
  */
-export function maskInto(src: Uint8Array, dst: Uint8Array, dstOffset: number, mask: Uint8Array, bulk: BulkUnmask | null = null): void {
+export const BULK_MASK_MIN = 512;
+
+/**
+ * Writes `src` XOR mask into `dst` at `dstOffset`: a client's payload into
+ * its frame. Payloads of BULK_MASK_MIN bytes and more go to `bulk` when
+ * given, which masks as it copies. Shorter ones (and all without it) are
+ * copied (memmove) and then unmasked in place by the word loop, not masked
+ * by one byte loop while copying: about 2.2x as fast from 256 B on
+ * (`node bench/unmask.mjs`, Node 20, AMD EPYC).
+ */
+export function maskInto(src: Uint8Array, dst: Uint8Array, dstOffset: number, mask: Uint8Array, bulk: BulkMask | null = null): void {
   const n = src.length;
   if (n === 0) return;
-  dst.set(src, dstOffset);
   const key = (mask[0]! << 24) | (mask[1]! << 16) | (mask[2]! << 8) | mask[3]!;
-  if (n >= BULK_UNMASK_MIN && bulk !== null) bulk(dst, dstOffset, dstOffset + n, key, 0);
-  else unmaskWithKey(dst, dstOffset, dstOffset + n, key, 0);
+  if (n >= BULK_MASK_MIN && bulk !== null) {
+    bulk(src, dst, dstOffset, key);
+    return;
+  }
+  dst.set(src, dstOffset);
+  unmaskWithKey(dst, dstOffset, dstOffset + n, key, 0);
 }

@@ -133,8 +133,7 @@ export class FrameParser {
    */
   constructor(
     private readonly sink: FrameSink,
-    /** @internal The bulk unmask (a client's connection masks its long payloads with it too). */
-    readonly unmask: BulkUnmask | null = null,
+    private readonly unmask: BulkUnmask | null = null,
   ) {}
 
   get isPaused(): boolean {

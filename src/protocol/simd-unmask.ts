@@ -24,6 +24,14 @@
  */
 export type BulkUnmask = (buf: Uint8Array, start: number, end: number, key: number, maskOffset: number) => number;
 
+/**
+ * A client's masking of a whole payload into its frame, fused with the copy:
+ * `dst[dstOffset..dstOffset + src.length)` = `src` XOR the big-endian 32-bit
+ * `key` from payload index 0. One pass over the bytes fewer than a copy and
+ * then an unmask in place (bufferutil's `mask()` does it in one).
+ */
+export type BulkMask = (src: Uint8Array, dst: Uint8Array, dstOffset: number, key: number) => void;
+
 // The kernel, as text (WebAssembly's text format):
 //
 // (module
@@ -157,8 +165,14 @@ interface WebAssemblyApi {
   Instance: new (module: object) => { exports: { m: { buffer: ArrayBuffer }; x: (n: number, k: number) => number } };
 }
 
-/** The SIMD bulk unmask, or null where WebAssembly or its SIMD is missing (the built-in unmask then does it all). */
-export function createSimdUnmask(): BulkUnmask | null {
+/** The kernel's two entry points: the bulk unmask (in place) and the client's mask-and-copy. */
+export interface SimdKernel {
+  unmask: BulkUnmask;
+  mask: BulkMask;
+}
+
+/** The SIMD kernel, or null where WebAssembly or its SIMD is missing (the built-in unmask then does it all). */
+export function createSimdKernel(): SimdKernel | null {
   const wasm = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
   let xor: (n: number, k: number) => number;
   let mem: Uint8Array;
@@ -177,33 +191,58 @@ export function createSimdUnmask(): BulkUnmask | null {
     // 'wasm-unsafe-eval').
     return null;
   }
-  return (buf, start, end, key, maskOffset) => {
-    if (end <= start) return 0;
-    // The key rotated to this slice's phase, then byte-swapped: the mask byte
-    // for the slice's first byte in the low bits (see the kernel's notes).
-    const r = (maskOffset & 3) << 3;
-    const k = r === 0 ? key : (key << r) | (key >>> (32 - r));
-    const le = ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24);
+  /**
+   * `src[start..end)` through the kernel's memory, XOR-ed with `le` (the key
+   * already at the slice's phase, little-endian), into `dst` from `at`: in
+   * place when dst is src and at is start, a masked copy otherwise. Returns
+   * the XOR-ed bytes OR-ed together.
+   */
+  const run = (src: Uint8Array, start: number, end: number, le: number, dst: Uint8Array, at: number): number => {
     let bits = 0;
     // Views made with the constructor, not subarray(): a Buffer's subarray()
     // looks up its species constructor (Node's FastBuffer) on every call:
     // 15-25 ns of the copies' fixed cost (bench/unmask.mjs).
-    const ab = buf.buffer;
-    const off = buf.byteOffset;
+    const ab = src.buffer;
+    const off = src.byteOffset;
     for (let a = start; a < end; a += PIECE) {
       const n = end - a < PIECE ? end - a : PIECE;
       mem.set(new Uint8Array(ab, off + a, n));
       bits |= xor(n, le);
-      buf.set(n === PIECE ? mem : new Uint8Array(memBuffer, 0, n), a);
+      dst.set(n === PIECE ? mem : new Uint8Array(memBuffer, 0, n), at + (a - start));
     }
     return bits;
   };
+  return {
+    unmask: (buf, start, end, key, maskOffset) => {
+      if (end <= start) return 0;
+      // The key rotated to this slice's phase, then byte-swapped: the mask byte
+      // for the slice's first byte in the low bits (see the kernel's notes).
+      const r = (maskOffset & 3) << 3;
+      const k = r === 0 ? key : (key << r) | (key >>> (32 - r));
+      return run(buf, start, end, ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24), buf, start);
+    },
+    mask: (src, dst, dstOffset, key) => {
+      // Straight into the frame: no copy of the payload there first.
+      if (src.length > 0) run(src, 0, src.length, ((key & 0xff) << 24) | ((key & 0xff00) << 8) | ((key >>> 8) & 0xff00) | (key >>> 24), dst, dstOffset);
+    },
+  };
 }
 
-let shared: BulkUnmask | null | undefined;
+/** The SIMD bulk unmask, or null where WebAssembly or its SIMD is missing (the built-in unmask then does it all). */
+export function createSimdUnmask(): BulkUnmask | null {
+  return createSimdKernel()?.unmask ?? null;
+}
+
+let shared: SimdKernel | null | undefined;
 
 /** One SIMD bulk unmask for the whole thread (made on first use), or null where there is none. */
 export function sharedSimdUnmask(): BulkUnmask | null {
-  if (shared === undefined) shared = createSimdUnmask();
-  return shared;
+  if (shared === undefined) shared = createSimdKernel();
+  return shared === null ? null : shared.unmask;
+}
+
+/** The same kernel's mask-and-copy for a client's long payloads, or null where there is none. */
+export function sharedSimdMask(): BulkMask | null {
+  if (shared === undefined) shared = createSimdKernel();
+  return shared === null ? null : shared.mask;
 }

@@ -11,7 +11,7 @@ import process from 'node:process';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt as viewAtImport, viewOf as viewOfImport } from '../../protocol/connection.js';
-import { nodeBulkUnmask } from './native.js';
+import { nodeBulkMask, nodeBulkUnmask } from './native.js';
 import { frameHeaderSize as frameHeaderSizeImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
 import { putDecimalBefore as putDecimalBeforeImport } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
@@ -420,6 +420,7 @@ export class WebSocket implements ConnectionHandler {
       // Only clients mask (a server's connections keep the shared default).
       randomFill: init.role === 'client' ? randomFill : undefined,
       bulkUnmask: nodeBulkUnmask,
+      bulkMask: init.role === 'client' ? nodeBulkMask : null,
     });
     this._readyState = READY.OPEN;
     socket.setNoDelay(true);

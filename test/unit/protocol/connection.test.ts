@@ -4,8 +4,8 @@ import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { Connection, DEFAULT_MAX_MESSAGE_SIZE, type ConnectionOptions, type MessageCodec, type Role } from '../../../src/protocol/connection.js';
 import { LifelineError, UsageError } from '../../../src/protocol/errors.js';
-import { Opcode } from '../../../src/protocol/frame.js';
-import { BULK_UNMASK_MIN } from '../../../src/protocol/parser.js';
+import { BULK_MASK_MIN, Opcode } from '../../../src/protocol/frame.js';
+import { type BulkMask, sharedSimdMask } from '../../../src/protocol/simd-unmask.js';
 import { ASCII_SCAN_MAX } from '../../../src/protocol/utf8.js';
 import { RecordingHandler, frame, type RecordedEvent } from '../../helpers/recording.js';
 
@@ -1121,15 +1121,19 @@ describe('Connection: sending', () => {
   });
 });
 
-describe('Connection: a client masks long payloads with the bulk unmask', () => {
-  it('every length around the threshold and past the kernel memory, with the SIMD kernel, without it, and with a native unmask', () => {
+describe('Connection: a client masks long payloads with the bulk mask', () => {
+  it('every length around the threshold and past the kernel memory: with the SIMD kernel, without it, with a given one, and beside a native unmask', () => {
     const calls: number[] = [];
+    const simdMask = sharedSimdMask()!;
+    const recording: BulkMask = (src, dst, off, key) => {
+      calls.push(src.length);
+      simdMask(src, dst, off, key);
+    };
     const native = (buf: Buffer, mask: Buffer): void => {
-      calls.push(buf.length);
       for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! ^ mask[i & 3]!;
     };
-    const sizes = [0, 1, 5, BULK_UNMASK_MIN - 1, BULK_UNMASK_MIN, BULK_UNMASK_MIN + 3, 1000, 16384, 65536 + 77, 140_001];
-    for (const opts of [{}, { bulkUnmask: null }, { unmask: native }] as Array<Partial<ConnectionOptions>>) {
+    const sizes = [0, 1, 5, BULK_MASK_MIN - 1, BULK_MASK_MIN, BULK_MASK_MIN + 3, 1000, 16384, 65536 + 77, 140_001];
+    for (const opts of [{}, { bulkMask: null }, { bulkMask: recording }, { unmask: native, bulkUnmask: null }] as Array<Partial<ConnectionOptions>>) {
       const { conn, h } = open('client', { randomFill: countingFill, ...opts });
       const payloads = sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff)));
       for (const p of payloads) conn.send(p);
@@ -1141,8 +1145,15 @@ describe('Connection: a client masks long payloads with the bulk unmask', () => 
         assert.ok(f.payload.equals(payloads[k]!), `payload of ${sizes[k]} B`);
       });
     }
-    // The native one masked exactly the payloads of BULK_UNMASK_MIN bytes and more.
-    assert.deepEqual(calls, sizes.filter((n) => n >= BULK_UNMASK_MIN));
+    // The given one masked exactly the payloads of BULK_MASK_MIN bytes and more.
+    assert.deepEqual(calls, sizes.filter((n) => n >= BULK_MASK_MIN));
+  });
+
+  it('a server connection keeps no bulk mask (servers never mask): the prototype default', () => {
+    const server = new Connection(new RecordingHandler(), { role: 'server', bulkMask: sharedSimdMask() });
+    assert.equal(Object.hasOwn(server, 'bulkMask'), false);
+    const client = new Connection(new RecordingHandler(), { role: 'client' });
+    assert.equal((client as unknown as { bulkMask: BulkMask | null }).bulkMask, sharedSimdMask());
   });
 });
 

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Connection } from '../../../src/protocol/connection.js';
-import { unmaskWithKey } from '../../../src/protocol/frame.js';
+import { BULK_MASK_MIN, maskInto, unmaskWithKey } from '../../../src/protocol/frame.js';
 import { phaseZeroUnmask } from '../../../src/protocol/parser.js';
-import { type BulkUnmask, createSimdUnmask, kernelModuleBytes, sharedSimdUnmask } from '../../../src/protocol/simd-unmask.js';
+import { type BulkMask, type BulkUnmask, createSimdKernel, createSimdUnmask, kernelModuleBytes, sharedSimdMask, sharedSimdUnmask } from '../../../src/protocol/simd-unmask.js';
 import { RecordingHandler } from '../../helpers/recording.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -116,6 +116,50 @@ describe('SIMD bulk unmask (WebAssembly)', () => {
     }
   });
 
+  it('mask-and-copy: the frame gets the payload XOR the key from phase 0, for every length around its 16 KiB pieces, and nothing else is written', () => {
+    const k = createSimdKernel();
+    assert.ok(k !== null);
+    const src = bytes(140_009, 11);
+    for (const n of [0, 1, 3, 4, 5, 63, 64, 65, 511, 512, 16_383, 16_384, 16_385, 32_771, 65_536, 140_001]) {
+      for (const [srcOffset, dstOffset, key] of [[0, 14, 0x01020304], [1, 6, 0x9abcdef0 | 0], [3, 8, -1], [2, 7, 0x80000001 | 0]] as const) {
+        // A payload at an odd offset into a larger ArrayBuffer, as pooled Node buffers are.
+        const payload = Buffer.from(src.buffer, src.byteOffset + srcOffset, n);
+        const before = Buffer.from(payload);
+        const dst = Buffer.alloc(dstOffset + n + 9, 0xee);
+        k.mask(payload, dst, dstOffset, key);
+        const expected = Buffer.alloc(dst.length, 0xee);
+        before.copy(expected, dstOffset);
+        unmaskWithKey(expected, dstOffset, dstOffset + n, key, 0);
+        const what = `${n} B, src offset ${srcOffset}, dst offset ${dstOffset}, key ${key >>> 0}`;
+        assert.ok(dst.equals(expected), what);
+        assert.ok(payload.equals(before), `the payload itself is left as it was: ${what}`);
+      }
+    }
+  });
+
+  it('maskInto: payloads of BULK_MASK_MIN bytes and more go to the bulk mask, shorter ones are copied and unmasked by the built-in loop', () => {
+    const calls: number[] = [];
+    const simdMask = sharedSimdMask()!;
+    const recording: BulkMask = (src, dst, off, key) => {
+      calls.push(src.length);
+      simdMask(src, dst, off, key);
+    };
+    const mask = Buffer.from([0xa1, 0x02, 0xf3, 0x44]);
+    const sizes = [1, 7, BULK_MASK_MIN - 1, BULK_MASK_MIN, BULK_MASK_MIN + 1, 20_000];
+    for (const n of sizes) {
+      const payload = bytes(n, n);
+      const viaBulk = Buffer.alloc(n + 6);
+      const viaLoop = Buffer.alloc(n + 6);
+      maskInto(payload, viaBulk, 6, mask, recording);
+      maskInto(payload, viaLoop, 6, mask, null);
+      const ref = Buffer.from(payload);
+      for (let i = 0; i < n; i++) ref[i] = ref[i]! ^ mask[i & 3]!;
+      assert.ok(viaBulk.subarray(6).equals(ref), `${n} B with a bulk mask`);
+      assert.ok(viaLoop.subarray(6).equals(ref), `${n} B without one`);
+    }
+    assert.deepEqual(calls, sizes.filter((n) => n >= BULK_MASK_MIN));
+  });
+
   it('is what a Connection uses unless told otherwise (bulkUnmask, or a native unmask)', () => {
     const parserUnmask = (c: Connection) => (c as unknown as { parser: { unmask: BulkUnmask | null } }).parser.unmask;
     assert.equal(parserUnmask(new Connection(new RecordingHandler(), { role: 'server' })), sharedSimdUnmask());
@@ -137,5 +181,25 @@ describe('SIMD bulk unmask (WebAssembly)', () => {
     assert.equal(kindWith({}), 'bufferutil');
     assert.equal(kindWith({ LIFELINE_NO_NATIVE: '1' }), 'simd');
     assert.equal(kindWith({ LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '1' }), 'none');
+  });
+
+  it("the Node transport's mask-and-copy for clients: bufferutil's mask() when installed, else the SIMD kernel's, else none; each masks right", () => {
+    // In a fresh Node per choice: which one it is, and a 20,000-byte payload at an odd offset masked into a frame at offset 6 by it.
+    const code = [
+      "const n = await import('./src/transport/node/native.ts');",
+      "const s = await import('./src/protocol/simd-unmask.ts');",
+      "const kind = n.nodeBulkMask === null ? 'none' : n.nodeBulkMask === s.sharedSimdMask() ? 'simd' : 'native';",
+      'let ok = null;',
+      'if (n.nodeBulkMask !== null) {',
+      '  const big = Buffer.alloc(20_003); for (let i = 0; i < big.length; i++) big[i] = (i * 37 + 5) & 0xff;',
+      '  const src = big.subarray(3); const dst = Buffer.alloc(src.length + 6);',
+      '  const key = 0xf1e2d3c4 | 0; n.nodeBulkMask(src, dst, 6, key);',
+      '  ok = true; for (let i = 0; i < src.length; i++) if (dst[6 + i] !== (src[i] ^ ((key >>> (24 - 8 * (i & 3))) & 0xff))) ok = false;',
+      '}',
+      'console.log(kind, ok);',
+    ].join(' ');
+    assert.equal(runModule(code, {}), 'native true');
+    assert.equal(runModule(code, { LIFELINE_NO_NATIVE: '1' }), 'simd true');
+    assert.equal(runModule(code, { LIFELINE_NO_NATIVE: '1', LIFELINE_NO_SIMD: '1' }), 'none null');
   });
 });
