@@ -194,7 +194,7 @@ export interface ConnectionOptions {
    */
   bulkUnmask?: BulkUnmask | null;
   /**
-   * A client's mask-and-copy for payloads of BULK_MASK_MIN (576) bytes and
+   * A client's mask-and-copy for payloads of BULK_MASK_MIN (512) bytes and
    * more. Default: the WebAssembly SIMD kernel's where the runtime has it;
    * null: copy, then the built-in unmask in place. Servers do not mask.
    */
