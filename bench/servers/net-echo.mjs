@@ -14,7 +14,7 @@
 //                    (dist/transport/node/native.js, with the same
 //                    threshold: bufferutil's native one when installed, as
 //                    ws uses too, else the WebAssembly SIMD kernel, else
-//                    or below 384 B the JavaScript unmaskWithKey; see
+//                    or below BULK_UNMASK_MIN (576 B) the JavaScript unmaskWithKey; see
 //                    LIFELINE_NO_NATIVE / LIFELINE_NO_SIMD there), and each
 //                    echo goes to Node as its own header and payload buffers,
 //                    corked, so one writev per read takes them: the echo of a
