@@ -105,6 +105,13 @@ export interface ConnectionHandler {
    */
   writeFrame?(b0: number, payload: Uint8Array | string | number, length: number): void;
   /**
+   * Optional, a client's writeFrame: appends one small frame masked with
+   * `mask` (payload of `length` bytes, at most SMALL_FRAME_MAX) to the current
+   * write batch, masking it as it is copied there (`bulk`: the connection's
+   * mask-and-copy, for maskInto). Without it the frame gets a buffer of its own.
+   */
+  writeMaskedFrame?(b0: number, payload: Uint8Array, length: number, mask: Uint8Array, bulk: BulkMask | null): void;
+  /**
    * Optional: appends the already encoded frame `src[start..end)`, whose bytes
    * stay unchanged until written, to the current write batch; frames that
    * follow each other in `src` may go out as one view. Without it the frame
@@ -113,7 +120,7 @@ export interface ConnectionHandler {
   writeBytes?(src: Buffer, start: number, end: number): void;
 }
 
-/** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes). */
+/** Largest payload a server hands to ConnectionHandler.writeFrame (header: 2 or 4 bytes), and a client to writeMaskedFrame (6 or 8). */
 export const SMALL_FRAME_MAX = 1024;
 const SMALL_MAX = SMALL_FRAME_MAX;
 
@@ -914,6 +921,12 @@ export class Connection implements FrameSink {
     if (this.role === 'client') {
       const mask = this.nextMask();
       const hsize = frameHeaderSize(len, true);
+      if (len <= SMALL_MAX && this.handler.writeMaskedFrame !== undefined) {
+        // Small payloads, masked straight into the transport's write batch.
+        this.bytesOut += hsize + len;
+        this.handler.writeMaskedFrame((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payload, len, mask, this.bulkMask);
+        return;
+      }
       const frame = Buffer.allocUnsafe(hsize + len);
       writeFrameHeader(frame, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, len, mask);
       // A long payload is masked as it is copied into the frame.

@@ -12,7 +12,8 @@ import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt as viewAtImport, viewOf as viewOfImport } from '../../protocol/connection.js';
 import { nodeBulkMask, nodeBulkUnmask } from './native.js';
-import { frameHeaderSize as frameHeaderSizeImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
+import type { BulkMask } from '../../protocol/simd-unmask.js';
+import { frameHeaderSize as frameHeaderSizeImport, maskInto as maskIntoImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
 import { putDecimalBefore as putDecimalBeforeImport } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
@@ -26,6 +27,7 @@ const viewAt = viewAtImport;
 const viewOf = viewOfImport;
 const frameHeaderSize = frameHeaderSizeImport;
 const writeFrameHeader = writeFrameHeaderImport;
+const maskInto = maskIntoImport;
 const putDecimalBefore = putDecimalBeforeImport;
 const emitMessage = emitMessageImport;
 
@@ -809,6 +811,27 @@ export class WebSocket implements ConnectionHandler {
     // Reserve first: it may replace `slab`.
     const at = this.slabReserve(size);
     encodeSmallFrame(slab, at, b0, payload, length);
+    this.pendingBytes += size;
+    this.afterQueued();
+  }
+
+  /**
+   * ConnectionHandler.writeMaskedFrame: a client's small frame, masked as it
+   * is copied into the slab (the same batch as writeFrame's): no buffer and
+   * no concatenation per frame.
+   */
+  writeMaskedFrame(b0: number, payload: Uint8Array, length: number, mask: Uint8Array, bulk: BulkMask | null): void {
+    const size = frameHeaderSize(length, true) + length;
+    if (this.holding) {
+      // Congested: held frames need buffers of their own (they may be dropped or paced).
+      const frame = Buffer.allocUnsafe(size);
+      maskInto(payload, frame, writeFrameHeader(frame, 0, b0, length, mask), mask, bulk);
+      this.write(frame);
+      return;
+    }
+    // Reserve first: it may replace `slab`.
+    const at = this.slabReserve(size);
+    maskInto(payload, slab, writeFrameHeader(slab, at, b0, length, mask), mask, bulk);
     this.pendingBytes += size;
     this.afterQueued();
   }
