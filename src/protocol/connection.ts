@@ -108,9 +108,11 @@ export interface ConnectionHandler {
    * Optional, a client's writeFrame: appends one small frame masked with
    * `mask` (payload of `length` bytes, at most SMALL_FRAME_MAX) to the current
    * write batch, masking it as it is copied there (`bulk`: the connection's
-   * mask-and-copy, for maskInto). Without it the frame gets a buffer of its own.
+   * mask-and-copy, for maskInto). A string payload is its UTF-8 bytes,
+   * `length` of them, encoded there and then masked in place. Without it the
+   * frame gets a buffer of its own.
    */
-  writeMaskedFrame?(b0: number, payload: Uint8Array, length: number, mask: Uint8Array, bulk: BulkMask | null): void;
+  writeMaskedFrame?(b0: number, payload: Uint8Array | string, length: number, mask: Uint8Array, bulk: BulkMask | null): void;
   /**
    * Optional: appends the already encoded frame `src[start..end)`, whose bytes
    * stay unchanged until written, to the current write batch; frames that
@@ -670,10 +672,13 @@ export class Connection implements FrameSink {
     this.assertCanSend();
     let payload: Buffer;
     if (typeof data === 'string') {
-      if (!binary && this.compressing === 0 && this.codec === null && this.fragmentSize === 0 && this.role === 'server') {
-        // Fast path: header and UTF-8 bytes written into one allocation.
-        this.writeServerString(data);
-        return;
+      if (!binary && this.compressing === 0 && this.codec === null && this.fragmentSize === 0) {
+        // Fast paths: the UTF-8 bytes written straight into the frame.
+        if (this.role === 'server') {
+          this.writeServerString(data);
+          return;
+        }
+        if (this.writeClientString(data)) return;
       }
       payload = Buffer.from(data, 'utf8');
     } else {
@@ -891,6 +896,18 @@ export class Connection implements FrameSink {
       this.sendFrame(op, payload.subarray(off, end), compressed && op === opcode, end === payload.length);
       op = Opcode.Continuation;
     }
+  }
+
+  /** A client's small text message, encoded and masked in the transport's write batch; false when it takes the general path. */
+  private writeClientString(data: string): boolean {
+    const h = this.handler;
+    if (h.writeMaskedFrame === undefined || data.length > SMALL_MAX) return false;
+    const len = Buffer.byteLength(data);
+    if (len > SMALL_MAX) return false;
+    this.messagesOut++;
+    this.bytesOut += frameHeaderSize(len, true) + len;
+    h.writeMaskedFrame(0x80 | Opcode.Text, data, len, this.nextMask(), this.bulkMask);
+    return true;
   }
 
   private writeServerString(data: string): void {

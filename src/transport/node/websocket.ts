@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandler, type ConnectionState, type MessageCodec, PreparedMessage, type Role, viewAt as viewAtImport, viewOf as viewOfImport } from '../../protocol/connection.js';
 import { nodeBulkMask, nodeBulkUnmask } from './native.js';
 import type { BulkMask } from '../../protocol/simd-unmask.js';
-import { frameHeaderSize as frameHeaderSizeImport, maskInto as maskIntoImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
+import { frameHeaderSize as frameHeaderSizeImport, maskInto as maskIntoImport, unmaskInPlace as unmaskInPlaceImport, writeFrameHeader as writeFrameHeaderImport } from '../../protocol/frame.js';
 import { putDecimalBefore as putDecimalBeforeImport } from '../../protocol/decimal.js';
 import { coldFieldDefaults, ownColdFields } from '../../protocol/cold-fields.js';
 import { ConnectionLostError, type LifelineError, UsageError } from '../../protocol/errors.js';
@@ -28,6 +28,7 @@ const viewOf = viewOfImport;
 const frameHeaderSize = frameHeaderSizeImport;
 const writeFrameHeader = writeFrameHeaderImport;
 const maskInto = maskIntoImport;
+const unmaskInPlace = unmaskInPlaceImport;
 const putDecimalBefore = putDecimalBeforeImport;
 const emitMessage = emitMessageImport;
 
@@ -148,6 +149,16 @@ function encodeSmallFrame(buf: Buffer, at: number, b0: number, payload: Uint8Arr
   else if (typeof payload === 'number') putDecimalBefore(buf, p + length, payload);
   else U8_SET.call(buf, payload, p);
   return p + length;
+}
+
+/** A client's payload at `buf[p..]`, masked: bytes masked as they are copied, a string encoded and then masked in place. */
+function encodeMaskedPayload(buf: Buffer, p: number, payload: Uint8Array | string, length: number, mask: Uint8Array, bulk: BulkMask | null): void {
+  if (typeof payload !== 'string') {
+    maskInto(payload, buf, p, mask, bulk);
+    return;
+  }
+  buf.write(payload, p, length, 'utf8');
+  unmaskInPlace(buf, p, p + length, mask, 0);
 }
 
 /** Masking keys for client frames (servers never call it). */
@@ -820,18 +831,18 @@ export class WebSocket implements ConnectionHandler {
    * is copied into the slab (the same batch as writeFrame's): no buffer and
    * no concatenation per frame.
    */
-  writeMaskedFrame(b0: number, payload: Uint8Array, length: number, mask: Uint8Array, bulk: BulkMask | null): void {
+  writeMaskedFrame(b0: number, payload: Uint8Array | string, length: number, mask: Uint8Array, bulk: BulkMask | null): void {
     const size = frameHeaderSize(length, true) + length;
     if (this.holding) {
       // Congested: held frames need buffers of their own (they may be dropped or paced).
       const frame = Buffer.allocUnsafe(size);
-      maskInto(payload, frame, writeFrameHeader(frame, 0, b0, length, mask), mask, bulk);
+      encodeMaskedPayload(frame, writeFrameHeader(frame, 0, b0, length, mask), payload, length, mask, bulk);
       this.write(frame);
       return;
     }
     // Reserve first: it may replace `slab`.
     const at = this.slabReserve(size);
-    maskInto(payload, slab, writeFrameHeader(slab, at, b0, length, mask), mask, bulk);
+    encodeMaskedPayload(slab, writeFrameHeader(slab, at, b0, length, mask), payload, length, mask, bulk);
     this.pendingBytes += size;
     this.afterQueued();
   }

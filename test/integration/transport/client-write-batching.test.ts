@@ -142,19 +142,21 @@ describe('client write batching (masked frames in slab segments)', () => {
     }
   });
 
-  it('a congested client (the server stops reading): small frames are held in buffers of their own, then all arrive in order, none lost', async () => {
+  it('a congested client (the server stops reading): small frames, text and binary, are held in buffers of their own, then all arrive in order, none lost', async () => {
     const srv = await rawServer();
     let ws: ClientWebSocket | null = null;
     try {
       ws = await connect(`ws://127.0.0.1:${srv.port}/`, { deflate: false, highWaterMark: 16 * 1024 });
       const peer = srv.peers[0]!;
       peer.socket.pause();
-      const expected: Buffer[] = [];
+      const expected: Frame[] = [];
       let refused = 0;
       // About 6 MB: more than loopback's socket buffers take, under the 16 MiB cap.
       for (let i = 0; i < 12_000; i++) {
-        const p = bytes(SIZES[i % 10]! + (i % 7), i);
-        expected.push(p);
+        const n = SIZES[i % 10]! + (i % 7);
+        // Every third one text (encoded into its frame), the others binary.
+        const p = i % 3 === 0 ? 'é'.repeat(n >> 1) + String.fromCharCode(0x41 + (i % 26)).repeat(n & 1) : bytes(n, i);
+        expected.push({ opcode: typeof p === 'string' ? 0x1 : 0x2, fin: true, payload: Buffer.from(p) });
         if (!ws.send(p)) refused++;
         // Let some flushes happen along the way, so that frames are written, queued and held.
         if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
@@ -163,7 +165,7 @@ describe('client write batching (masked frames in slab segments)', () => {
       peer.socket.resume();
       await peer.waitFor(expected.length);
       assert.equal(peer.frames.length, expected.length);
-      peer.frames.forEach((f, i) => assert.ok(f.opcode === 0x2 && f.payload.equals(expected[i]!), `frame ${i} (${expected[i]!.length} B)`));
+      peer.frames.forEach((f, i) => assert.ok(f.opcode === expected[i]!.opcode && f.payload.equals(expected[i]!.payload), `frame ${i} (${expected[i]!.payload.length} B)`));
     } finally {
       ws?.terminate();
       await srv.close();
