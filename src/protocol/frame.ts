@@ -319,7 +319,8 @@ export function unmaskWithKey(buf: Uint8Array, start: number, end: number, key: 
  * AMD EPYC, ns per slice, built-in / SIMD / bufferutil: 384 B 74 / 97 / 94;
  * 512 B 91 / 98 / 93; 640 B 109 / 104 / 97; 768 B 128 / 106 / 97 (16 KiB:
  * 3,690 / 542 / 330). It was 384 until the word loop took four words an
- * iteration (384 B: 127 ns before). The parser and maskInto() both use it.
+ * iteration (384 B: 127 ns before). The parser uses it; a client's masking
+ * has its own threshold, BULK_MASK_MIN.
  */
 export const BULK_UNMASK_MIN = 576;
 
