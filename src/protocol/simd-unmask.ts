@@ -165,6 +165,16 @@ interface WebAssemblyApi {
   Instance: new (module: object) => { exports: { m: { buffer: ArrayBuffer }; x: (n: number, k: number) => number } };
 }
 
+/**
+ * A big-endian key (the mask byte for the first payload byte in the high
+ * bits) byte-swapped for the kernel: that byte in the low bits, as
+ * WebAssembly's little-endian memory lays it over the payload (see the
+ * kernel's notes).
+ */
+function littleEndianKey(k: number): number {
+  return ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24);
+}
+
 /** The kernel's two entry points: the bulk unmask (in place) and the client's mask-and-copy. */
 export interface SimdKernel {
   unmask: BulkUnmask;
@@ -215,15 +225,13 @@ export function createSimdKernel(): SimdKernel | null {
   return {
     unmask: (buf, start, end, key, maskOffset) => {
       if (end <= start) return 0;
-      // The key rotated to this slice's phase, then byte-swapped: the mask byte
-      // for the slice's first byte in the low bits (see the kernel's notes).
+      // The key rotated to this slice's phase.
       const r = (maskOffset & 3) << 3;
-      const k = r === 0 ? key : (key << r) | (key >>> (32 - r));
-      return run(buf, start, end, ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24), buf, start);
+      return run(buf, start, end, littleEndianKey(r === 0 ? key : (key << r) | (key >>> (32 - r))), buf, start);
     },
     mask: (src, dst, dstOffset, key) => {
       // Straight into the frame: no copy of the payload there first.
-      if (src.length > 0) run(src, 0, src.length, ((key & 0xff) << 24) | ((key & 0xff00) << 8) | ((key >>> 8) & 0xff00) | (key >>> 24), dst, dstOffset);
+      if (src.length > 0) run(src, 0, src.length, littleEndianKey(key), dst, dstOffset);
     },
   };
 }
