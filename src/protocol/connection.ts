@@ -938,14 +938,15 @@ export class Connection implements FrameSink {
     if (this.role === 'client') {
       const mask = this.nextMask();
       const hsize = frameHeaderSize(len, true);
+      const b0 = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
       if (len <= SMALL_MAX && this.handler.writeMaskedFrame !== undefined) {
         // Small payloads, masked straight into the transport's write batch.
         this.bytesOut += hsize + len;
-        this.handler.writeMaskedFrame((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, payload, len, mask, this.bulkMask);
+        this.handler.writeMaskedFrame(b0, payload, len, mask, this.bulkMask);
         return;
       }
       const frame = Buffer.allocUnsafe(hsize + len);
-      writeFrameHeader(frame, 0, (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, len, mask);
+      writeFrameHeader(frame, 0, b0, len, mask);
       // A long payload is masked as it is copied into the frame.
       maskInto(payload, frame, hsize, mask, this.bulkMask);
       this.bytesOut += frame.length;
