@@ -63,6 +63,9 @@ export const bulkUnmaskKind: 'bufferutil' | 'simd' | 'none' =
 export const nodeBulkUnmask: BulkUnmask | null =
   bulkUnmaskKind === 'bufferutil' ? phaseZeroUnmask(nativeUnmask!) : bulkUnmaskKind === 'simd' ? sharedSimdUnmask() : null;
 
-/** The mask-and-copy the Node transport gives its client connections: bufferutil's, else the SIMD kernel's, else none. */
-export const nodeBulkMask: BulkMask | null =
-  bulkUnmaskKind === 'bufferutil' ? (nativeMask !== null ? nativeBulkMask : sharedSimdMask()) : bulkUnmaskKind === 'simd' ? sharedSimdMask() : null;
+/**
+ * The mask-and-copy the Node transport gives its client connections:
+ * bufferutil's (there only when bufferutil is the bulk unmask), else the SIMD
+ * kernel's, else none, as the bulk unmask is chosen.
+ */
+export const nodeBulkMask: BulkMask | null = nativeMask !== null ? nativeBulkMask : bulkUnmaskKind === 'none' ? null : sharedSimdMask();
