@@ -127,7 +127,9 @@ const LOADED_AT = Date.now();
 const NO_BUFS = Object.freeze([]) as unknown as Buffer[];
 const NO_HELD = Object.freeze([]) as unknown as HeldGroup[];
 /** A socket's congestion state as it is until the socket first congests (see congestionFields()). */
-const CONGESTION_FIELDS = Object.freeze({ needDrain: false, holding: false, held: NO_HELD, heldBytes: 0, queuedBytes: 0 });
+const CONGESTION_FIELDS = Object.freeze({ needDrain: false, holding: false, held: NO_HELD, heldBytes: 0, queuedBytes: 0, flushWatched: false });
+/** Written behind held-back bytes only for its callback (see watchFlush()). */
+const EMPTY = Buffer.alloc(0);
 /** Above this average size per buffer, a corked writev beats copying into one buffer. */
 const CONCAT_AVERAGE_MAX = 1024;
 const WRITE_SLICE = 64 * 1024;
@@ -350,7 +352,7 @@ export class WebSocket implements ConnectionHandler {
   declare _drains: number;
   private flushScheduled = false;
   // Congestion state: cold (prototype defaults: CONGESTION_FIELDS) until the
-  // socket first passes its high-water mark; then all five become own
+  // socket first passes its high-water mark; then all six become own
   // properties at once, in one order (see congestionFields()).
   declare private needDrain: boolean;
   /** The socket is congested: new frames go to `held` instead of Node's buffer. */
@@ -363,6 +365,8 @@ export class WebSocket implements ConnectionHandler {
    * application's own payload (no extra memory), and it cannot be dropped.
    */
   declare private queuedBytes: number;
+  /** An empty write's callback stands in for Node's 'drain' (see watchFlush()). */
+  declare private flushWatched: boolean;
   /** The group being filled by the current send(), while holding. */
   declare private group: HeldGroup | null;
   declare private dropped: number;
@@ -1074,6 +1078,7 @@ export class WebSocket implements ConnectionHandler {
         this.congestionFields();
         this.holding = true;
         this.holdTail(slices(buf, off));
+        this.watchFlush(s);
         return;
       }
     }
@@ -1081,11 +1086,30 @@ export class WebSocket implements ConnectionHandler {
     if (s.writableLength >= this.highWaterMark) {
       this.congestionFields();
       this.holding = true;
+      this.watchFlush(s);
     }
   }
 
   /**
-   * Before the first write of any congestion field: makes all five own
+   * We hold frames (and may owe the application a 'drain'), so something must
+   * tell us when the socket's buffer has gone out. Node's 'drain' does only if
+   * one of its write() calls returned false, which never happens while our
+   * high-water mark is under the socket's own (16 KiB on Node 20, 64 KiB on
+   * Node 24). Then an empty write stands in: its callback runs once everything
+   * written before it has gone to the kernel, which is when Node's 'drain'
+   * would have come. One closure per congestion, not per message.
+   */
+  private watchFlush(s: Socket): void {
+    if (this.flushWatched || s.writableNeedDrain) return;
+    this.flushWatched = true;
+    s.write(EMPTY, (err?: Error | null) => {
+      this.flushWatched = false;
+      if (!err && !s.destroyed) this._onDrain();
+    });
+  }
+
+  /**
+   * Before the first write of any congestion field: makes all six own
    * properties, always in this order. Written one by one where each first
    * changes, they would appear in different orders on different sockets,
    * each order a hidden class of its own for the send path to meet.
@@ -1122,6 +1146,7 @@ export class WebSocket implements ConnectionHandler {
       if (g.bufs.length === 0) this.held.shift();
     }
     if (this.holding && this.held.length === 0 && s.writableLength < this.highWaterMark) this.holding = false;
+    if (this.holding) this.watchFlush(s);
   }
 
   private armCloseTimer(): void {

@@ -1,6 +1,6 @@
 // Memory per idle connection (docs/ARCHITECTURE.md, "Memory per connection"):
 // a server-side WebSocket keeps its cold fields on the prototype until one is
-// written. An idle socket must own none of them; a congested one gets the five
+// written. An idle socket must own none of them; a congested one gets the six
 // congestion fields together and in one order (one hidden class more for the
 // send path, not one per order in which they happened to be written).
 
@@ -14,7 +14,7 @@ import type { WebSocket } from '../../../src/transport/node/websocket.js';
 import { ms, once } from '../../helpers/peers.js';
 import { rawUpgrade } from '../limits/helpers.js';
 
-const CONGESTION = ['needDrain', 'holding', 'held', 'heldBytes', 'queuedBytes'];
+const CONGESTION = ['needDrain', 'holding', 'held', 'heldBytes', 'queuedBytes', 'flushWatched'];
 const COLD = ['protocol', 'extensions', 'closeCode', 'closeReason', ...CONGESTION, 'closeTimer', 'cause'];
 const own = (ws: WebSocket): string[] => Reflect.ownKeys(ws).filter((k): k is string => typeof k === 'string');
 // Node's own write buffer mark for a socket: 16 KiB up to Node 20, 64 KiB from
@@ -65,7 +65,7 @@ describe('server-side WebSocket: cold fields stay on the prototype until written
     assert.deepEqual(own(ws).filter((k) => COLD.includes(k)), []);
   });
 
-  test('a congested socket owns the five congestion fields, in one order', async () => {
+  test('a congested socket owns the six congestion fields, in one order', async () => {
     const ws = await accepted();
     const peer = peers.at(-1)!;
     peer.pause(); // stops reading: kernel buffers, then Node's, then ours fill

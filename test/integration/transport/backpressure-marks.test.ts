@@ -1,0 +1,177 @@
+// Backpressure at every high-water mark, on both sides (docs/LIMITS.md:
+// highWaterMark). Node's sockets have a write buffer mark of their own (16 KiB
+// on Node 20, 64 KiB from Node 22), and Node emits 'drain' only after one of
+// its write() calls returned false. A mark of ours under Node's must still
+// release held frames and still end in the application's 'drain' once the
+// peer reads again: without that, a congested socket stalled for good (seen on
+// Node 24 with a 16 KiB mark: 46 of 12,000 frames arrived).
+//
+// The peer is a raw TCP socket that stops reading, so the kernel's buffers
+// fill, then Node's, then ours; it reads again once the sender has seen
+// send() return false. Two kinds of sender:
+// - an honouring one sends until send() returns false and waits for 'drain';
+// - an ignoring one sends everything at once (frames are held, then released).
+// Every message must arrive, in order, for marks under, at and over Node's.
+import assert from 'node:assert/strict';
+import type { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
+import { describe, it } from 'node:test';
+
+import { ms, once, withTimeout } from '../../helpers/peers.js';
+import { WebSocketServer } from '../../../src/transport/node/server.js';
+import type { WebSocket } from '../../../src/transport/node/websocket.js';
+import { connect, type ClientWebSocket } from '../../../src/transport/node/client.js';
+import { FrameReader, rawUpgrade } from '../limits/helpers.js';
+import { rawServer } from './masked-frame-server.js';
+
+const NODE_MARK = getDefaultHighWaterMark(false);
+const MARKS: Array<[string, number]> = [
+  [`4 KiB, under Node's ${NODE_MARK / 1024} KiB`, 4 * 1024],
+  [`${NODE_MARK / 1024} KiB, Node's own`, NODE_MARK],
+  [`${(4 * NODE_MARK) / 1024} KiB, over Node's`, 4 * NODE_MARK],
+];
+/** Enough to fill loopback's socket buffers several times over (a few MB), in 1,000 B messages. */
+const SIZE = 1000;
+const TOTAL = 16_000;
+
+interface Sender extends EventEmitter {
+  send(data: Buffer): boolean;
+  readonly bufferedAmount: number;
+}
+
+/** Message i: its number in the first 4 bytes (FrameReader numbers messages by them). */
+function message(i: number): Buffer {
+  const b = Buffer.alloc(SIZE, i & 0xff);
+  b.writeUInt32BE(i, 0);
+  return b;
+}
+
+/**
+ * Sends TOTAL messages, waiting for 'drain' whenever send() returns false.
+ * `congested` resolves at the first false, so the peer can start reading.
+ */
+function honouringSender(ws: Sender, mark: number): { congested: Promise<void>; done: Promise<number> } {
+  let onCongested!: () => void;
+  const congested = new Promise<void>((resolve) => (onCongested = resolve));
+  const done = (async () => {
+    let drains = 0;
+    for (let i = 0; i < TOTAL; ) {
+      if (ws.send(message(i++))) continue;
+      onCongested();
+      await once(ws, 'drain', ms(10_000));
+      drains++;
+      assert.ok(ws.bufferedAmount <= mark, `'drain' came with ${ws.bufferedAmount} B still buffered`);
+    }
+    return drains;
+  })();
+  return { congested, done };
+}
+
+/** Sends all TOTAL messages at once, ignoring send()'s result; yields now and then so frames are written, queued and held. */
+async function ignoringSender(ws: Sender): Promise<number> {
+  let refused = 0;
+  for (let i = 0; i < TOTAL; i++) {
+    if (!ws.send(message(i))) refused++;
+    if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return refused;
+}
+
+const inOrder = (seqs: number[]) => seqs.length === TOTAL && seqs.every((s, i) => s === i);
+
+describe('backpressure at high-water marks under, at and over Node\'s own', () => {
+  for (const [name, mark] of MARKS) {
+    describe(`server, highWaterMark ${name}`, () => {
+      async function setup(): Promise<{ wss: WebSocketServer; ws: WebSocket; peer: net.Socket; reader: FrameReader }> {
+        const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', highWaterMark: mark, maxBufferedBytes: 64 * 1024 * 1024 });
+        await once(wss, 'listening', ms(5000));
+        const accepted = once<WebSocket>(wss, 'connection', ms(5000));
+        const { socket: peer } = await rawUpgrade((wss.address() as net.AddressInfo).port);
+        peer.pause();
+        return { wss, ws: await accepted, peer, reader: new FrameReader() };
+      }
+
+      it("an honouring sender gets 'drain' after the peer reads again, and every message arrives in order", async () => {
+        const { wss, ws, peer, reader } = await setup();
+        try {
+          const { congested, done } = honouringSender(ws, mark);
+          await withTimeout(congested, ms(10_000), 'send() to return false');
+          peer.on('data', (c: Buffer) => reader.push(c));
+          peer.resume();
+          const drains = await withTimeout(done, ms(20_000), "the sender's last 'drain'");
+          assert.ok(drains > 0);
+          await reader.until(() => reader.seqs.length >= TOTAL, ms(10_000), `${TOTAL} messages`);
+          assert.equal(reader.corrupt, null);
+          assert.ok(inOrder(reader.seqs), `messages in order (${reader.seqs.length} arrived)`);
+        } finally {
+          peer.destroy();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+
+      it("an ignoring sender's held frames are all released once the peer reads again, and 'drain' follows", async () => {
+        const { wss, ws, peer, reader } = await setup();
+        try {
+          const drained = once(ws, 'drain', ms(20_000));
+          const refused = await ignoringSender(ws);
+          assert.ok(refused > 0, 'send() reported backpressure');
+          peer.on('data', (c: Buffer) => reader.push(c));
+          peer.resume();
+          await reader.until(() => reader.seqs.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
+          assert.equal(reader.corrupt, null);
+          assert.ok(inOrder(reader.seqs), `messages in order (${reader.seqs.length} arrived)`);
+          await drained;
+          assert.equal(ws.bufferedAmount, 0);
+        } finally {
+          peer.destroy();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+    });
+
+    describe(`client, highWaterMark ${name}`, () => {
+      async function setup() {
+        const srv = await rawServer();
+        const ws: ClientWebSocket = await connect(`ws://127.0.0.1:${srv.port}/`, { deflate: false, highWaterMark: mark, maxBufferedBytes: 64 * 1024 * 1024 });
+        const peer = srv.peers[0]!;
+        peer.socket.pause();
+        return { srv, ws, peer };
+      }
+      const numbers = (frames: Array<{ payload: Buffer }>) => frames.map((f) => f.payload.readUInt32BE(0));
+
+      it("an honouring sender gets 'drain' after the server reads again, and every message arrives in order", async () => {
+        const { srv, ws, peer } = await setup();
+        try {
+          const { congested, done } = honouringSender(ws, mark);
+          await withTimeout(congested, ms(10_000), 'send() to return false');
+          peer.socket.resume();
+          const drains = await withTimeout(done, ms(20_000), "the sender's last 'drain'");
+          assert.ok(drains > 0);
+          await peer.waitFor(TOTAL);
+          assert.ok(inOrder(numbers(peer.frames)), `messages in order (${peer.frames.length} arrived)`);
+        } finally {
+          ws.terminate();
+          await srv.close();
+        }
+      });
+
+      it("an ignoring sender's held frames are all released once the server reads again, and 'drain' follows", async () => {
+        const { srv, ws, peer } = await setup();
+        try {
+          const drained = once(ws, 'drain', ms(20_000));
+          const refused = await ignoringSender(ws);
+          assert.ok(refused > 0, 'send() reported backpressure');
+          peer.socket.resume();
+          await peer.waitFor(TOTAL);
+          assert.ok(inOrder(numbers(peer.frames)), `messages in order (${peer.frames.length} arrived)`);
+          await drained;
+          assert.equal(ws.bufferedAmount, 0);
+        } finally {
+          ws.terminate();
+          await srv.close();
+        }
+      });
+    });
+  }
+});
