@@ -74,6 +74,19 @@ interface Track {
   lost: SessionLostInfo[];
 }
 
+/** Deciles of delay/ceiling and the draws per attempt number: what a failed jitter check prints. */
+function jitterDetail(tracks: Track[]): string {
+  const deciles = new Array<number>(10).fill(0);
+  const byAttempt = new Map<number, number>();
+  for (const t of tracks) {
+    for (const r of t.reconnects) {
+      deciles[Math.min(9, Math.floor((r.delay / ceiling(r.attempt)) * 10))]!++;
+      byAttempt.set(r.attempt, (byAttempt.get(r.attempt) ?? 0) + 1);
+    }
+  }
+  return `deciles ${deciles.join(' ')}; draws by attempt ${[...byAttempt].sort((a, b) => a[0] - b[0]).map(([a, n]) => `${a}: ${n}`).join(', ')}`;
+}
+
 /** KS distance of samples in [0, 1) from U(0, 1). */
 function ksUniform(u: number[]): number {
   const x = [...u].sort((a, b) => a - b);
@@ -256,7 +269,7 @@ describe('restart: 1000 clients come back spread per full jitter', () => {
           `backoff draws per client ${Math.min(...draws)}..${Math.max(...draws)} (mean ${(draws.reduce((x, y) => x + y, 0) / N).toFixed(2)}; ${draws.reduce((x, y) => x + y, 0) - N} attempts refused during the outage)`,
       );
       report.push(`  clients noticed the crash after ${fmt(detect)} ms`);
-      report.push(`  full jitter: ${normalized.length} draws, delay/ceiling vs U(0,1): KS ${dJitter.toFixed(3)}`);
+      report.push(`  full jitter: ${normalized.length} draws, delay/ceiling vs U(0,1): KS ${dJitter.toFixed(3)}; ${jitterDetail(tracks)}`);
       report.push(`  accepts on B after the restart: ${fmt(acc)} ms; busiest 100 ms bucket ${pct(busiest(acceptRel))}; KS vs Monte Carlo ${ksDistance(acceptRel, sim).toFixed(3)}`);
       report.push(`  successful attempts after the restart: ${fmt(att)} ms; busiest 100 ms bucket ${pct(busiest(attemptRel))}; KS vs Monte Carlo ${ksDistance(attemptRel, sim).toFixed(3)}`);
       report.push(`  Monte Carlo (${sim.length} runs: each client's own down time, same policy, failed attempts free): ${fmt(simS)} ms; busiest 100 ms bucket ${pct(busiest(sim))}`);
@@ -274,7 +287,9 @@ describe('restart: 1000 clients come back spread per full jitter', () => {
         assert.equal(t.client.state, 'open');
       }
       assert.equal(b.server.stats().lost['unknown-session'], N);
-      assert.ok(dJitter < 0.05, `backoff delays are full jitter (KS ${dJitter.toFixed(3)} over ${normalized.length} draws)`);
+      // 0.05 over about 2,000 draws: a uniform sample exceeds it with probability ~1e-4 (2 exp(-2 n d^2)).
+      // Should it fail, the message shows where the sample strays (seen once, KS 0.052 on a loaded CI run).
+      assert.ok(dJitter < 0.05, `backoff delays are full jitter (KS ${dJitter.toFixed(3)} over ${normalized.length} draws; ${jitterDetail(tracks)})`);
       // The policy itself puts some clients in the first 100 ms after the restart (those
       // whose draw lands just after it); "bunched" means well beyond what it predicts.
       const ideal = busiest(sim);
