@@ -83,6 +83,12 @@ export interface ConnectionHandler {
    * unchanged after the call.
    */
   onPongRange?(chunk: Buffer, start: number, end: number): void;
+  /**
+   * A compression job finished and its frame (with any queued behind it)
+   * was written: unencodedBytes went down, so a transport that answered
+   * send() with backpressure may owe its application a 'drain'.
+   */
+  onSendProgress?(): void;
   /** The peer's close frame arrived (before the TCP connection is gone). */
   onCloseFrame(code: number, reason: string): void;
   /** The connection failed (peer broke the protocol or a limit): a close frame was sent, the transport will be closed. */
@@ -343,6 +349,14 @@ export class Connection implements FrameSink {
   declare private maskPoolOffset: number;
   declare private compressing: number;
   private sendQueue: QueuedSend[] = NO_SENDS;
+  /**
+   * Payload bytes of data messages accepted by send() and not yet framed:
+   * the one being compressed and those queued behind it (permessage-deflate).
+   * The transport counts them in bufferedAmount: they are sent data the
+   * kernel does not have yet, and a sender that outruns the compressor must
+   * see backpressure (and a slow-consumer cap) like one that outruns the peer.
+   */
+  declare unencodedBytes: number;
 
   /** Counters for statistics; cheap increments on the hot path. */
   bytesIn = 0;
@@ -386,6 +400,11 @@ export class Connection implements FrameSink {
     return this.sendQueue === NO_SENDS ? (this.sendQueue = []) : this.sendQueue;
   }
 
+  /** permessage-deflate was negotiated: data messages may be compressed. */
+  get compresses(): boolean {
+    return this.codec !== null;
+  }
+
   /** No send waits on a compression job: nothing queued here still reads a payload the caller passed. */
   get sendsSettled(): boolean {
     return this.compressing === 0 && this.sendQueue.length === 0;
@@ -414,6 +433,7 @@ export class Connection implements FrameSink {
     this._state = 'closed';
     this.parser.stop();
     this.sendQueue = NO_SENDS;
+    if (this.unencodedBytes !== 0) this.unencodedBytes = 0;
     if (this.codec) this.codec.close();
     const code = this.closeReceived ? this.receivedCode : CloseCode.Abnormal;
     this.handler.onClosed(code, this.closeReceived ? this.receivedReason : '', this.closeReceived && this.closeSent && !this.failed);
@@ -688,11 +708,14 @@ export class Connection implements FrameSink {
     const opcode = binary ? Opcode.Binary : Opcode.Text;
     const compress = this.codec !== null && payload.length >= this.codec.threshold;
     if (this.compressing > 0) {
+      this.unencodedBytes += payload.length;
       this.sendQueueList().push({ opcode, data: payload, compress });
       return;
     }
-    if (compress) this.compressAndSend(opcode, payload);
-    else this.sendData(opcode, payload, false);
+    if (compress) {
+      this.unencodedBytes += payload.length;
+      this.compressAndSend(opcode, payload);
+    } else this.sendData(opcode, payload, false);
   }
 
   /**
@@ -761,7 +784,9 @@ export class Connection implements FrameSink {
     const q = bufs.map((b, i) => ({ opcode: i === 0 ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation, data: b, fin: i === bufs.length - 1 }));
     if (this.compressing > 0) {
       // Rare path: keep it simple and correct by concatenating behind the queue.
-      this.sendQueueList().push({ opcode: binary ? Opcode.Binary : Opcode.Text, data: Buffer.concat(bufs), compress: false });
+      const data = Buffer.concat(bufs);
+      this.unencodedBytes += data.length;
+      this.sendQueueList().push({ opcode: binary ? Opcode.Binary : Opcode.Text, data, compress: false });
       return;
     }
     for (const f of q) this.sendFrame(f.opcode, f.data, false, f.fin);
@@ -859,17 +884,21 @@ export class Connection implements FrameSink {
     }
   }
 
+  /** Compresses and sends a data message whose payload unencodedBytes already counts. */
   private compressAndSend(opcode: number, payload: Buffer): void {
     this.compressing++;
     this.codec!.compress(payload, true, (err, result) => {
       this.compressing--;
       if (this._state === 'closed') return;
+      this.unencodedBytes -= payload.length;
       if (err) {
         this.fail(new ProtocolError('WS_ERR_DEFLATE', `Compression failed: ${err.message}`, CloseCode.InternalError));
         return;
       }
       if (!this.failed) this.sendData(opcode, result!, true);
       this.drainQueue();
+      // The backlog shrank: the transport may owe its application a 'drain'.
+      this.handler.onSendProgress?.();
     });
   }
 
@@ -878,9 +907,28 @@ export class Connection implements FrameSink {
       const next = this.sendQueue.shift()!;
       if (next.opcode === Opcode.Close) this.sendFrame(Opcode.Close, next.data, false, true);
       else if (next.compress) this.compressAndSend(next.opcode, next.data);
-      else this.sendData(next.opcode, next.data, false);
+      else {
+        this.unencodedBytes -= next.data.length;
+        this.sendData(next.opcode, next.data, false);
+      }
     }
     if (this.closeTransportPending && this.sendsSettled) this.closeTransportAfterQueue();
+  }
+
+  /**
+   * Discards the data messages still queued behind a compression job (none
+   * of their bytes is on the wire); the one being compressed, control
+   * frames and the close frame stay. For a slow-consumer policy that ends
+   * the connection. Returns how many messages were discarded.
+   */
+  discardQueuedMessages(): number {
+    if (this.sendQueue.length === 0) return 0;
+    const kept = this.sendQueue.filter((q) => q.opcode === Opcode.Close);
+    const discarded = this.sendQueue.length - kept.length;
+    for (const q of this.sendQueue) if (q.opcode !== Opcode.Close) this.unencodedBytes -= q.data.length;
+    this.sendQueue = kept.length > 0 ? kept : NO_SENDS;
+    this.messagesOut -= discarded;
+    return discarded;
   }
 
   private sendData(opcode: number, payload: Buffer, compressed: boolean): void {
@@ -1040,6 +1088,7 @@ coldFieldDefaults(Connection.prototype, {
   maskPool: null,
   maskPoolOffset: MASK_POOL_SIZE,
   compressing: 0,
+  unencodedBytes: 0,
   messageCompressed: false,
   frameCompressed: false,
   frameFin: true,

@@ -382,9 +382,14 @@ export class WebSocket implements ConnectionHandler {
     return (['connecting', 'open', 'closing', 'closed'] as const)[this._readyState]!;
   }
 
-  /** Bytes accepted by send() but not yet handed to the kernel. */
+  /**
+   * Bytes accepted by send() but not yet handed to the kernel: framed ones
+   * queued here or in Node, and (permessage-deflate) payloads still waiting
+   * for the compressor.
+   */
   get bufferedAmount(): number {
-    return this.pendingBytes + this.heldBytes + (this.socket ? this.socket.writableLength : 0);
+    const c = this.conn;
+    return this.pendingBytes + this.heldBytes + (this.socket ? this.socket.writableLength : 0) + (c !== null ? c.unencodedBytes : 0);
   }
 
   /** The underlying TCP/TLS socket (null before the handshake finished). */
@@ -486,6 +491,16 @@ export class WebSocket implements ConnectionHandler {
   _onDrain(): void {
     this.releaseHeld();
     if (this._drains >= 0) this.countDrain();
+    this.emitDrainIfOwed();
+  }
+
+  /** ConnectionHandler.onSendProgress: the compressor's backlog shrank. */
+  onSendProgress(): void {
+    this.emitDrainIfOwed();
+  }
+
+  /** 'drain' for an application that send() answered false, once bufferedAmount is back under the mark. */
+  private emitDrainIfOwed(): void {
     if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
       this.needDrain = false;
       this.emit('drain');
@@ -512,6 +527,9 @@ export class WebSocket implements ConnectionHandler {
     const conn = this.requireOpen('send');
     const payload = data instanceof ArrayBuffer ? Buffer.from(data) : data;
     const binary = options?.binary ?? typeof payload !== 'string';
+    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength)) {
+      return this.afterSend();
+    }
     if (!this.holding) {
       conn.send(payload, binary);
       return this.afterSend();
@@ -541,6 +559,7 @@ export class WebSocket implements ConnectionHandler {
   _broadcastPrepared(message: PreparedMessage): void {
     const conn = this.requireOpen('send');
     const frame = message.frame;
+    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, frame.length)) return;
     if (!this.holding) conn.sendEncoded(frame, 0, frame.length, true);
     else this.sendHeld(conn, null, false, frame, 0, frame.length, undefined);
   }
@@ -556,6 +575,7 @@ export class WebSocket implements ConnectionHandler {
 
   private sendFrameBytes(src: Buffer, start: number, end: number, shared: boolean, key: string | undefined): boolean {
     const conn = this.requireOpen('send');
+    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, end - start)) return this.afterSend();
     if (!this.holding) {
       conn.sendEncoded(src, start, end, shared);
       return this.afterSend();
@@ -615,6 +635,26 @@ export class WebSocket implements ConnectionHandler {
     return this.afterSend();
   }
 
+  /**
+   * permessage-deflate's slow-consumer cap. Payloads waiting for the
+   * compressor, and held frames, count against maxBufferedBytes. A
+   * compressed message is never dropped once compressed: with context
+   * takeover (RFC 7692 7.2.3) the peer's decompressor needs every one of
+   * them, so its held frames are not droppable, and the cap is applied here,
+   * as a message is sent. Past it the drop policies drop this message (so
+   * drop-oldest and keep-latest drop the newest here); 'disconnect' and
+   * 'wait' end the connection, discarding the messages not yet compressed.
+   * True when this message is not to be sent.
+   */
+  private deflateBacklogFull(conn: Connection, size: number): boolean {
+    if (conn.unencodedBytes + this.heldBytes + size <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return false;
+    // This message is not sent, whatever the policy.
+    this.dropped++;
+    const policy = this.options.slowConsumer ?? 'disconnect';
+    if (policy === 'disconnect' || policy === 'wait') this.dropSlowConsumer();
+    return true;
+  }
+
   /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
   private enforceCap(newest: HeldGroup): void {
     const cap = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
@@ -661,6 +701,8 @@ export class WebSocket implements ConnectionHandler {
     this.queuedBytes = 0;
     this.holding = kept.length > 0;
     const conn = this.conn;
+    // Messages still waiting for the compressor are not started either.
+    if (conn) this.dropped += conn.discardQueuedMessages();
     if (conn && !conn.isCloseSent) {
       // RFC 6455 7.4.1: 1008 = policy violation. It queues behind what Node
       // already holds; closeTimeout ends it if the peer never reads that far.

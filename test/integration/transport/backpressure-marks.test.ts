@@ -12,15 +12,24 @@
 // - an honouring one sends until send() returns false and waits for 'drain';
 // - an ignoring one sends everything at once (frames are held, then released).
 // Every message must arrive, in order, for marks under, at and over Node's.
+//
+// With permessage-deflate (peers: the `ws` package, paused with its own
+// pause()), payloads waiting for the compressor are sent data too:
+// bufferedAmount counts them, send() answers false past the mark while the
+// compressor lags, 'drain' follows when it catches up, and maxBufferedBytes
+// bounds that backlog (before, a sender looping over send() saw no
+// backpressure at all and buffered without limit: 42 MB against a 4 MiB cap).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { describe, it } from 'node:test';
+import WsWebSocket, { WebSocketServer as WsServer } from 'ws';
 
 import { ms, once, withTimeout } from '../../helpers/peers.js';
 import { WebSocketServer } from '../../../src/transport/node/server.js';
-import type { WebSocket } from '../../../src/transport/node/websocket.js';
+import type { SlowConsumerPolicy, WebSocket } from '../../../src/transport/node/websocket.js';
 import { connect, type ClientWebSocket } from '../../../src/transport/node/client.js';
 import { FrameReader, rawUpgrade } from '../limits/helpers.js';
 import { rawServer } from './masked-frame-server.js';
@@ -40,9 +49,13 @@ interface Sender extends EventEmitter {
   readonly bufferedAmount: number;
 }
 
-/** Message i: its number in the first 4 bytes (FrameReader numbers messages by them). */
+/** Random bytes that payloads are cut from: deflate cannot shrink them. */
+const POOL = randomBytes(1 << 20);
+
+/** Message i: its number in the first 4 bytes (FrameReader numbers messages by them), then incompressible bytes. */
 function message(i: number): Buffer {
-  const b = Buffer.alloc(SIZE, i & 0xff);
+  const b = Buffer.allocUnsafe(SIZE);
+  POOL.copy(b, 0, (i * 9973) % (POOL.length - SIZE), ((i * 9973) % (POOL.length - SIZE)) + SIZE);
   b.writeUInt32BE(i, 0);
   return b;
 }
@@ -174,4 +187,164 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
       });
     });
   }
+
+  for (const [name, mark] of MARKS) {
+    describe(`permessage-deflate, highWaterMark ${name}`, () => {
+      it("server: an honouring sender gets 'drain' after the ws peer reads again, and every message arrives in order", async () => {
+        const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', deflate: { threshold: 0 }, highWaterMark: mark, maxBufferedBytes: 64 * 1024 * 1024 });
+        let peer: WsWebSocket | null = null;
+        try {
+          await once(wss, 'listening', ms(5000));
+          const accepted = once<WebSocket>(wss, 'connection', ms(5000));
+          peer = new WsWebSocket(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, { perMessageDeflate: true });
+          const { got, until } = received(peer);
+          await once(peer, 'open', ms(5000));
+          peer.pause();
+          const ws = await accepted;
+          assert.match(ws.extensions, /permessage-deflate/);
+          const { congested, done } = honouringSender(ws, mark);
+          await withTimeout(congested, ms(10_000), 'send() to return false');
+          peer.resume();
+          const drains = await withTimeout(done, ms(30_000), "the sender's last 'drain'");
+          assert.ok(drains > 0);
+          await until(() => got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
+          assert.ok(inOrder(got), `messages in order (${got.length} arrived)`);
+        } finally {
+          peer?.terminate();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+
+      it("client: an honouring sender gets 'drain' after the ws server reads again, and every message arrives in order", async () => {
+        const server = new WsServer({ port: 0, host: '127.0.0.1', perMessageDeflate: true });
+        let ws: ClientWebSocket | null = null;
+        try {
+          await once(server, 'listening', ms(5000));
+          const accepted = once<WsWebSocket>(server, 'connection', ms(5000));
+          ws = await connect(`ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, { deflate: { threshold: 0 }, highWaterMark: mark, maxBufferedBytes: 64 * 1024 * 1024 });
+          assert.match(ws.extensions, /permessage-deflate/);
+          const peer = await accepted;
+          const { got, until } = received(peer);
+          peer.pause();
+          const { congested, done } = honouringSender(ws, mark);
+          await withTimeout(congested, ms(10_000), 'send() to return false');
+          peer.resume();
+          const drains = await withTimeout(done, ms(30_000), "the sender's last 'drain'");
+          assert.ok(drains > 0);
+          await until(() => got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
+          assert.ok(inOrder(got), `messages in order (${got.length} arrived)`);
+        } finally {
+          ws?.terminate();
+          for (const c of server.clients) c.terminate();
+          await new Promise((resolve) => server.close(resolve));
+        }
+      });
+    });
+  }
+
+  describe('permessage-deflate: the compressor backlog', () => {
+    const CAP = 1024 * 1024;
+    async function setup(options: { slowConsumer?: SlowConsumerPolicy }) {
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', deflate: { threshold: 0 }, highWaterMark: 64 * 1024, maxBufferedBytes: CAP, ...options });
+      await once(wss, 'listening', ms(5000));
+      const accepted = once<WebSocket>(wss, 'connection', ms(5000));
+      const peer = new WsWebSocket(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, { perMessageDeflate: true });
+      const { got, until } = received(peer);
+      const closed = new Promise<number>((resolve) => peer.on('close', (code: number) => resolve(code)));
+      peer.on('error', () => {});
+      await once(peer, 'open', ms(5000));
+      peer.pause();
+      return { wss, ws: await accepted, peer, got, until, closed };
+    }
+
+    it('bufferedAmount counts payloads waiting for the compressor, and send() answers false past the mark within one tick', async () => {
+      const { wss, ws, peer } = await setup({ slowConsumer: 'drop-newest' });
+      try {
+        let firstFalse = -1;
+        for (let i = 0; i < 200; i++) {
+          const ok = ws.send(message(i));
+          // Nothing is compressed within this tick: every payload after the first waits, and counts.
+          assert.ok(ws.bufferedAmount >= (i + 1) * SIZE, `after ${i + 1} sends bufferedAmount is ${ws.bufferedAmount}`);
+          if (!ok && firstFalse < 0) firstFalse = i;
+        }
+        assert.equal(firstFalse, Math.floor((64 * 1024) / SIZE), 'the first false comes with the send that passes the mark');
+      } finally {
+        peer.terminate();
+        await wss.close({ timeout: ms(1000) }).catch(() => {});
+      }
+    });
+
+    it("'disconnect': a sender that ignores backpressure is cut off at maxBufferedBytes (1008 slow consumer), not buffered without bound", async () => {
+      const { wss, ws, peer, got, closed } = await setup({});
+      try {
+        let sent = 0;
+        for (let i = 0; i < 5000 && ws.state === 'open'; i++, sent++) {
+          ws.send(message(i));
+          assert.ok(ws.bufferedAmount <= CAP + SIZE, `bufferedAmount ${ws.bufferedAmount} after ${i + 1} sends`);
+        }
+        assert.ok(sent < 5000 && sent >= Math.floor(CAP / SIZE), `cut off after ${sent} sends`);
+        assert.equal(ws.state, 'closing');
+        peer.resume();
+        assert.equal(await withTimeout(closed, ms(10_000), 'the close'), 1008);
+        await once(ws, 'close', ms(5000)).catch(() => {});
+        assert.equal(ws.closeCause, 'slow-consumer');
+        // What was already compressed arrives whole and in order; the messages not yet compressed were discarded and counted.
+        assert.ok(got.every((s, i) => s === i));
+        assert.equal(got.length + ws.counters.dropped, sent);
+      } finally {
+        peer.terminate();
+        await wss.close({ timeout: ms(1000) }).catch(() => {});
+      }
+    });
+
+    for (const policy of ['drop-newest', 'drop-oldest'] as const) {
+      it(`'${policy}': past maxBufferedBytes the newest messages are dropped (compressed ones never are), and delivered + dropped = offered`, async () => {
+        const { wss, ws, peer, got, until } = await setup({ slowConsumer: policy });
+        try {
+          for (let i = 0; i < 3000; i++) {
+            ws.send(message(i));
+            assert.ok(ws.bufferedAmount <= CAP + SIZE, `bufferedAmount ${ws.bufferedAmount} after ${i + 1} sends`);
+            if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
+          }
+          assert.ok(ws.counters.dropped > 0);
+          peer.resume();
+          await until(() => got.length + ws.counters.dropped >= 3000, ms(20_000), 'every message delivered or dropped');
+          assert.equal(got.length + ws.counters.dropped, 3000);
+          assert.equal(ws.counters.messagesOut, got.length);
+          assert.ok(got.every((s, i) => i === 0 || s > got[i - 1]!), 'delivered in order');
+          assert.equal(ws.state, 'open');
+        } finally {
+          peer.terminate();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+    }
+  });
 });
+
+/** Message numbers a `ws` peer received, and a wait for a condition on them, checked at each message. */
+function received(peer: WsWebSocket): { got: number[]; until(check: () => boolean, timeoutMs: number, what: string): Promise<void> } {
+  const got: number[] = [];
+  let waiter: (() => void) | null = null;
+  peer.on('message', (d: Buffer) => {
+    got.push(d.readUInt32BE(0));
+    waiter?.();
+  });
+  return {
+    got,
+    until: (check, timeoutMs, what) =>
+      withTimeout(
+        new Promise<void>((resolve) => {
+          waiter = () => {
+            if (check()) resolve();
+          };
+          waiter();
+        }),
+        timeoutMs,
+        what,
+      ).finally(() => {
+        waiter = null;
+      }),
+  };
+}
+

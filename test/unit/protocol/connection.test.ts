@@ -1423,6 +1423,51 @@ describe('Connection: with a message codec (RFC 7692 framing rules)', () => {
     );
   });
 
+  it('unencodedBytes counts data payloads not yet framed (being compressed or queued behind), and onSendProgress follows each finished job', () => {
+    const codec = new ManualCodec({ threshold: 3, asyncCompress: true });
+    let progress = 0;
+    const h = new RecordingHandler();
+    (h as RecordingHandler & { onSendProgress(): void }).onSendProgress = () => progress++;
+    const { conn } = open('server', { codec }, h);
+    assert.equal(conn.unencodedBytes, 0);
+    conn.send('big message'); // 11 B, compressing
+    conn.send('s'); // 1 B, under the threshold, queued behind it
+    conn.sendFragments(['ab', 'cd'], false); // 4 B, queued as one message
+    conn.ping('p'); // control frames are not data: not counted
+    assert.equal(conn.unencodedBytes, 11 + 1 + 4);
+    assert.equal(progress, 0);
+    codec.runAll();
+    assert.equal(conn.unencodedBytes, 0);
+    assert.equal(progress, 1);
+    assert.deepEqual(
+      decodeFrames(h.takeWritten()).map((f) => [f.opcode, f.payload.toString('latin1')]),
+      [[Opcode.Ping, 'p'], [Opcode.Text, 'big message'], [Opcode.Text, 's'], [Opcode.Text, 'abcd']],
+    );
+    // Without a codec job in flight nothing waits: a plain message is framed at once.
+    conn.send('x');
+    assert.equal(conn.unencodedBytes, 0);
+  });
+
+  it('discardQueuedMessages() drops the data messages queued behind a compression job, keeps the one in the compressor and the close frame', () => {
+    const codec = new ManualCodec({ threshold: 3, asyncCompress: true });
+    const { conn, h } = open('server', { codec });
+    conn.send('first message'); // 13 B, compressing
+    conn.send('second one'); // 10 B, queued (to be compressed)
+    conn.send('t'); // 1 B, queued (plain)
+    const out = conn.messagesOut;
+    assert.equal(conn.discardQueuedMessages(), 2);
+    assert.equal(conn.messagesOut, out - 2);
+    assert.equal(conn.unencodedBytes, 13);
+    conn.close(1008, 'slow consumer');
+    assert.equal(conn.discardQueuedMessages(), 0);
+    codec.runAll();
+    assert.equal(conn.unencodedBytes, 0);
+    assert.deepEqual(
+      decodeFrames(h.takeWritten()).map((f) => [f.opcode, f.payload.subarray(f.opcode === Opcode.Close ? 2 : 0).toString('latin1')]),
+      [[Opcode.Text, 'first message'], [Opcode.Close, 'slow consumer']],
+    );
+  });
+
   it('a compression error fails the connection with 1011', () => {
     const codec = new ManualCodec({ compressError: new Error('zlib died') });
     const { conn, h } = open('server', { codec });
