@@ -89,6 +89,12 @@ export interface ConnectionHandler {
    * send() with backpressure may owe its application a 'drain'.
    */
   onSendProgress?(): void;
+  /**
+   * A data message of `bytes` is about to wait for the compressor (queued
+   * behind a job, or compressed now): false drops it (a slow-consumer cap;
+   * compressed messages cannot be dropped later, see unencodedBytes).
+   */
+  admitUnencoded?(bytes: number): boolean;
   /** The peer's close frame arrived (before the TCP connection is gone). */
   onCloseFrame(code: number, reason: string): void;
   /** The connection failed (peer broke the protocol or a limit): a close frame was sent, the transport will be closed. */
@@ -400,11 +406,6 @@ export class Connection implements FrameSink {
     return this.sendQueue === NO_SENDS ? (this.sendQueue = []) : this.sendQueue;
   }
 
-  /** permessage-deflate was negotiated: data messages may be compressed. */
-  get compresses(): boolean {
-    return this.codec !== null;
-  }
-
   /** No send waits on a compression job: nothing queued here still reads a payload the caller passed. */
   get sendsSettled(): boolean {
     return this.compressing === 0 && this.sendQueue.length === 0;
@@ -707,15 +708,23 @@ export class Connection implements FrameSink {
     this.messagesOut++;
     const opcode = binary ? Opcode.Binary : Opcode.Text;
     const compress = this.codec !== null && payload.length >= this.codec.threshold;
-    if (this.compressing > 0) {
-      this.unencodedBytes += payload.length;
-      this.sendQueueList().push({ opcode, data: payload, compress });
+    if (this.compressing > 0 || compress) this.compressOrQueue(opcode, payload, compress);
+    else this.sendData(opcode, payload, false);
+  }
+
+  /**
+   * A data message that must wait for the compressor: compressed now, or
+   * queued behind the job in flight. Out of send() so that send() stays
+   * small enough for V8 to inline what the plain path calls.
+   */
+  private compressOrQueue(opcode: number, payload: Buffer, compress: boolean): void {
+    if (this.handler.admitUnencoded !== undefined && !this.handler.admitUnencoded(payload.length)) {
+      this.messagesOut--;
       return;
     }
-    if (compress) {
-      this.unencodedBytes += payload.length;
-      this.compressAndSend(opcode, payload);
-    } else this.sendData(opcode, payload, false);
+    this.unencodedBytes += payload.length;
+    if (this.compressing > 0) this.sendQueueList().push({ opcode, data: payload, compress });
+    else this.compressAndSend(opcode, payload);
   }
 
   /**

@@ -527,9 +527,6 @@ export class WebSocket implements ConnectionHandler {
     const conn = this.requireOpen('send');
     const payload = data instanceof ArrayBuffer ? Buffer.from(data) : data;
     const binary = options?.binary ?? typeof payload !== 'string';
-    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength)) {
-      return this.afterSend();
-    }
     if (!this.holding) {
       conn.send(payload, binary);
       return this.afterSend();
@@ -559,7 +556,6 @@ export class WebSocket implements ConnectionHandler {
   _broadcastPrepared(message: PreparedMessage): void {
     const conn = this.requireOpen('send');
     const frame = message.frame;
-    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, frame.length)) return;
     if (!this.holding) conn.sendEncoded(frame, 0, frame.length, true);
     else this.sendHeld(conn, null, false, frame, 0, frame.length, undefined);
   }
@@ -575,7 +571,6 @@ export class WebSocket implements ConnectionHandler {
 
   private sendFrameBytes(src: Buffer, start: number, end: number, shared: boolean, key: string | undefined): boolean {
     const conn = this.requireOpen('send');
-    if ((conn.unencodedBytes > 0 || (this.holding && conn.compresses)) && this.deflateBacklogFull(conn, end - start)) return this.afterSend();
     if (!this.holding) {
       conn.sendEncoded(src, start, end, shared);
       return this.afterSend();
@@ -584,7 +579,9 @@ export class WebSocket implements ConnectionHandler {
   }
 
   private afterSend(): boolean {
-    if (this.bufferedAmount > this.highWaterMark) {
+    // bufferedAmount without its null checks (a socket that was open has both),
+    // small enough that V8 keeps inlining the send path into its callers.
+    if (this.pendingBytes + this.heldBytes + this.socket!.writableLength + this.conn!.unencodedBytes > this.highWaterMark) {
       this.congestionFields();
       this.needDrain = true;
       return false;
@@ -636,23 +633,24 @@ export class WebSocket implements ConnectionHandler {
   }
 
   /**
-   * permessage-deflate's slow-consumer cap. Payloads waiting for the
-   * compressor, and held frames, count against maxBufferedBytes. A
-   * compressed message is never dropped once compressed: with context
-   * takeover (RFC 7692 7.2.3) the peer's decompressor needs every one of
-   * them, so its held frames are not droppable, and the cap is applied here,
-   * as a message is sent. Past it the drop policies drop this message (so
-   * drop-oldest and keep-latest drop the newest here); 'disconnect' and
-   * 'wait' end the connection, discarding the messages not yet compressed.
-   * True when this message is not to be sent.
+   * ConnectionHandler.admitUnencoded: permessage-deflate's slow-consumer cap,
+   * asked before a data message waits for the compressor. Payloads waiting
+   * for it, and held frames, count against maxBufferedBytes. A compressed
+   * message is never dropped once compressed: with context takeover (RFC
+   * 7692 7.2.3) the peer's decompressor needs every one of them, so its held
+   * frames are not droppable, and the cap is applied here instead. Past it
+   * the drop policies drop this message (so drop-oldest and keep-latest drop
+   * the newest here); 'disconnect' and 'wait' end the connection, discarding
+   * the messages not yet compressed.
    */
-  private deflateBacklogFull(conn: Connection, size: number): boolean {
-    if (conn.unencodedBytes + this.heldBytes + size <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return false;
+  admitUnencoded(bytes: number): boolean {
+    const conn = this.conn!;
+    if (conn.unencodedBytes + this.heldBytes + bytes <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return true;
     // This message is not sent, whatever the policy.
     this.dropped++;
     const policy = this.options.slowConsumer ?? 'disconnect';
     if (policy === 'disconnect' || policy === 'wait') this.dropSlowConsumer();
-    return true;
+    return false;
   }
 
   /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
