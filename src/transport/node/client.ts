@@ -86,7 +86,8 @@ export class ClientWebSocket extends WebSocket {
     this.handshakeTimer.unref();
 
     const onError = (err: Error) => {
-      this.failHandshake(connectionLost(`Connection failed: ${err.message}`));
+      // The socket's or TLS's own error stays readable as `cause` (its code: ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT...).
+      this.failHandshake(connectionLost(`Connection failed: ${err.message}`, err));
     };
     const onClose = () => {
       this.failHandshake(connectionLost('Connection closed during the opening handshake'));

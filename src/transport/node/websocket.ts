@@ -1232,6 +1232,10 @@ emitterWithoutInit(WebSocket);
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
 
 /** A connection-lost error, for clients whose socket died during the handshake. */
-export function connectionLost(message: string): ConnectionLostError {
-  return new ConnectionLostError('WS_ERR_CONNECTION_LOST', message);
+export function connectionLost(message: string, cause?: Error): ConnectionLostError {
+  const err = new ConnectionLostError('WS_ERR_CONNECTION_LOST', message);
+  // As Error's own `cause` option makes it (own, not enumerable), set here so
+  // that the browser bundle's error classes do not grow for a Node-only use.
+  if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true });
+  return err;
 }
