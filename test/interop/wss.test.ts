@@ -1,6 +1,7 @@
-// wss:// (RFC 6455 3, 4.1: the handshake and frames over TLS), against a peer
+// wss:// (RFC 6455 3, 4.1: the handshake and frames over TLS), against peers
 // we did not write: the `ws` package, as client of our server on a node:https
-// server, and as server for our client. Certificates are checked as a user's
+// server, and as server for our client; Debian's python3-websockets (Python's
+// own ssl module) both ways too. Certificates are checked as a user's
 // would be: the peers trust test/fixtures/tls/cert.pem (self-signed for
 // localhost, 127.0.0.1 and ::1; a test fixture, its key is not a secret), and
 // our client refuses the same server when it is not told to trust it.
@@ -19,7 +20,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WsWebSocket, { WebSocketServer as WsServer } from 'ws';
 
-import { ms, once, withTimeout } from '../helpers/peers.js';
+import { ms, once, peerAvailability, skipUnless, SYSTEM_PYTHON, withTimeout } from '../helpers/peers.js';
+import { JsonLinePeer, PEERS_DIR, sha256 } from './helpers.js';
 import { connect } from '../../src/transport/node/client.js';
 import { WebSocketServer } from '../../src/transport/node/server.js';
 import type { WebSocket } from '../../src/transport/node/websocket.js';
@@ -145,6 +147,69 @@ describe('wss:// against ws', () => {
       peer.terminate();
       await wss.close({ timeout: ms(1000) }).catch(() => {});
       await closeHttps(server);
+    }
+  });
+});
+
+describe('wss:// against python3-websockets', skipUnless(peerAvailability().python3Websockets, 'python3-websockets (Debian package, /usr/bin/python3)'), () => {
+  const PEER_SCRIPT = path.join(PEERS_DIR, 'py_websockets_peer.py');
+
+  it('python client -> our server on node:https: 1 MiB each way, sha256 equal on both ends', async () => {
+    const { server, port } = await httpsServer();
+    const wss = new WebSocketServer({ server });
+    const py = new JsonLinePeer(SYSTEM_PYTHON, [PEER_SCRIPT, 'client'], 'python-websockets client');
+    try {
+      await py.waitFor('ready', 'the python client to start', ms(20_000));
+      const accepted = once<WebSocket>(wss, 'connection', ms(10_000));
+      py.send({ op: 'connect', url: `wss://127.0.0.1:${port}/tls`, compression: null, ca: path.join(FIXTURES, 'cert.pem') });
+      const opened = await py.waitFor((e) => e.event === 'open' || e.event === 'connect_error', 'the python client to connect', ms(10_000));
+      assert.equal(opened.event, 'open', JSON.stringify(opened));
+      const ours = await accepted;
+      const id = opened.id as number;
+
+      const got = once<Buffer>(ours, 'message', ms(20_000));
+      py.send({ op: 'send_random', id, size: 1024 * 1024 });
+      const sent = await py.waitForConn(id, 'sent', ms(20_000));
+      assert.equal(sha256(await got), sent.sha256);
+
+      const big = randomBytes(1024 * 1024);
+      ours.send(big);
+      const ev = await py.waitForConn(id, 'message', ms(20_000));
+      assert.equal(ev.len, big.length);
+      assert.equal(ev.sha256, sha256(big));
+    } finally {
+      await py.stop();
+      await wss.close({ timeout: ms(1000) }).catch(() => {});
+      await closeHttps(server);
+    }
+  });
+
+  it('our client -> a python wss server: 1 MiB each way, sha256 equal on both ends; without the CA, refused', async () => {
+    const py = new JsonLinePeer(SYSTEM_PYTHON, [PEER_SCRIPT, 'server', '--compression', 'none', '--tls', path.join(FIXTURES, 'cert.pem'), path.join(FIXTURES, 'key.pem')], 'python-websockets server');
+    try {
+      const port = (await py.waitFor('listening', 'the python server to listen', ms(20_000))).port as number;
+      const opened = py.waitFor('open', 'the python server to accept', ms(10_000));
+      const ours = await connect(`wss://127.0.0.1:${port}/tls`, { tls: { ca: CERT } });
+      const id = (await opened).id as number;
+
+      const big = randomBytes(1024 * 1024);
+      ours.send(big);
+      const ev = await py.waitForConn(id, 'message', ms(20_000));
+      assert.equal(ev.sha256, sha256(big));
+
+      const got = once<Buffer>(ours, 'message', ms(20_000));
+      py.send({ op: 'send_random', id, size: 1024 * 1024 });
+      const sent = await py.waitForConn(id, 'sent', ms(20_000));
+      assert.equal(sha256(await got), sent.sha256);
+      ours.close(1000);
+      assert.equal((await py.waitForConn(id, 'closed', ms(10_000))).code, 1000);
+
+      await assert.rejects(connect(`wss://127.0.0.1:${port}/tls`, { handshakeTimeout: ms(5000) }), (err: Error & { cause?: Error & { code?: string } }) => {
+        assert.equal(err.cause?.code, 'DEPTH_ZERO_SELF_SIGNED_CERT');
+        return true;
+      });
+    } finally {
+      await py.stop();
     }
   });
 });

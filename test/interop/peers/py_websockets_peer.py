@@ -2,13 +2,16 @@
 """A python-websockets (Debian python3-websockets 10.4, asyncio API) peer,
 remote-controlled by lifeline's interop tests (test/interop/python-websockets.test.ts).
 
-    py_websockets_peer.py server [--compression deflate|none]
+    py_websockets_peer.py server [--compression deflate|none] [--tls CERT KEY]
     py_websockets_peer.py client
+
+--tls serves wss:// with that certificate and key (PEM).
 
 Reads one JSON command per line on stdin and writes one JSON event per line on
 stdout. Exits when stdin closes. Commands ("id" names a connection):
 
-    {"op": "connect", "url": ..., "compression": "deflate"|null}   (client mode)
+    {"op": "connect", "url": ..., "compression": "deflate"|null, "ca": PEM path}   (client mode;
+        "ca": trust that certificate for wss://, verifying it as Python's default context does)
     {"op": "send", "id": N, "text": ...} | {"op": "send", "id": N, "b64": ...}
     {"op": "send_random", "id": N, "size": BYTES}      random binary; reports its sha256
     {"op": "send_fragments", "id": N, "text": [...]} | {..., "b64": [...]}   one frame per item
@@ -26,6 +29,7 @@ import base64
 import hashlib
 import json
 import os
+import ssl
 import sys
 
 import websockets
@@ -116,9 +120,13 @@ async def handle(cmd, compression_default, background):
     op = cmd.get("op")
     if op == "connect":
         compression = cmd.get("compression", compression_default)
+        extra = {}
+        if cmd.get("ca"):
+            extra["ssl"] = ssl.create_default_context(cafile=cmd["ca"])
         try:
             ws = await websockets.connect(
                 cmd["url"],
+                **extra,
                 compression=compression,
                 max_size=None,
                 ping_interval=None,
@@ -194,6 +202,12 @@ async def main():
     if "--compression" in sys.argv:
         value = sys.argv[sys.argv.index("--compression") + 1]
         compression = None if value == "none" else value
+    extra = {}
+    if "--tls" in sys.argv:
+        i = sys.argv.index("--tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
+        extra["ssl"] = context
     if mode == "server":
 
         async def handler(ws):
@@ -203,6 +217,7 @@ async def main():
             handler,
             "127.0.0.1",
             0,
+            **extra,
             compression=compression,
             max_size=None,
             ping_interval=None,
