@@ -6,12 +6,16 @@
 // Big payloads never cross page.evaluate: the page generates them from a seed
 // and reports SHA-256 digests, and Node checks the same pattern on its side.
 //
-// Every scenario runs with permessage-deflate off and on.
+// Every scenario runs with permessage-deflate off and on. And over wss://: our
+// server on node:https with test/fixtures/tls's self-signed certificate, which
+// the browser accepts only in a context that ignores certificate errors
+// (playwright's ignoreHTTPSErrors; the launch flags stay as they are).
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 
@@ -22,6 +26,8 @@ import type { WebSocket } from '../../src/transport/node/websocket.js';
 import { ms, once, peerAvailability, skipUnless, withTimeout } from '../helpers/peers.js';
 
 const PAGE_HTML = readFileSync(new URL('./page.html', import.meta.url));
+const TLS_CERT = readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url));
+const TLS_KEY = readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url));
 const MiB = 1024 * 1024;
 const BIG = 16 * MiB;
 const CALL_TIMEOUT = ms(10_000);
@@ -545,4 +551,62 @@ describe('headless Chromium native WebSocket <-> lifeline server', skipUnless(pe
       assert.equal(ep.rejected[0]!.status, 403);
     });
   });
+
+  describe('over wss:// (TLS)', () => {
+    let https: ReturnType<typeof createHttpsServer>;
+    let tlsEndpoint: WebSocketServer;
+    const accepted: WebSocket[] = [];
+
+    before(async () => {
+      https = createHttpsServer({ cert: TLS_CERT, key: TLS_KEY });
+      https.listen(0, '127.0.0.1');
+      await once(https, 'listening', ms(5000));
+      tlsEndpoint = new WebSocketServer({ server: https, deflate: true });
+      tlsEndpoint.on('connection', (ws: WebSocket) => {
+        accepted.push(ws);
+        echo(ws);
+      });
+    });
+
+    after(async () => {
+      await tlsEndpoint?.close({ timeout: ms(1000) });
+      if (https) {
+        https.closeAllConnections();
+        await new Promise<void>((resolve) => https.close(() => resolve()));
+      }
+    });
+
+    const tlsUrl = () => `wss://127.0.0.1:${(https.address() as AddressInfo).port}/tls`;
+
+    test('text and a 1 MiB binary message echo intact over wss with permessage-deflate', async () => {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      try {
+        const p = await context.newPage();
+        await withTimeout(p.goto(`${origin}/`), ms(10_000), 'the test page to load');
+        const opened = await call(p, 'open', [tlsUrl()]);
+        assert.equal(opened.opened, true, `the browser's wss socket did not open: ${JSON.stringify(opened)}`);
+        assert.match(opened.extensions, /^permessage-deflate/);
+        assert.equal(accepted.at(-1)!.extensions, opened.extensions);
+        const text = TEXTS[4]!;
+        await call(p, 'sendText', [opened.id, text]);
+        const t = await call(p, 'next', [opened.id]);
+        assert.ok(t.kind === 'text' && t.data === text, 'text echoed intact');
+        const digest = await call(p, 'sendPattern', [opened.id, MiB, 7, 0xff]);
+        assert.equal(digest, sha256(pattern(MiB, 7, 0xff)));
+        const b = await call(p, 'next', [opened.id], BIG_TIMEOUT);
+        assert.ok(b.kind === 'binary' && b.length === MiB && b.sha256 === digest, '1 MiB binary echoed intact');
+      } finally {
+        await context.close();
+      }
+    });
+
+    test('a browser context that checks certificates refuses the self-signed server (1006), and no connection reaches it', async () => {
+      const before = accepted.length;
+      const opened = await call(page, 'open', [tlsUrl()]);
+      assert.equal(opened.opened, false);
+      assert.equal(opened.close?.code, 1006);
+      assert.equal(accepted.length, before);
+    });
+  });
 });
+
