@@ -367,6 +367,8 @@ export class WebSocket implements ConnectionHandler {
   declare private queuedBytes: number;
   /** An empty write's callback stands in for Node's 'drain' (see watchFlush()). */
   declare private flushWatched: boolean;
+  /** _sendControlMessage() is sending: admitUnencoded lets it through. */
+  declare private sendingControl: boolean;
   /** The group being filled by the current send(), while holding. */
   declare private group: HeldGroup | null;
   declare private dropped: number;
@@ -641,11 +643,12 @@ export class WebSocket implements ConnectionHandler {
    * frames are not droppable, and the cap is applied here instead. Past it
    * the drop policies drop this message (so drop-oldest and keep-latest drop
    * the newest here); 'disconnect' and 'wait' end the connection, discarding
-   * the messages not yet compressed.
+   * the messages not yet compressed. The session layer's control messages
+   * (_sendControlMessage) always pass, as they are never dropped when held.
    */
   admitUnencoded(bytes: number): boolean {
     const conn = this.conn!;
-    if (conn.unencodedBytes + this.heldBytes + bytes <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return true;
+    if (this.sendingControl || conn.unencodedBytes + this.heldBytes + bytes <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return true;
     // This message is not sent, whatever the policy.
     this.dropped++;
     const policy = this.options.slowConsumer ?? 'disconnect';
@@ -716,7 +719,15 @@ export class WebSocket implements ConnectionHandler {
    */
   _sendControlMessage(text: string): void {
     if (this._readyState !== READY.OPEN || this.conn === null) return;
-    this.conn.send(text, false);
+    // No extension negotiated: nothing waits for a compressor, and the flag below stays on the prototype.
+    if (this.extensions === '') return this.conn.send(text, false);
+    // With permessage-deflate it waits for the compressor like any message: admitUnencoded must let it through.
+    this.sendingControl = true;
+    try {
+      this.conn.send(text, false);
+    } finally {
+      this.sendingControl = false;
+    }
   }
 
   /**
@@ -1227,7 +1238,7 @@ export class WebSocket implements ConnectionHandler {
 // and so do the initial values of cold fields (written only when closing, under
 // congestion, with a rate limit, when a subprotocol or extension was negotiated, on a client (url),
 // or by the application): an own property appears only once one is written.
-coldFieldDefaults(WebSocket.prototype, { protocol: '', extensions: '', url: '', closeCode: 1006, closeReason: '', ...CONGESTION_FIELDS, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, dropped: 0, rateWindowStart: 0, rateCount: 0, _drains: -1 });
+coldFieldDefaults(WebSocket.prototype, { protocol: '', extensions: '', url: '', closeCode: 1006, closeReason: '', ...CONGESTION_FIELDS, closeTimer: null, cause: null, onActivity: null, context: undefined, group: null, sendingControl: false, dropped: 0, rateWindowStart: 0, rateCount: 0, _drains: -1 });
 emitterWithoutInit(WebSocket);
 Object.defineProperty(WebSocket.prototype, 'OPEN_STATE', { value: 1, writable: false, enumerable: false, configurable: true });
 

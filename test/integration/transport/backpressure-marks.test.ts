@@ -297,6 +297,35 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
       }
     });
 
+    it("the session layer's control messages are never dropped, even past the cap ('drop-newest')", async () => {
+      const { wss, ws, peer } = await setup({ slowConsumer: 'drop-newest' });
+      try {
+        const texts: string[] = [];
+        let gotText!: () => void;
+        const arrived = new Promise<void>((resolve) => (gotText = resolve));
+        peer.on('message', (d: Buffer, isBinary: boolean) => {
+          if (!isBinary) {
+            texts.push(d.toString());
+            gotText();
+          }
+        });
+        for (let i = 0; i < 3000; i++) ws.send(message(i));
+        // Fill what is left under the cap with 1-byte messages, until one is dropped: the cap is reached exactly.
+        for (let before = ws.counters.dropped, i = 0; ws.counters.dropped === before && i < SIZE; i++) ws.send(Buffer.alloc(1));
+        const dropped = ws.counters.dropped;
+        assert.ok(dropped > 0, 'past the cap');
+        // As LifelineServer sends acks and pongs: text, through the compressor's queue.
+        ws._sendControlMessage('{"t":"ack","seq":1}');
+        assert.equal(ws.counters.dropped, dropped, 'the control message was not dropped');
+        peer.resume();
+        await withTimeout(arrived, ms(20_000), 'the control message');
+        assert.deepEqual(texts, ['{"t":"ack","seq":1}']);
+      } finally {
+        peer.terminate();
+        await wss.close({ timeout: ms(1000) }).catch(() => {});
+      }
+    });
+
     for (const policy of ['drop-newest', 'drop-oldest'] as const) {
       it(`'${policy}': past maxBufferedBytes the newest messages are dropped (compressed ones never are), and delivered + dropped = offered`, async () => {
         const { wss, ws, peer, got, until } = await setup({ slowConsumer: policy });
@@ -322,11 +351,13 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
   });
 });
 
-/** Message numbers a `ws` peer received, and a wait for a condition on them, checked at each message. */
+/** Numbers of the numbered messages a `ws` peer received, and a wait for a condition on them, checked at each one. */
 function received(peer: WsWebSocket): { got: number[]; until(check: () => boolean, timeoutMs: number, what: string): Promise<void> } {
   const got: number[] = [];
   let waiter: (() => void) | null = null;
-  peer.on('message', (d: Buffer) => {
+  peer.on('message', (d: Buffer, isBinary: boolean) => {
+    // Numbered messages only (binary, at least the 4-byte number).
+    if (!isBinary || d.length < 4) return;
     got.push(d.readUInt32BE(0));
     waiter?.();
   });
