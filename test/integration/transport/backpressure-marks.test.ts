@@ -93,6 +93,22 @@ async function ignoringSender(ws: Sender): Promise<number> {
 
 const inOrder = (seqs: number[]) => seqs.length === TOTAL && seqs.every((s, i) => s === i);
 
+/**
+ * An honouring sender against a `ws` peer that stops reading until the
+ * sender first sees send() answer false: 'drain' must follow, and every
+ * message must arrive in order.
+ */
+async function honourAgainstPausedPeer(ws: Sender, mark: number, peer: WsWebSocket, seen: ReturnType<typeof received>): Promise<void> {
+  peer.pause();
+  const { congested, done } = honouringSender(ws, mark);
+  await withTimeout(congested, ms(10_000), 'send() to return false');
+  peer.resume();
+  const drains = await withTimeout(done, ms(30_000), "the sender's last 'drain'");
+  assert.ok(drains > 0);
+  await seen.until(() => seen.got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
+  assert.ok(inOrder(seen.got), `messages in order (${seen.got.length} arrived)`);
+}
+
 describe('backpressure at high-water marks under, at and over Node\'s own', () => {
   for (const [name, mark] of MARKS) {
     describe(`server, highWaterMark ${name}`, () => {
@@ -197,18 +213,11 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
           await once(wss, 'listening', ms(5000));
           const accepted = once<WebSocket>(wss, 'connection', ms(5000));
           peer = new WsWebSocket(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, { perMessageDeflate: true });
-          const { got, until } = received(peer);
+          const seen = received(peer);
           await once(peer, 'open', ms(5000));
-          peer.pause();
           const ws = await accepted;
           assert.match(ws.extensions, /permessage-deflate/);
-          const { congested, done } = honouringSender(ws, mark);
-          await withTimeout(congested, ms(10_000), 'send() to return false');
-          peer.resume();
-          const drains = await withTimeout(done, ms(30_000), "the sender's last 'drain'");
-          assert.ok(drains > 0);
-          await until(() => got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
-          assert.ok(inOrder(got), `messages in order (${got.length} arrived)`);
+          await honourAgainstPausedPeer(ws, mark, peer, seen);
         } finally {
           peer?.terminate();
           await wss.close({ timeout: ms(1000) }).catch(() => {});
@@ -224,15 +233,7 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
           ws = await connect(`ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, { deflate: { threshold: 0 }, highWaterMark: mark, maxBufferedBytes: 64 * 1024 * 1024 });
           assert.match(ws.extensions, /permessage-deflate/);
           const peer = await accepted;
-          const { got, until } = received(peer);
-          peer.pause();
-          const { congested, done } = honouringSender(ws, mark);
-          await withTimeout(congested, ms(10_000), 'send() to return false');
-          peer.resume();
-          const drains = await withTimeout(done, ms(30_000), "the sender's last 'drain'");
-          assert.ok(drains > 0);
-          await until(() => got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
-          assert.ok(inOrder(got), `messages in order (${got.length} arrived)`);
+          await honourAgainstPausedPeer(ws, mark, peer, received(peer));
         } finally {
           ws?.terminate();
           for (const c of server.clients) c.terminate();
