@@ -518,6 +518,14 @@ export class WebSocket implements ConnectionHandler {
     return this.options.highWaterMark ?? 1024 * 1024;
   }
 
+  private get maxBufferedBytes(): number {
+    return this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
+  }
+
+  private get slowConsumer(): SlowConsumerPolicy {
+    return this.options.slowConsumer ?? 'disconnect';
+  }
+
   // ----------------------------------------------------------- public API
 
   /**
@@ -648,19 +656,19 @@ export class WebSocket implements ConnectionHandler {
    */
   admitUnencoded(bytes: number): boolean {
     const conn = this.conn!;
-    if (this.sendingControl || conn.unencodedBytes + this.heldBytes + bytes <= (this.options.maxBufferedBytes ?? 16 * 1024 * 1024)) return true;
+    if (this.sendingControl || conn.unencodedBytes + this.heldBytes + bytes <= this.maxBufferedBytes) return true;
     // This message is not sent, whatever the policy.
     this.dropped++;
-    const policy = this.options.slowConsumer ?? 'disconnect';
+    const policy = this.slowConsumer;
     if (policy === 'disconnect' || policy === 'wait') this.dropSlowConsumer();
     return false;
   }
 
   /** Applies the slow-consumer policy once held bytes pass maxBufferedBytes. */
   private enforceCap(newest: HeldGroup): void {
-    const cap = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    const cap = this.maxBufferedBytes;
     if (this.queuedBytes <= cap) return;
-    const policy = this.options.slowConsumer ?? 'disconnect';
+    const policy = this.slowConsumer;
     if (policy === 'drop-oldest' || policy === 'keep-latest') {
       for (let i = 0; i < this.held.length && this.queuedBytes > cap; ) {
         const g = this.held[i]!;
@@ -1126,19 +1134,20 @@ export class WebSocket implements ConnectionHandler {
         off = end;
       }
       if (off < buf.length) {
-        this.congestionFields();
-        this.holding = true;
+        this.startHolding(s);
         this.holdTail(slices(buf, off));
-        this.watchFlush(s);
         return;
       }
     }
     // Past the high-water mark, further frames wait with us (see write()).
-    if (s.writableLength >= this.highWaterMark) {
-      this.congestionFields();
-      this.holding = true;
-      this.watchFlush(s);
-    }
+    if (s.writableLength >= this.highWaterMark) this.startHolding(s);
+  }
+
+  /** Further frames wait with us until the socket drains (Node's 'drain', or watchFlush()'s stand-in). */
+  private startHolding(s: Socket): void {
+    this.congestionFields();
+    this.holding = true;
+    this.watchFlush(s);
   }
 
   /**
