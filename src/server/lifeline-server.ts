@@ -499,6 +499,12 @@ export class ServerSession implements SocketOwner {
   declare private closeInfo: SessionCloseInfo | null;
   /** The client said 'bye': its socket's end is the session's end. */
   declare private peerBye: boolean;
+  /**
+   * After a resume, until the replay is written out: the socket it goes to
+   * and the last seq written. Messages sent meanwhile wait in the replay
+   * buffer behind it. null otherwise (from the prototype).
+   */
+  declare private catchUp: { ws: WebSocket; through: number } | null;
 
   /** @internal */
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
@@ -576,7 +582,8 @@ export class ServerSession implements SocketOwner {
     const st = this._state;
     if (st === 'closing' || st === 'closed') sendAfterClose(st);
     const seq = ++this.lastSent;
-    const attached = st === 'open';
+    // While a resume's replay is still being written, new messages queue behind it.
+    const attached = st === 'open' && this.catchUp === null;
     // The first frame queued in this tick (the socket flushes once per tick).
     const firstInTick = attached && !this._socket._flushPending;
     // Piggyback the cumulative ack when there is something to acknowledge, on
@@ -618,6 +625,8 @@ export class ServerSession implements SocketOwner {
       return;
     }
     this._state = 'closing';
+    // What was sent before close() goes out before the bye, as it would have without a replay in progress.
+    if (this.catchUp !== null) this.writeReplay(ws, this.catchUp.through, true);
     if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws._sendControlMessage(encodeControl({ t: 'bye', reason: reason || 'normal' }));
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
     else this.finish({ code, reason, cause: 'local-closed' });
@@ -722,14 +731,45 @@ export class ServerSession implements SocketOwner {
     this.arena!.release();
     this.replay.ack(clientAck);
     this.sendWelcome(ws, true);
-    let n = 0;
-    for (const e of this.replay.from(clientAck)) {
-      ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
-      n++;
-    }
+    // canResumeFrom() held: every message after clientAck is in the replay buffer.
+    const n = this.lastSent - clientAck;
     this.replayed += n;
+    this.writeReplay(ws, clientAck, false);
     this.emit('resumed', { replayed: n });
     return n;
+  }
+
+  /**
+   * Writes the replay buffer's messages after `through` to `ws`, stopping
+   * while the socket is over its highWaterMark and going on at its 'drain'
+   * (`force`: all of it now). A backlog written at once could pass the
+   * socket's maxBufferedBytes and end the very connection it resumes on,
+   * again at every resume. Messages evicted before they were written (the
+   * replay buffer's bound, while the client reads slowly) leave a gap the
+   * client must not skip: the socket is dropped, and the client's next
+   * resume learns exactly what was lost (canResumeFrom fails).
+   */
+  private writeReplay(ws: WebSocket, through: number, force: boolean): void {
+    this.catchUp = null;
+    const last = this.lastSent;
+    for (const e of this.replay.from(through)) {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (e.seq !== through + 1) {
+        ws.terminate('slow-consumer');
+        return;
+      }
+      through = e.seq;
+      const below = ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
+      if (!below && !force && through < last) {
+        this.catchUp = { ws, through };
+        ws.once('drain', () => {
+          const c = this.catchUp;
+          if (c !== null && c.ws === ws && ws === this._socket && this._state === 'open') this.writeReplay(ws, c.through, false);
+        });
+        return;
+      }
+    }
+    if (through < last && ws.readyState === WebSocket.OPEN) ws.terminate('slow-consumer');
   }
 
   /** @internal Whether a client that has received up to `clientAck` can resume without a gap. */
@@ -1003,6 +1043,7 @@ coldFieldDefaults(ServerSession.prototype, {
   authExpiresAt: 0,
   closeInfo: null,
   peerBye: false,
+  catchUp: null,
 });
 emitterWithoutInit(ServerSession);
 
@@ -1150,6 +1191,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
    * hello decides between a new session and a resume.
    */
   private awaitHello(ws: WebSocket, req: IncomingMessage, helloTimeout: number): void {
+    // Whatever slowConsumer says, a session's messages are never dropped one by one.
+    ws._carrySequencedStream();
     let done = false;
     const hb = this.heartbeatDriver;
     const heartbeat = hb ? new SocketHeartbeat(ws, hb) : null;

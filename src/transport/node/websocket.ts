@@ -39,6 +39,27 @@ const READY = ReadyState;
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'keep-latest' | 'wait';
 
+/**
+ * Options for a socket that carries a sequenced stream (the session layer's
+ * lifeline.v1, on either end). A message dropped by a drop policy would be a
+ * hole its reader cannot step over: seq n+2 after n is a broken stream, the
+ * reader reconnects, the replay is congested and dropped from in turn. So on
+ * such a socket the drop policies end the connection at the cap
+ * ('disconnect'), and the session resumes and replays what was not read.
+ * One derived object per options object (the server's sockets share theirs).
+ */
+export function sequencedSocketOptions<T extends SocketOptions>(options: T): T {
+  const p = options.slowConsumer;
+  if (p !== 'drop-newest' && p !== 'drop-oldest' && p !== 'keep-latest') return options;
+  let derived = SEQUENCED_OPTIONS.get(options) as T | undefined;
+  if (derived === undefined) {
+    derived = { ...options, slowConsumer: 'disconnect' };
+    SEQUENCED_OPTIONS.set(options, derived);
+  }
+  return derived;
+}
+const SEQUENCED_OPTIONS = new WeakMap<SocketOptions, SocketOptions>();
+
 /** Frames held back while the socket is congested; one group per message. */
 interface HeldGroup {
   bufs: Buffer[];
@@ -507,6 +528,11 @@ export class WebSocket implements ConnectionHandler {
       this.needDrain = false;
       this.emit('drain');
     }
+  }
+
+  /** @internal This socket carries a sequenced stream: see sequencedSocketOptions. */
+  _carrySequencedStream(): void {
+    this.options = sequencedSocketOptions(this.options);
   }
 
   /** @internal Feeds bytes that arrived with the upgrade request (after 'connection' listeners are attached). */
