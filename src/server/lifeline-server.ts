@@ -162,6 +162,12 @@ export interface SessionEvents {
   detached: [cause: CloseCause];
   /** The client came back; `replayed` messages were resent. */
   resumed: [info: { replayed: number }];
+  /**
+   * send() answered false and the session takes messages again: its socket
+   * is back under highWaterMark and, after a resume, the replay is written
+   * out (then also when nothing was refused).
+   */
+  drain: [];
   /** Liveness of the current socket: 'alive' -> 'probing' -> 'alive' | 'dead'. */
   liveness: [state: LivenessState];
   error: [err: Error];
@@ -500,11 +506,11 @@ export class ServerSession implements SocketOwner {
   /** The client said 'bye': its socket's end is the session's end. */
   declare private peerBye: boolean;
   /**
-   * After a resume, until the replay is written out: the socket it goes to
-   * and the last seq written. Messages sent meanwhile wait in the replay
-   * buffer behind it. null otherwise (from the prototype).
+   * After a resume, until its replay is written out: the last seq written
+   * to the socket (messages sent meanwhile wait in the replay buffer behind
+   * it); -1 otherwise.
    */
-  declare private catchUp: { ws: WebSocket; through: number } | null;
+  declare private catchUp: number;
 
   /** @internal */
   constructor(server: LifelineServer, ws: WebSocket, req: IncomingMessage, mode: 'lifeline' | 'plain') {
@@ -522,6 +528,8 @@ export class ServerSession implements SocketOwner {
       this.ttlTimer = null;
       this.authTimer = null;
       this.peerBye = false;
+      // Own from the start (not at the first resume), so sendData sees one shape.
+      this.catchUp = -1;
       this.bytesIn = this.bytesOut = this.resumes = this.replayed = 0;
       this.replay = new ReplayBuffer(o.replayMaxMessages, o.replayMaxBytes);
       this.arena = new FrameArena();
@@ -583,7 +591,7 @@ export class ServerSession implements SocketOwner {
     if (st === 'closing' || st === 'closed') sendAfterClose(st);
     const seq = ++this.lastSent;
     // While a resume's replay is still being written, new messages queue behind it.
-    const attached = st === 'open' && this.catchUp === null;
+    const attached = st === 'open' && this.catchUp < 0;
     // The first frame queued in this tick (the socket flushes once per tick).
     const firstInTick = attached && !this._socket._flushPending;
     // Piggyback the cumulative ack when there is something to acknowledge, on
@@ -626,7 +634,7 @@ export class ServerSession implements SocketOwner {
     }
     this._state = 'closing';
     // What was sent before close() goes out before the bye, as it would have without a replay in progress.
-    if (this.catchUp !== null) this.writeReplay(ws, this.catchUp.through, true);
+    if (this.catchUp >= 0) this.writeReplay(ws, this.catchUp, true);
     if (this.mode === 'lifeline' && ws.readyState === WebSocket.OPEN) ws._sendControlMessage(encodeControl({ t: 'bye', reason: reason || 'normal' }));
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
     else this.finish({ code, reason, cause: 'local-closed' });
@@ -707,6 +715,15 @@ export class ServerSession implements SocketOwner {
     if (ws === this._socket && this.listenerCount('error') > 0) this.emit('error', err);
   }
 
+  /** @internal SocketOwner: the socket is under its mark again; a resume's replay goes on first. */
+  _onSocketDrain(ws: WebSocket): void {
+    if (ws !== this._socket) return;
+    if (this.catchUp >= 0) {
+      if (this._state !== 'open' || !this.writeReplay(ws, this.catchUp, false)) return;
+    }
+    this.emitDrain();
+  }
+
   /** @internal SocketOwner */
   _onSocketClose(ws: WebSocket, code: number, reason: string): void {
     heartbeatOf(ws)?.end();
@@ -734,8 +751,10 @@ export class ServerSession implements SocketOwner {
     // canResumeFrom() held: every message after clientAck is in the replay buffer.
     const n = this.lastSent - clientAck;
     this.replayed += n;
-    this.writeReplay(ws, clientAck, false);
+    const under = this.writeReplay(ws, clientAck, false);
     this.emit('resumed', { replayed: n });
+    // Written out, and under the mark: sends are taken again (else the socket's drain says so).
+    if (under && ws === this._socket) this.emitDrain();
     return n;
   }
 
@@ -747,29 +766,33 @@ export class ServerSession implements SocketOwner {
    * again at every resume. Messages evicted before they were written (the
    * replay buffer's bound, while the client reads slowly) leave a gap the
    * client must not skip: the socket is dropped, and the client's next
-   * resume learns exactly what was lost (canResumeFrom fails).
+   * resume learns exactly what was lost (canResumeFrom fails). Returns
+   * whether all of it is written and the socket is under its mark.
    */
-  private writeReplay(ws: WebSocket, through: number, force: boolean): void {
-    this.catchUp = null;
+  private writeReplay(ws: WebSocket, through: number, force: boolean): boolean {
+    this.catchUp = -1;
     const last = this.lastSent;
+    let below = true;
     for (const e of this.replay.from(through)) {
-      if (ws.readyState !== WebSocket.OPEN) return;
-      if (e.seq !== through + 1) {
-        ws.terminate('slow-consumer');
-        return;
-      }
+      if (ws.readyState !== WebSocket.OPEN) return false;
+      if (e.seq !== through + 1) break;
       through = e.seq;
-      const below = ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
+      below = ws._sendEncoded(e.wire, e.offset, e.offset + encodedFrameSize(e.wire, e.offset));
       if (!below && !force && through < last) {
-        this.catchUp = { ws, through };
-        ws.once('drain', () => {
-          const c = this.catchUp;
-          if (c !== null && c.ws === ws && ws === this._socket && this._state === 'open') this.writeReplay(ws, c.through, false);
-        });
-        return;
+        // Its 'drain' comes back here (_onSocketDrain).
+        this.catchUp = through;
+        return false;
       }
     }
-    if (through < last && ws.readyState === WebSocket.OPEN) ws.terminate('slow-consumer');
+    if (through < last) {
+      if (ws.readyState === WebSocket.OPEN) ws.terminate('slow-consumer');
+      return false;
+    }
+    return below;
+  }
+
+  private emitDrain(): void {
+    if ((this as unknown as EventSlots)._events.drain !== undefined) this.emit('drain');
   }
 
   /** @internal Whether a client that has received up to `clientAck` can resume without a gap. */
@@ -1043,7 +1066,7 @@ coldFieldDefaults(ServerSession.prototype, {
   authExpiresAt: 0,
   closeInfo: null,
   peerBye: false,
-  catchUp: null,
+  catchUp: -1,
 });
 emitterWithoutInit(ServerSession);
 

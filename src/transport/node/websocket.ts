@@ -200,6 +200,8 @@ export interface SocketOwner {
   /** A pong's payload as `chunk[start..end)` (the whole buffer when it came in pieces). */
   _onSocketPong(ws: WebSocket, chunk: Buffer, start: number, end: number): void;
   _onSocketError(ws: WebSocket, err: Error): void;
+  /** The socket is back under its highWaterMark after send() answered false (told before 'drain' is emitted). */
+  _onSocketDrain(ws: WebSocket): void;
   _onSocketClose(ws: WebSocket, code: number, reason: string): void;
 }
 
@@ -526,6 +528,7 @@ export class WebSocket implements ConnectionHandler {
   private emitDrainIfOwed(): void {
     if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
       this.needDrain = false;
+      if (this._owner !== null) this._owner._onSocketDrain(this);
       this.emit('drain');
     }
   }

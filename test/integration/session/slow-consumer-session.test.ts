@@ -24,7 +24,7 @@ import type { ServerSession, SessionCloseInfo } from '../../../src/server/lifeli
 import type { SessionLostInfo } from '../../../src/session/lifeline-client.js';
 import type { SlowConsumerPolicy, WebSocket } from '../../../src/transport/node/websocket.js';
 import { ms, once } from '../../helpers/peers.js';
-import { Cleanup, Served, Tally } from './helpers.js';
+import { Cleanup, Served, Tally, Waiters } from './helpers.js';
 
 /** Small marks so the cap is reached after the kernel's buffers fill. */
 const LIMITS = { highWaterMark: 64 * 1024, maxBufferedBytes: 256 * 1024, closeTimeout: ms(1000) };
@@ -214,6 +214,73 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
       assert.equal(sessions.length, 1);
     });
   }
+
+  test("session 'drain': after send() answered false, once the socket is under its mark, and after a resume once the replay is written", async () => {
+    const served = await Served.start({ heartbeat: 'off', highWaterMark: LIMITS.highWaterMark, ...ROOM });
+    cleanup.add(() => served.close());
+    const relay = await HoldingRelay.start(served.port);
+    cleanup.add(() => relay.close());
+    const got = new Tally('s');
+    const client = new LifelineClient(relay.url(), { backoff: { base: 20, cap: 100 } });
+    cleanup.add(() => client.close());
+    client.on('error', () => {});
+    client.on('message', (d) => got.add(typeof d === 'string' ? d.trimEnd() : d));
+    const session = await once<ServerSession>(served.server, 'connection');
+    await once(client, 'open');
+
+    // 1. A slow reader: send until send() answers false; 'drain' follows.
+    let drains = 0;
+    const w = new Waiters();
+    session.on('drain', () => {
+      drains++;
+      w.poke();
+    });
+    relay.hold();
+    let sent = 0;
+    let answer = true;
+    while (answer && sent < MAX_MESSAGES) {
+      for (let i = 0; i < 8 && answer; i++) answer = session.send(`s:${++sent}${PAD}`);
+      if (answer) await tick();
+    }
+    assert.equal(answer, false, `send() never answered false in ${sent} messages`);
+    const refusedAt = sent;
+    const drainsAtRefusal = drains;
+    relay.release();
+    await w.wait(() => drains > drainsAtRefusal, ms(10000), "'drain' after send() answered false");
+    assert.ok(session.socket.bufferedAmount <= LIMITS.highWaterMark, `under the mark at 'drain' (${session.socket.bufferedAmount})`);
+    assert.equal(session.send(`s:${++sent}`), true);
+
+    // 2. A resume with 1 MiB to replay (16 times the mark): sends during the
+    // replay answer false; 'drain' once all of it is written.
+    let duringReplay: boolean | null = null;
+    let replayedAtDrain = -1;
+    session.once('detached', () => {
+      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${PAD}`);
+    });
+    session.once('resumed', () => {
+      duringReplay = session.send(`s:${++sent}${PAD}`);
+    });
+    const lastBeforeDrain = () => sent;
+    const resumedDrain = new Promise<void>((resolve) => {
+      session.once('resumed', () =>
+        session.once('drain', () => {
+          replayedAtDrain = session.socket.counters.messagesOut;
+          resolve();
+        }),
+      );
+    });
+    session.terminate();
+    await resumedDrain;
+    await got.waitCount(lastBeforeDrain(), ms(10000));
+    report.push(
+      `drain: send() first answered false at message ${refusedAt}; after the resume a send during the replay answered ${duringReplay}, ` +
+        `'drain' came with ${replayedAtDrain} frames written on the new socket; client got ${got.count} of ${sent}`,
+    );
+    assert.equal(duringReplay, false);
+    // The welcome and the 65 replayed messages were all written when 'drain' came.
+    assert.ok(replayedAtDrain >= 66, `frames written at 'drain': ${replayedAtDrain}`);
+    assert.ok(got.isExactly(sent), `1..${sent} exactly once in order (duplicates ${got.duplicates}, disorder ${got.disorder})`);
+  });
 
   test('a resume whose replay outgrows the replay buffer while it is written ends in session-lost with exact counts', async () => {
     // 64 messages wait while the client is away: 1 MiB, four times the
