@@ -794,6 +794,11 @@ export class Connection implements FrameSink {
     if (this.compressing > 0) {
       // Rare path: keep it simple and correct by concatenating behind the queue.
       const data = Buffer.concat(bufs);
+      // It waits behind the compressor as a message would: the same slow-consumer cap.
+      if (this.handler.admitUnencoded !== undefined && !this.handler.admitUnencoded(data.length)) {
+        this.messagesOut--;
+        return;
+      }
       this.unencodedBytes += data.length;
       this.sendQueueList().push({ opcode: binary ? Opcode.Binary : Opcode.Text, data, compress: false });
       return;

@@ -776,9 +776,27 @@ export class WebSocket implements ConnectionHandler {
     this.conn.sendEncodedControl(frame);
   }
 
-  /** Sends a message given as fragments, one frame each. */
-  sendFragments(fragments: Array<string | Buffer>, options?: { binary?: boolean }): void {
-    this.requireOpen('sendFragments').sendFragments(fragments, options?.binary ?? typeof fragments[0] !== 'string');
+  /**
+   * Sends a message given as fragments, one frame each. Answers as send()
+   * does (false over highWaterMark, then 'drain'); while congested the
+   * message is held whole, under the slow-consumer policy like any other.
+   */
+  sendFragments(fragments: Array<string | Buffer>, options?: { binary?: boolean }): boolean {
+    const conn = this.requireOpen('sendFragments');
+    const binary = options?.binary ?? typeof fragments[0] !== 'string';
+    if (!this.holding) {
+      conn.sendFragments(fragments, binary);
+      return this.afterSend();
+    }
+    const g: HeldGroup = { bufs: [], bytes: 0, droppable: true };
+    this.group = g;
+    try {
+      conn.sendFragments(fragments, binary);
+    } finally {
+      this.group = null;
+    }
+    if (g.bufs.length > 0) this.enforceCap(g);
+    return this.afterSend();
   }
 
   /** Sends a ping; a number goes as its decimal text (as in ws). */

@@ -19,6 +19,9 @@
 // compressor lags, 'drain' follows when it catches up, and maxBufferedBytes
 // bounds that backlog (before, a sender looping over send() saw no
 // backpressure at all and buffered without limit: 42 MB against a 4 MiB cap).
+//
+// sendFragments() answers as send() does and is capped as a whole message
+// (before, it answered nothing and its held frames were never capped).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
@@ -244,6 +247,110 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
       });
     });
   }
+
+  describe('sendFragments: the same answer as send(), and the same cap', () => {
+    const MARK = 64 * 1024;
+    const CAP = 1024 * 1024;
+    /** Message i in two fragments (the `ws` peer reassembles them). */
+    const fragments = (i: number) => {
+      const m = message(i);
+      return [m.subarray(0, SIZE / 2), m.subarray(SIZE / 2)];
+    };
+    async function setup(options: { slowConsumer?: SlowConsumerPolicy; deflate?: boolean }) {
+      const wss = new WebSocketServer({
+        port: 0,
+        host: '127.0.0.1',
+        deflate: options.deflate ? { threshold: 0 } : false,
+        highWaterMark: MARK,
+        maxBufferedBytes: CAP,
+        slowConsumer: options.slowConsumer,
+      });
+      await once(wss, 'listening', ms(5000));
+      const accepted = once<WebSocket>(wss, 'connection', ms(5000));
+      const peer = new WsWebSocket(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, { perMessageDeflate: options.deflate === true });
+      const seen = received(peer);
+      const closed = new Promise<number>((resolve) => peer.on('close', (code: number) => resolve(code)));
+      peer.on('error', () => {});
+      await once(peer, 'open', ms(5000));
+      peer.pause();
+      return { wss, ws: await accepted, peer, seen, closed };
+    }
+
+    for (const deflate of [false, true]) {
+      it(`${deflate ? 'permessage-deflate: ' : ''}an honouring sender gets false past the mark, then 'drain', and every message arrives in order`, async () => {
+        const { wss, ws, peer, seen } = await setup({ deflate });
+        try {
+          let drains = 0;
+          let resumed = false;
+          for (let i = 0; i < TOTAL; ) {
+            if (ws.sendFragments(fragments(i++))) continue;
+            if (!resumed) {
+              resumed = true;
+              peer.resume();
+            }
+            await once(ws, 'drain', ms(10_000));
+            drains++;
+            assert.ok(ws.bufferedAmount <= MARK, `'drain' came with ${ws.bufferedAmount} B still buffered`);
+          }
+          assert.ok(drains > 0, 'sendFragments() answered false at least once');
+          await seen.until(() => seen.got.length >= TOTAL, ms(20_000), `${TOTAL} messages`);
+          assert.ok(inOrder(seen.got), `messages in order (${seen.got.length} arrived)`);
+        } finally {
+          peer.terminate();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+
+      it(`${deflate ? 'permessage-deflate: ' : ''}'disconnect': a sender that ignores backpressure is cut off at maxBufferedBytes (1008), whole messages before it`, async () => {
+        const { wss, ws, peer, seen, closed } = await setup({ deflate });
+        try {
+          let sent = 0;
+          // Bounded: 64 MiB offered at most; yields so frames go to the kernel and then are held.
+          for (let i = 0; i < 64 * 1024 && ws.state === 'open'; i++, sent++) {
+            ws.sendFragments(fragments(i));
+            if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
+          }
+          assert.equal(ws.state, 'closing', `still open after ${sent} messages`);
+          peer.resume();
+          assert.equal(await withTimeout(closed, ms(10_000), 'the close'), 1008);
+          if (ws.state !== 'closed') await once(ws, 'close', ms(5000));
+          assert.equal(ws.closeCause, 'slow-consumer');
+          assert.ok(ws.counters.dropped > 0);
+          // What arrived is whole messages, in order (a torn one would have been a protocol error at the peer, not 1008).
+          assert.ok(seen.got.every((n, k) => n === k), 'in order');
+        } finally {
+          peer.terminate();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+    }
+
+    it("'drop-newest': past the cap whole messages are dropped, never a fragment, and the connection stays open", async () => {
+      const { wss, ws, peer, seen } = await setup({ slowConsumer: 'drop-newest' });
+      try {
+        let sent = 0;
+        for (let i = 0; i < 64 * 1024 && ws.counters.dropped === 0; i++, sent++) {
+          ws.sendFragments(fragments(i));
+          if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
+        }
+        assert.ok(ws.counters.dropped > 0, `nothing dropped after ${sent} messages`);
+        assert.ok(ws.bufferedAmount <= CAP + MARK + 64 * 1024, `bufferedAmount ${ws.bufferedAmount}`);
+        const marker = sent;
+        peer.resume();
+        // Once everything held is out, a message sent now arrives after what survived.
+        await once(ws, 'drain', ms(20_000));
+        ws.sendFragments(fragments(marker));
+        await seen.until(() => seen.got.includes(marker), ms(20_000), 'the marker');
+        assert.equal(ws.state, 'open');
+        const ordered = seen.got.every((n, k) => k === 0 || n > seen.got[k - 1]!);
+        assert.ok(ordered, 'what arrived is in order');
+        assert.equal(seen.got.length - 1 + ws.counters.dropped, sent, 'every message either arrived or was counted as dropped');
+      } finally {
+        peer.terminate();
+        await wss.close({ timeout: ms(1000) }).catch(() => {});
+      }
+    });
+  });
 
   describe('permessage-deflate: the compressor backlog', () => {
     const CAP = 1024 * 1024;
