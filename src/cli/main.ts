@@ -2,6 +2,8 @@
  * The `lifeline` command line: `echo` (an echo server for harnesses and
  * demos) and `connect` (an interactive client, wscat-like).
  */
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { ClientWebSocket } from '../transport/node/client.js';
@@ -11,12 +13,16 @@ import { parseHeartbeatSpec } from '../session/heartbeat.js';
 const USAGE = `Usage:
   lifeline echo [--port N] [--host H] [--path P] [--deflate] [--max-message BYTES]
                 [--heartbeat normal|aggressive|off|INTERVAL_MS:TIMEOUT_MS]
+                [--tls-cert CERT.pem --tls-key KEY.pem]
       Echo server: every message goes back as received (text stays text), to
       plain WebSocket peers and lifeline.v1 clients alike. Dead peers are closed
       per the heartbeat (default normal: 30-40 s of silence; aggressive: 6-9 s).
-      Prints "listening ws://HOST:PORT" when ready. Defaults: port 8080, host 127.0.0.1.
-  lifeline connect URL [--protocol P]... [--deflate] [--origin O]
+      With a certificate and its key it serves wss:// (TLS).
+      Prints "listening ws://HOST:PORT" (or wss://) when ready. Defaults: port
+      8080, host 127.0.0.1.
+  lifeline connect URL [--protocol P]... [--deflate] [--origin O] [--ca CA.pem]
       Interactive client: stdin lines are sent as text, messages are printed.
+      For wss://, --ca trusts that certificate (a self-signed server's own).
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,15 +66,31 @@ async function echo(args: string[]): Promise<number> {
       deflate: { type: 'boolean' },
       'max-message': { type: 'string' },
       heartbeat: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
     strict: true,
   });
   const port = parseIntArg('port', values.port, 8080);
   const host = values.host ?? '127.0.0.1';
   const heartbeat = parseHeartbeatSpec(values.heartbeat ?? 'normal');
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new Error('--tls-cert and --tls-key go together');
+  // wss://: an HTTPS server of our own that the WebSocket server attaches to.
+  const tls =
+    values['tls-cert'] !== undefined
+      ? https.createServer({ cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) })
+      : null;
+  if (tls) {
+    await new Promise<void>((resolve, reject) => {
+      tls.once('error', reject);
+      tls.listen(port, host, () => {
+        tls.off('error', reject);
+        resolve();
+      });
+    });
+  }
   const wss = new LifelineServer({
-    port,
-    host,
+    ...(tls ? { server: tls } : { port, host }),
     path: values.path,
     deflate: values.deflate ?? false,
     maxMessageSize: parseIntArg('max-message', values['max-message'], 64 * 1024 * 1024),
@@ -86,16 +108,22 @@ async function echo(args: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
-  });
-  const addr = wss.address();
+  if (!tls) {
+    await new Promise<void>((resolve, reject) => {
+      wss.once('listening', resolve);
+      wss.once('error', reject);
+    });
+  }
+  const addr = tls ? tls.address() : wss.address();
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const shownPort = addr && typeof addr === 'object' ? addr.port : port;
-  process.stdout.write(`listening ws://${shownHost}:${shownPort}${values.path ?? ''}\n`);
+  process.stdout.write(`listening ${tls ? 'wss' : 'ws'}://${shownHost}:${shownPort}${values.path ?? ''}\n`);
   await stopped;
   await wss.close({ timeout: 2000 });
+  if (tls) {
+    tls.closeAllConnections();
+    await new Promise<void>((resolve) => tls.close(() => resolve()));
+  }
   return 0;
 }
 
@@ -106,13 +134,19 @@ async function connectCmd(args: string[]): Promise<number> {
       protocol: { type: 'string', multiple: true },
       deflate: { type: 'boolean' },
       origin: { type: 'string' },
+      ca: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
   });
   const url = positionals[0];
   if (!url) throw new Error('connect needs a URL, e.g. lifeline connect ws://127.0.0.1:8080');
-  const ws = new ClientWebSocket(url, { protocols: values.protocol, deflate: values.deflate ?? false, origin: values.origin });
+  const ws = new ClientWebSocket(url, {
+    protocols: values.protocol,
+    deflate: values.deflate ?? false,
+    origin: values.origin,
+    tls: values.ca !== undefined ? { ca: readFileSync(values.ca) } : undefined,
+  });
   return await new Promise<number>((resolve) => {
     const rl = createInterface({ input: process.stdin, terminal: false });
     ws.on('open', () => {

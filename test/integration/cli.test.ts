@@ -6,16 +6,21 @@
 // permessage-deflate, --port 0 picks a free port, SIGTERM exits 0 after closing
 // clients with 1001, and 100 connections x 1000 messages come back complete,
 // unduplicated and in order.
-// connect: stdin lines go out as text messages, messages come back as `< ...`.
+// --tls-cert/--tls-key serve wss:// (the ws package and a LifelineClient trust
+// the fixture's certificate; a client that does not is refused).
+// connect: stdin lines go out as text messages, messages come back as `< ...`;
+// --ca trusts a wss:// server's certificate.
 // Usage errors exit 1 with the usage text.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
 
+import { LifelineClient } from '../../src/client/lifeline-client.js';
 import { ClientWebSocket, connect } from '../../src/transport/node/client.js';
 import { ensureDistBuilt } from '../helpers/dist.js';
 import { ms, once, withTimeout } from '../helpers/peers.js';
@@ -435,6 +440,60 @@ describe('lifeline echo shutdown', () => {
       outcomes.push(`${signal}: ${exit.signal ? `killed by ${exit.signal}` : `exit ${exit.code}`}`);
     }
     assert.deepEqual(outcomes, outcomes.map((o) => `${o.split(':')[0]}: exit 0`));
+  });
+});
+
+describe('lifeline echo over TLS (wss://)', () => {
+  const CERT = path.join(ROOT, 'test/fixtures/tls/cert.pem');
+  const KEY = path.join(ROOT, 'test/fixtures/tls/key.pem');
+  const ca = readFileSync(CERT);
+
+  test('--tls-cert/--tls-key: prints "listening wss://", echoes to ws and to a LifelineClient that trust the certificate, refuses one that does not', async () => {
+    const c = cli(['echo', '--port', '0', '--host', '127.0.0.1', '--tls-cert', CERT, '--tls-key', KEY]);
+    try {
+      const m = await c.line(/^listening (wss:\/\/127\.0\.0\.1:(\d+))$/);
+      const url = m[1]!;
+      // The ws package, trusting the fixture's certificate.
+      const peer = new WsClient(url, { ca });
+      await once(peer, 'open', ms(5000));
+      const echoed = new Promise<string>((resolve) => peer.once('message', (d: Buffer) => resolve(d.toString())));
+      peer.send('over tls');
+      assert.equal(await withTimeout(echoed, ms(5000), 'the echo'), 'over tls');
+      peer.close(1000);
+      // A lifeline.v1 session over wss.
+      const client = new LifelineClient(url, { transport: { tls: { ca } }, reconnect: false });
+      client.on('error', () => {});
+      const got = once<string>(client, 'message', ms(5000));
+      await once(client, 'open', ms(5000));
+      client.send('session over tls');
+      assert.equal(await got, 'session over tls');
+      client.close();
+      // Without the CA: the handshake fails on the certificate.
+      await assert.rejects(connect(url), (err: Error) => /self-signed|SELF_SIGNED/i.test(String((err.cause as Error | undefined)?.message ?? err.message)));
+    } finally {
+      assert.deepEqual(await stop(c), { code: 0, signal: null });
+    }
+  });
+
+  test('lifeline connect --ca: a wss:// round trip', async () => {
+    const c = cli(['echo', '--port', '0', '--host', '127.0.0.1', '--tls-cert', CERT, '--tls-key', KEY]);
+    try {
+      const m = await c.line(/^listening (wss:\/\/127\.0\.0\.1:\d+)$/);
+      const client = cli(['connect', m[1]!, '--ca', CERT]);
+      await client.stderrMatch(/^connected \(wss:/m);
+      client.proc.stdin.write('hello tls\n');
+      await client.line(/^< hello tls$/);
+      client.proc.stdin.end();
+      assert.deepEqual(await withTimeout(client.exited, ms(10_000), 'connect to exit'), { code: 0, signal: null });
+    } finally {
+      await stop(c);
+    }
+  });
+
+  test('--tls-cert without --tls-key exits 1 naming both', async () => {
+    const c = cli(['echo', '--port', '0', '--tls-cert', CERT]);
+    assert.deepEqual(await withTimeout(c.exited, ms(10_000), 'exit'), { code: 1, signal: null });
+    assert.match(c.stderr(), /--tls-cert and --tls-key go together/);
   });
 });
 
