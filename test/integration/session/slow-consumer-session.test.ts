@@ -6,7 +6,15 @@
 // as a broken stream. So on lifeline.v1 sockets (both ends) the cap ends the
 // connection instead ('disconnect', close 1008), the session detaches, and
 // the resume replays everything the reader has not acknowledged: exactly
-// once, in order, no 'session-lost', no protocol error.
+// once, in order, no 'session-lost', no protocol error. The Node client's
+// adapter goes further: it stops writing at the socket's highWaterMark and
+// keeps the rest (all in the outbox) until 'drain', so its cap is never met.
+//
+// The resume's replay is written a highWaterMark at a time: a replay that
+// outgrows the replay buffer meanwhile ends in session-lost with exact
+// counts, never in a gap. ServerSession 'drain' follows a send() that
+// answered false, for lifeline.v1 and plain peers, and after a resume once
+// the replay is written.
 //
 // Real sockets on 127.0.0.1. The slow reader is real too: the server's
 // direction is held in a relay that stops reading (so the server's socket
@@ -17,6 +25,7 @@ import assert from 'node:assert/strict';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
+import { WebSocket as WsWebSocket } from 'ws';
 
 import { LifelineClient } from '../../../src/client/lifeline-client.js';
 import { NodeSocket } from '../../../src/client/node-socket.js';
@@ -280,6 +289,37 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
     // The welcome and the 65 replayed messages were all written when 'drain' came.
     assert.ok(replayedAtDrain >= 66, `frames written at 'drain': ${replayedAtDrain}`);
     assert.ok(got.isExactly(sent), `1..${sent} exactly once in order (duplicates ${got.duplicates}, disorder ${got.disorder})`);
+  });
+
+  test("session 'drain' for a plain WebSocket peer (no lifeline.v1): after send() answered false, once the peer reads", async () => {
+    const served = await Served.start({ heartbeat: 'off', highWaterMark: LIMITS.highWaterMark });
+    cleanup.add(() => served.close());
+    const peer = new WsWebSocket(served.url());
+    cleanup.add(() => peer.terminate());
+    let got = 0;
+    peer.on('message', () => got++);
+    const session = await once<ServerSession>(served.server, 'connection');
+    await once(peer, 'open');
+    assert.equal(session.mode, 'plain');
+    let drains = 0;
+    const w = new Waiters();
+    session.on('drain', () => {
+      drains++;
+      w.poke();
+    });
+    peer.pause();
+    let sent = 0;
+    let answer = true;
+    while (answer && sent < MAX_MESSAGES) {
+      for (let i = 0; i < 8 && answer; i++, sent++) answer = session.send(PAD);
+      if (answer) await tick();
+    }
+    assert.equal(answer, false, `send() never answered false in ${sent} messages`);
+    const drainsAtRefusal = drains;
+    peer.resume();
+    await w.wait(() => drains > drainsAtRefusal, ms(10000), "'drain' after send() answered false");
+    assert.ok(session.socket.bufferedAmount <= LIMITS.highWaterMark);
+    assert.equal(session.send('after'), true);
   });
 
   test('a resume whose replay outgrows the replay buffer while it is written ends in session-lost with exact counts', async () => {
