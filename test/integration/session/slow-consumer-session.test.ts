@@ -101,6 +101,38 @@ class HoldingRelay {
   }
 }
 
+/**
+ * Sends `next()` 8 per turn of the event loop until session.send() answers
+ * false (bounded by MAX_MESSAGES), then `unblock()`s the reader and waits for
+ * the session's 'drain'. Returns how many were sent; after it the socket is
+ * under its mark.
+ */
+async function refuseThenDrain(session: ServerSession, next: () => string, unblock: () => void): Promise<number> {
+  let drains = 0;
+  const w = new Waiters();
+  const onDrain = () => {
+    drains++;
+    w.poke();
+  };
+  session.on('drain', onDrain);
+  try {
+    let sent = 0;
+    let answer = true;
+    while (answer && sent < MAX_MESSAGES) {
+      for (let i = 0; i < 8 && answer; i++, sent++) answer = session.send(next());
+      if (answer) await tick();
+    }
+    assert.equal(answer, false, `send() never answered false in ${sent} messages`);
+    const drainsAtRefusal = drains;
+    unblock();
+    await w.wait(() => drains > drainsAtRefusal, ms(10000), "'drain' after send() answered false");
+    assert.ok(session.socket.bufferedAmount <= LIMITS.highWaterMark, `under the mark at 'drain' (${session.socket.bufferedAmount})`);
+    return sent;
+  } finally {
+    session.off('drain', onDrain);
+  }
+}
+
 /** Reconnect reasons counted: {"peer-closed":1}. */
 function summary(reasons: string[]): string {
   const counts: Record<string, number> = {};
@@ -238,25 +270,9 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
     await once(client, 'open');
 
     // 1. A slow reader: send until send() answers false; 'drain' follows.
-    let drains = 0;
-    const w = new Waiters();
-    session.on('drain', () => {
-      drains++;
-      w.poke();
-    });
     relay.hold();
     let sent = 0;
-    let answer = true;
-    while (answer && sent < MAX_MESSAGES) {
-      for (let i = 0; i < 8 && answer; i++) answer = session.send(`s:${++sent}${PAD}`);
-      if (answer) await tick();
-    }
-    assert.equal(answer, false, `send() never answered false in ${sent} messages`);
-    const refusedAt = sent;
-    const drainsAtRefusal = drains;
-    relay.release();
-    await w.wait(() => drains > drainsAtRefusal, ms(10000), "'drain' after send() answered false");
-    assert.ok(session.socket.bufferedAmount <= LIMITS.highWaterMark, `under the mark at 'drain' (${session.socket.bufferedAmount})`);
+    const refusedAt = await refuseThenDrain(session, () => `s:${++sent}${PAD}`, () => relay.release());
     assert.equal(session.send(`s:${++sent}`), true);
 
     // 2. A resume with 1 MiB to replay (16 times the mark): sends during the
@@ -296,29 +312,11 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
     cleanup.add(() => served.close());
     const peer = new WsWebSocket(served.url());
     cleanup.add(() => peer.terminate());
-    let got = 0;
-    peer.on('message', () => got++);
     const session = await once<ServerSession>(served.server, 'connection');
     await once(peer, 'open');
     assert.equal(session.mode, 'plain');
-    let drains = 0;
-    const w = new Waiters();
-    session.on('drain', () => {
-      drains++;
-      w.poke();
-    });
     peer.pause();
-    let sent = 0;
-    let answer = true;
-    while (answer && sent < MAX_MESSAGES) {
-      for (let i = 0; i < 8 && answer; i++, sent++) answer = session.send(PAD);
-      if (answer) await tick();
-    }
-    assert.equal(answer, false, `send() never answered false in ${sent} messages`);
-    const drainsAtRefusal = drains;
-    peer.resume();
-    await w.wait(() => drains > drainsAtRefusal, ms(10000), "'drain' after send() answered false");
-    assert.ok(session.socket.bufferedAmount <= LIMITS.highWaterMark);
+    await refuseThenDrain(session, () => PAD, () => peer.resume());
     assert.equal(session.send('after'), true);
   });
 
