@@ -63,7 +63,7 @@ export class NodeSocket implements SocketLike {
     const message = typeof data === 'string' ? data : data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.waiting !== null) {
       this.waiting.push(message);
-      this.waitingBytes += typeof message === 'string' ? Buffer.byteLength(message) : message.length;
+      this.waitingBytes += byteSize(message);
     } else if (!this.ws.send(message)) {
       this.waiting = [];
     }
@@ -76,7 +76,7 @@ export class NodeSocket implements SocketLike {
     let i = 0;
     while (i < q.length && this.ws.readyState === 1) {
       const message = q[i++]!;
-      this.waitingBytes -= typeof message === 'string' ? Buffer.byteLength(message) : message.length;
+      this.waitingBytes -= byteSize(message);
       if (!this.ws.send(message) && !all) {
         q.splice(0, i);
         return;
@@ -94,4 +94,9 @@ export class NodeSocket implements SocketLike {
   terminate(): void {
     this.ws.terminate();
   }
+}
+
+/** What a waiting message counts for in bufferedAmount: its payload's bytes. */
+function byteSize(message: string | Buffer): number {
+  return typeof message === 'string' ? Buffer.byteLength(message) : message.length;
 }
