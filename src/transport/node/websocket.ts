@@ -673,8 +673,14 @@ export class WebSocket implements ConnectionHandler {
 
   /**
    * ConnectionHandler.admitUnencoded: permessage-deflate's slow-consumer cap,
-   * asked before a data message waits for the compressor. Payloads waiting
-   * for it, and held frames, count against maxBufferedBytes. A compressed
+   * asked before a data message waits for the compressor. As without
+   * compression, the cap is on what is buffered beyond highWaterMark: here
+   * everything bufferedAmount counts (payloads waiting for the compressor,
+   * held frames, Node's buffer), so a sender that waits for 'drain' after a
+   * false never reaches it, whatever the two values. (Counting the backlog
+   * from zero, a cap at or under the mark came before send()'s false: a
+   * resume's replay to a reading client was cut off at every attempt, and
+   * the session never came back.) A compressed
    * message is never dropped once compressed: with context takeover (RFC
    * 7692 7.2.3) the peer's decompressor needs every one of them, so its held
    * frames are not droppable, and the cap is applied here instead. Past it
@@ -684,8 +690,7 @@ export class WebSocket implements ConnectionHandler {
    * (_sendControlMessage) always pass, as they are never dropped when held.
    */
   admitUnencoded(bytes: number): boolean {
-    const conn = this.conn!;
-    if (this.sendingControl || conn.unencodedBytes + this.heldBytes + bytes <= this.maxBufferedBytes) return true;
+    if (this.sendingControl || this.bufferedAmount + bytes <= this.maxBufferedBytes + this.highWaterMark) return true;
     // This message is not sent, whatever the policy.
     this.dropped++;
     const policy = this.slowConsumer;
@@ -1149,6 +1154,13 @@ export class WebSocket implements ConnectionHandler {
       s.cork();
       for (let i = 0; i < n; i++) this.writeOut(s, list[i]!);
       s.uncork();
+      // While corked, writableLength counts the corked bytes, so writeOut may
+      // have started holding; uncork() may then have handed them all to the
+      // kernel. Holding on with Node's buffer under the mark would hold what
+      // follows (against maxBufferedBytes) while bufferedAmount, and so
+      // send(), still said there was room: a sender that honoured send()'s
+      // false was dropped as a slow consumer without ever seeing one.
+      if (this.holding && s.writableLength < this.highWaterMark) this.releaseHeld();
     }
     if (this._drains >= 0) this.countDrain();
   }

@@ -10,7 +10,8 @@
 // adapter goes further: it stops writing at the socket's highWaterMark and
 // keeps the rest (all in the outbox) until 'drain', so its cap is never met.
 //
-// The resume's replay is written a highWaterMark at a time: a replay that
+// The resume's replay is written while the socket is under its
+// highWaterMark, the rest at each 'drain': a replay that
 // outgrows the replay buffer meanwhile ends in session-lost with exact
 // counts, never in a gap. ServerSession 'drain' follows a send() that
 // answered false, for lifeline.v1 and plain peers, and after a resume once
@@ -40,6 +41,13 @@ const LIMITS = { highWaterMark: 64 * 1024, maxBufferedBytes: 256 * 1024, closeTi
 /** Enough replay room for every message a test sends. */
 const ROOM = { replayMaxBytes: 256 * 1024 * 1024, replayMaxMessages: 100_000 };
 const PAD = ' '.repeat(16 * 1024);
+/**
+ * A resume's replay is written in steps only past what the kernel takes at
+ * once (loopback's send and receive buffers: several MB between them, and the
+ * reader cannot read while the server handles the resume): 64 of these are
+ * 16 MiB.
+ */
+const BIG_PAD = ' '.repeat(256 * 1024);
 /** Bound on the server's messages per test: 4,096 x 16 KiB = 64 MiB, far beyond loopback's socket buffers. */
 const MAX_MESSAGES = 4096;
 /** The client's messages: 32 MiB to a server that does not read. */
@@ -275,12 +283,13 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
     const refusedAt = await refuseThenDrain(session, () => `s:${++sent}${PAD}`, () => relay.release());
     assert.equal(session.send(`s:${++sent}`), true);
 
-    // 2. A resume with 1 MiB to replay (16 times the mark): sends during the
-    // replay answer false; 'drain' once all of it is written.
+    // 2. A resume with 16 MiB to replay, more than the kernel takes while the
+    // resume is handled: sends during the replay answer false; 'drain' once
+    // all of it is written.
     let duringReplay: boolean | null = null;
     let replayedAtDrain = -1;
     session.once('detached', () => {
-      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${PAD}`);
+      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${BIG_PAD}`);
     });
     session.once('resumed', () => {
       duringReplay = session.send(`s:${++sent}${PAD}`);
@@ -321,8 +330,9 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
   });
 
   test('a resume whose replay outgrows the replay buffer while it is written ends in session-lost with exact counts', async () => {
-    // 64 messages wait while the client is away: 1 MiB, four times the
-    // socket's cap, so the replay is written in steps. Right after the
+    // 64 messages wait while the client is away: 16 MiB, more than
+    // loopback's socket buffers take while the resume is handled, so the
+    // replay is written in steps. Right after the
     // resume, 64 more push the replay buffer (100 messages) past its bound:
     // it evicts messages not yet written. The client must not get a gap, so
     // the socket is dropped and the next resume reports exactly what was lost.
@@ -341,11 +351,11 @@ describe('slow consumer on a lifeline.v1 session: the cap resumes the session, n
     let sent = 0;
     let writtenAtResume = -1;
     session.once('detached', () => {
-      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${PAD}`);
+      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${BIG_PAD}`);
     });
     session.once('resumed', () => {
       writtenAtResume = session.socket.counters.messagesOut;
-      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${PAD}`);
+      for (let i = 0; i < 64; i++) session.send(`s:${++sent}${BIG_PAD}`);
     });
     const closed = once<SessionCloseInfo>(session, 'close', ms(10000));
     session.terminate();

@@ -356,8 +356,8 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
     const CAP = 1024 * 1024;
     const MARK = 64 * 1024;
     /**
-     * The cap counts the compressor's backlog and held frames. Node's buffer comes on top: up to the mark,
-     * and past it by at most the one write that crossed it (a write slice: 64 KiB).
+     * The cap counts what is buffered beyond the mark: the compressor's backlog, held frames and Node's
+     * buffer. One write may cross it (a write slice: 64 KiB).
      */
     const BOUND = CAP + MARK + 64 * 1024;
     const OFFERED = 12_000;
@@ -474,6 +474,64 @@ describe('backpressure at high-water marks under, at and over Node\'s own', () =
       });
     }
   });
+});
+
+// maxBufferedBytes caps what is held beyond highWaterMark, so a sender that
+// honours send()'s false never reaches it, whatever the two are against each
+// other. Found by the chaos run's 'stall' (a resume's replay, written while
+// under the mark, was dropped as a slow consumer again and again):
+// - without compression, frames large enough to be written corked made
+//   writableLength count the corked bytes, the socket started holding, and
+//   uncork() then handed everything to the kernel. It kept holding with
+//   Node's buffer empty: what followed was held against the cap while send()
+//   still answered true, so a cap at or under the mark came first;
+// - with permessage-deflate, the cap counted the compressor's backlog from
+//   zero, not beyond the mark: the same, and with a session, a livelock (every
+//   resume cut off, the session never back).
+describe('an honouring sender to a reading peer is never a slow consumer', () => {
+  const HWM = 1024 * 1024;
+  const COUNT = 1024;
+  const BIG = 16 * 1024;
+  /** Message i: its number, then bytes deflate cannot shrink. */
+  const big = (i: number) => {
+    const b = Buffer.allocUnsafe(BIG);
+    POOL.copy(b, 0, (i * 9973) % (POOL.length - BIG), ((i * 9973) % (POOL.length - BIG)) + BIG);
+    b.writeUInt32BE(i, 0);
+    return b;
+  };
+  for (const deflate of [false, true]) {
+    for (const cap of [HWM / 4, HWM, 2 * HWM]) {
+      it(`${deflate ? 'permessage-deflate, ' : ''}highWaterMark 1 MiB, maxBufferedBytes ${cap / 1024} KiB: 16 MiB in 16 KiB messages, every one delivered, no close`, async () => {
+        const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', highWaterMark: HWM, maxBufferedBytes: cap, deflate: deflate ? { threshold: 0 } : false });
+        await once(wss, 'listening', ms(5000));
+        const accepted = once<WebSocket>(wss, 'connection', ms(5000));
+        const peer = new WsWebSocket(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, { perMessageDeflate: deflate });
+        peer.on('error', () => {});
+        const seen = received(peer);
+        await once(peer, 'open', ms(5000));
+        const ws = await accepted;
+        assert.equal(ws.extensions !== '', deflate);
+        try {
+          let refused = 0;
+          for (let i = 0; i < COUNT && ws.readyState === 1; ) {
+            if (ws.send(big(i++))) continue;
+            refused++;
+            if (ws.readyState !== 1) break;
+            await once(ws, 'drain', ms(10_000));
+          }
+          assert.equal(ws.closeCause, null, `the socket closed (${ws.closeCause}) after ${refused} false answers from send()`);
+          assert.equal(ws.counters.dropped, 0);
+          assert.ok(refused > 0, 'send() answered false (the sender was paced)');
+          await seen.until(() => seen.got.length >= COUNT, ms(20_000), `${COUNT} messages`);
+          assert.ok(seen.got.every((s, i) => s === i), 'in order');
+          assert.equal(ws.readyState, 1);
+        } finally {
+          peer.terminate();
+          await wss.close({ timeout: ms(1000) }).catch(() => {});
+        }
+      });
+    }
+  }
 });
 
 /**
