@@ -24,6 +24,15 @@
 //                     random number of bytes (0..700) one way: inside the
 //                     HTTP upgrade, the hello, the welcome or the first
 //                     replayed messages (the resume itself is cut)
+//   stall             a reader that stops reading: the proxy holds one
+//                     direction and, past its 64 KiB, stops reading the
+//                     sender's socket, so the sender's buffers fill
+//                     (backpressure, not loss) while that side sends a
+//                     burst of large messages (most of the time). The
+//                     server gives up on the socket: its slow-consumer cap
+//                     (server -> client, 1 MiB here) or a heartbeat. Then the
+//                     held bytes are let through (the client reads a backlog
+//                     and a close) or, a third of the time, never.
 //
 // The client starts sending before its first welcome; the server keeps
 // sending while its session is detached (those messages must be replayed)
@@ -52,7 +61,7 @@ import { FaultProxy, type FaultConnection } from '../helpers/fault-proxy.js';
 
 // ------------------------------------------------------------------ options and result
 
-export const CUT_KINDS = ['rst', 'blackhole', 'mid-frame', 'server-terminate', 'handshake'] as const;
+export const CUT_KINDS = ['rst', 'blackhole', 'mid-frame', 'server-terminate', 'handshake', 'stall'] as const;
 export type CutKind = (typeof CUT_KINDS)[number];
 
 export interface ChaosOptions {
@@ -68,7 +77,7 @@ export interface ChaosOptions {
   heartbeat?: Partial<HeartbeatConfig>;
   /** Longest random wait between "open again" and the next cut, ms. Default 50. A fifth of the cuts come at once. */
   maxGapMs?: number;
-  /** Kinds to cycle through. Default all four. */
+  /** Kinds to cycle through. Default all of CUT_KINDS. */
   kinds?: readonly CutKind[];
   /** Progress lines go here (every `progressEvery` cuts). */
   log?: (line: string) => void;
@@ -84,6 +93,8 @@ export interface ChaosOptions {
   stepTimeoutMs?: number;
   /** How long the final drain may take, ms. Default 15000. */
   drainTimeoutMs?: number;
+  /** The server's maxBufferedBytes (its slow-consumer cap, policy 'disconnect'). Default 1 MiB. */
+  maxBufferedBytes?: number;
 }
 
 export interface PerDirection {
@@ -114,6 +125,12 @@ export interface ChaosResult {
   duplicatesDroppedByLibrary: { client: number; server: number };
   /** Server sends while its session was detached (must be replayed). */
   sentWhileDetached: number;
+  /**
+   * Server sockets dropped as slow consumers outside a 'stall' (its own
+   * socket, until the session is open again): the client reads as fast as it
+   * can, so each is a bug (a resume's replay tripping the cap was one).
+   */
+  slowConsumerOutsideStalls: number;
   /** Client sends while it was not open (queued in the outbox). */
   sentWhileReconnecting: number;
   /** Sends refused (OutboxFullError on the client, closed session on the server): not counted as sent. */
@@ -345,7 +362,7 @@ function perKindFrom<T>(f: (k: CutKind) => T): Record<CutKind, T> {
 }
 
 function perKind<T>(make: () => T): Record<CutKind, T> {
-  return { rst: make(), blackhole: make(), 'mid-frame': make(), 'server-terminate': make(), handshake: make() };
+  return { rst: make(), blackhole: make(), 'mid-frame': make(), 'server-terminate': make(), handshake: make(), stall: make() };
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
@@ -366,6 +383,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const heartbeat = { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
   const fragmentSize = options.fragmentSize ?? 4096;
   const deflate = options.deflate ?? false;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
 
   // Independent seeded streams, so e.g. a change in message sizes does not move the cut moments.
   const base = seededRandom(seed);
@@ -381,6 +399,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const sent = { c2s: 0, s2c: 0 };
   const refused = { c2s: 0, s2c: 0 };
   let sentWhileDetached = 0;
+  let slowConsumerOutsideStalls = 0;
+  let stalling = false;
   let sentWhileReconnecting = 0;
   const cutsByKind = perKind(() => 0);
   const detectedBy = perKind<Record<string, number>>(() => ({}));
@@ -422,6 +442,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       replayMaxBytes: 256 * 1024 * 1024,
       fragmentSize,
       deflate,
+      maxBufferedBytes,
     });
     const srv = server;
     await new Promise<void>((resolve, reject) => {
@@ -448,12 +469,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         cond.poke();
       });
       s.on('resumed', () => cond.poke());
-      s.on('detached', () => cond.poke());
+      s.on('detached', (cause) => {
+        if (cause === 'slow-consumer' && !stalling) slowConsumerOutsideStalls++;
+        cond.poke();
+      });
       s.on('close', () => cond.poke());
       cond.poke();
     });
     const port = (srv.address() as AddressInfo).port;
-    proxy = await FaultProxy.start({ host: '127.0.0.1', port });
+    // A small pipe: a held direction stops reading its sender soon ('stall').
+    proxy = await FaultProxy.start({ host: '127.0.0.1', port }, { highWaterMark: 64 * 1024 });
     // Every connection the proxy accepts, in order; `next.arm` gets the next one
     // in the same tick it is accepted, before any of its bytes are forwarded.
     const px = proxy;
@@ -596,6 +621,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           reconnectsExpected = 2;
           break;
         }
+        case 'stall': {
+          const dir = randCut() < 0.6 ? 'down' : 'up';
+          stalling = true;
+          conn.blackhole(dir, 'hold');
+          // A burst of large messages (8-16 KiB) into the stalled direction,
+          // most of the time: up to 1,024 of them, ending early once the
+          // server has given up on the socket (past its cap, the kernel's
+          // buffers being full).
+          if (randCut() < 0.8) {
+            for (let i = 0; i < 1024 && current() === conn; i++) {
+              if (dir === 'down') sendServer(true);
+              else sendClient(true);
+            }
+          }
+          await cond.until(() => current() !== conn, stepTimeout, `the server to give up on the stalled connection of cut ${cutsDone + 1}`);
+          if (randCut() < 2 / 3) conn.pass(dir);
+          else lingering.add(conn);
+          break;
+        }
       }
       cutsDone++;
       cutsByKind[kind]++;
@@ -609,6 +653,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         d[`then ${lastReconnectReason}`] = (d[`then ${lastReconnectReason}`] ?? 0) + 1;
       }
       await cond.until(ready, stepTimeout, `the session to be open again after cut ${cutsDone} (${kind})`);
+      stalling = false;
       recoveryMs[kind] += performance.now() - cutAt;
       // A blackholed connection would linger half-open in the proxy forever: reset it once the client has moved on.
       for (const c of lingering) {
@@ -685,6 +730,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       replayed: { client: clientStats?.replayed ?? 0, server: retired.replayed + (sessionStats?.replayed ?? 0) },
       duplicatesDroppedByLibrary: { client: clientStats?.duplicatesDropped ?? 0, server: retired.duplicatesDropped + (sessionStats?.duplicatesDropped ?? 0) },
       sentWhileDetached,
+      slowConsumerOutsideStalls,
       sentWhileReconnecting,
       refused: { ...refused },
       unprovokedReconnects: reconnectingEvents - provokedReconnects,
@@ -716,5 +762,6 @@ export function problems(r: ChaosResult): string[] {
   dir('out of order', r.outOfOrder);
   dir('corrupted', r.corrupted);
   if (r.sessionLost.client !== 0 || r.sessionLost.server !== 0) out.push(`session lost: client ${r.sessionLost.client}, server ${r.sessionLost.server}`);
+  if (r.slowConsumerOutsideStalls !== 0) out.push(`server sockets dropped as slow consumers outside a stall: ${r.slowConsumerOutsideStalls}`);
   return out;
 }

@@ -3,8 +3,10 @@
 // injector cuts their connection at least 200 times at random moments (RST,
 // a blackhole only the heartbeat can notice, a reset in the middle of a
 // frame, the server dropping the socket, a reset inside the reconnect's own
-// handshake). Every message must arrive exactly once and in order on each
-// side, and the session must always resume (never 'session lost').
+// handshake, a reader that stops reading while the other side sends a burst).
+// Every message must arrive exactly once and in order on each side, the
+// session must always resume (never 'session lost'), and the server drops a
+// socket as a slow consumer only while its reader has stopped.
 //
 // The run itself lives in chaos-runner.ts (shared with `npm run chaos`).
 //
@@ -62,6 +64,7 @@ test(`exactly-once, in order, both ways, through ${CUTS} cuts (seed ${SEED})`, {
       resumes: r.resumes,
       replayed: r.replayed,
       sentWhileDetached: r.sentWhileDetached,
+      slowConsumerOutsideStalls: r.slowConsumerOutsideStalls,
       sentWhileReconnecting: r.sentWhileReconnecting,
       unprovokedReconnects: r.unprovokedReconnects,
       durationMs: r.durationMs,
