@@ -56,9 +56,9 @@ interface Sender extends EventEmitter {
 const POOL = randomBytes(1 << 20);
 
 /** Message i: its number in the first 4 bytes (FrameReader numbers messages by them), then incompressible bytes. */
-function message(i: number): Buffer {
-  const b = Buffer.allocUnsafe(SIZE);
-  POOL.copy(b, 0, (i * 9973) % (POOL.length - SIZE), ((i * 9973) % (POOL.length - SIZE)) + SIZE);
+function message(i: number, size = SIZE): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  POOL.copy(b, 0, (i * 9973) % (POOL.length - size), ((i * 9973) % (POOL.length - size)) + size);
   b.writeUInt32BE(i, 0);
   return b;
 }
@@ -492,13 +492,6 @@ describe('an honouring sender to a reading peer is never a slow consumer', () =>
   const HWM = 1024 * 1024;
   const COUNT = 1024;
   const BIG = 16 * 1024;
-  /** Message i: its number, then bytes deflate cannot shrink. */
-  const big = (i: number) => {
-    const b = Buffer.allocUnsafe(BIG);
-    POOL.copy(b, 0, (i * 9973) % (POOL.length - BIG), ((i * 9973) % (POOL.length - BIG)) + BIG);
-    b.writeUInt32BE(i, 0);
-    return b;
-  };
   for (const deflate of [false, true]) {
     for (const cap of [HWM / 4, HWM, 2 * HWM]) {
       it(`${deflate ? 'permessage-deflate, ' : ''}highWaterMark 1 MiB, maxBufferedBytes ${cap / 1024} KiB: 16 MiB in 16 KiB messages, every one delivered, no close`, async () => {
@@ -514,7 +507,7 @@ describe('an honouring sender to a reading peer is never a slow consumer', () =>
         try {
           let refused = 0;
           for (let i = 0; i < COUNT && ws.readyState === 1; ) {
-            if (ws.send(big(i++))) continue;
+            if (ws.send(message(i++, BIG))) continue;
             refused++;
             if (ws.readyState !== 1) break;
             await once(ws, 'drain', ms(10_000));
