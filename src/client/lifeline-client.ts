@@ -4,6 +4,7 @@
  */
 import { LifelineClient as Core, type LifelineClientOptions } from '../session/lifeline-client.js';
 import type { ClientOptions } from '../transport/node/client.js';
+import { validateSocketOptions } from '../transport/node/websocket.js';
 import { NodeSocket } from './node-socket.js';
 
 export interface NodeLifelineClientOptions extends Omit<LifelineClientOptions, 'socketFactory'> {
@@ -14,6 +15,8 @@ export interface NodeLifelineClientOptions extends Omit<LifelineClientOptions, '
 
 export class LifelineClient extends Core {
   constructor(url: string, options: NodeLifelineClientOptions = {}) {
+    // Here, not at each connect: a bad limit would otherwise fail every reconnect.
+    if (options.transport !== undefined) validateSocketOptions(options.transport);
     super(url, {
       ...options,
       environment: options.environment ?? null,

@@ -15,7 +15,7 @@ import {
   type ServerResponseInfo,
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, clientAccept, clientOffer, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
-import { ReadyState, WebSocket, connectionLost, type SocketOptions } from './websocket.js';
+import { ReadyState, WebSocket, connectionLost, validateSocketOptions, type SocketOptions } from './websocket.js';
 
 export interface ClientOptions extends SocketOptions {
   /** Subprotocols to offer, in preference order. */
@@ -53,6 +53,7 @@ export class ClientWebSocket extends WebSocket {
     else throw new UsageError('WS_ERR_INVALID_URL', `URL scheme must be ws: or wss:, got ${u.protocol}`);
     // RFC 6455 3: "Fragment identifiers are meaningless in the context of WebSocket URIs".
     if (u.hash) throw new UsageError('WS_ERR_INVALID_URL', 'A WebSocket URL must not have a fragment');
+    validateSocketOptions(options);
     this.url = u.href;
     const port = u.port ? Number(u.port) : secure ? 443 : 80;
     const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;

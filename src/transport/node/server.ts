@@ -22,7 +22,7 @@ import {
   type UpgradeRequestInfo,
 } from '../../protocol/handshake.js';
 import { EXTENSION_NAME, PerMessageDeflate, serverAccept, validateDeflateOptions, type DeflateOptions, type DeflateParams } from '../../protocol/deflate.js';
-import { WebSocket, flushBatched, type SocketOptions } from './websocket.js';
+import { WebSocket, flushBatched, validateSocketOptions, type SocketOptions } from './websocket.js';
 import { PreparedMessage } from '../../protocol/connection.js';
 
 /** What the upgrade hook decides: accept (optionally attaching context), or reject with an HTTP status. */
@@ -150,6 +150,7 @@ export class WebSocketServer extends EventEmitter<ServerEvents> {
   constructor(options: ServerOptions = {}, onListening?: () => void) {
     super();
     this.options = options;
+    validateSocketOptions(options);
     this.maxConnections = options.maxConnections ?? 100_000;
     if (!Number.isSafeInteger(this.maxConnections) || this.maxConnections < 1) {
       throw new UsageError('WS_ERR_INVALID_OPTION', `maxConnections must be a positive integer, got ${String(options.maxConnections)}`);

@@ -38,6 +38,41 @@ export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as c
 const READY = ReadyState;
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 'keep-latest' | 'wait';
+const SLOW_CONSUMER_POLICIES: readonly string[] = ['disconnect', 'drop-newest', 'drop-oldest', 'keep-latest', 'wait'];
+
+/** Node's timers take at most this many ms (beyond, they fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Checks the socket options once, where they are given (a server's or a
+ * client's constructor): a bad value is a UsageError
+ * ('WS_ERR_INVALID_OPTION') then, not a throw at a peer's first connection
+ * (the protocol core checks its sizes as a connection is made, which for a
+ * server is in the middle of an upgrade) nor a limit that silently never
+ * applies (a NaN mark, a misspelt policy).
+ */
+export function validateSocketOptions(options: SocketOptions): void {
+  const count = (name: keyof SocketOptions) => {
+    const v = options[name];
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
+      throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a non-negative integer, got ${String(v)}`);
+    }
+  };
+  count('maxMessageSize');
+  count('maxFrameSize');
+  count('fragmentSize');
+  count('highWaterMark');
+  count('maxBufferedBytes');
+  count('maxMessagesPerSecond');
+  const t = options.closeTimeout;
+  if (t !== undefined && !(typeof t === 'number' && t >= 0 && t <= MAX_TIMER_MS)) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `closeTimeout must be a number of ms in 0..${MAX_TIMER_MS}, got ${String(t)}`);
+  }
+  const p = options.slowConsumer;
+  if (p !== undefined && !SLOW_CONSUMER_POLICIES.includes(p)) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `slowConsumer must be one of ${SLOW_CONSUMER_POLICIES.join(', ')}, got ${JSON.stringify(p)}`);
+  }
+}
 
 /**
  * Options for a socket that carries a sequenced stream (the session layer's
