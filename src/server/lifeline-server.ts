@@ -1087,6 +1087,18 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
   return v;
 }
 
+function nonNegative(name: string, v: number | undefined): number | undefined {
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < Infinity)) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number >= 0, got ${String(v)}`);
+  return v;
+}
+
+/** A timeout in ms: Node's timers take 1..2^31-1 (beyond, they fire at once). */
+function timerMs(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!(typeof v === 'number' && v >= 1 && v <= 2 ** 31 - 1)) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number of ms in 1..${2 ** 31 - 1}, got ${String(v)}`);
+  return v;
+}
+
 export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   readonly transport: WebSocketServer;
   /** Live sessions (open or detached), by id for lifeline ones. */
@@ -1131,10 +1143,10 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       ackEvery: positiveInt('ackEvery', options.ackEvery, 32),
       ackDelay: positiveInt('ackDelay', options.ackDelay, 100),
       tombstones: positiveInt('tombstones', options.tombstones, 10_000),
-      authRefreshLead: options.authRefreshLead,
+      authRefreshLead: nonNegative('authRefreshLead', options.authRefreshLead),
     };
     this.authenticate = options.authenticate;
-    const helloTimeout = options.helloTimeout ?? 10_000;
+    const helloTimeout = timerMs('helloTimeout', options.helloTimeout, 10_000);
     const userProtocols = options.subprotocols;
     this.transport = new WebSocketServer(
       {

@@ -13,6 +13,7 @@
  *
  * Browser-safe: no Node APIs. Time and timers come from an injected Clock.
  */
+import { UsageError } from '../protocol/errors.js';
 import { BackoffPolicy, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { Emitter } from './emitter.js';
@@ -33,6 +34,10 @@ import {
   type DataHeader,
   type SessionLostReason,
 } from './wire.js';
+
+/** Options that are counts or ms: each a number in 0..MAX_TIMER_MS (timers take no more). */
+const NUMERIC_OPTIONS = ['handshakeTimeout', 'stableAfter', 'outboxMaxMessages', 'outboxMaxBytes', 'ackEvery', 'ackDelay'] as const;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The subset of the WHATWG WebSocket the client needs. The browser's WebSocket is one. */
 export interface SocketLike {
@@ -238,6 +243,12 @@ export class LifelineClient extends Emitter<ClientEvents> {
     this.url = url;
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    // Checked once, here: a NaN bound never applies (an unbounded outbox), a
+    // NaN or oversized timeout fires at once (every handshake fails).
+    for (const k of NUMERIC_OPTIONS) {
+      const v = options[k];
+      if (v !== undefined && !(v >= 0 && v <= MAX_TIMER_MS)) throw new UsageError('WS_ERR_INVALID_OPTION', `${k} must be a number >= 0 and <= ${MAX_TIMER_MS}, got ${String(v)}`);
+    }
     this.backoff = new BackoffPolicy(options.backoff);
     this.outbox = new ReplayBuffer(options.outboxMaxMessages ?? 10_000, options.outboxMaxBytes ?? 8 * 1024 * 1024);
     this.inbound = new InboundSequencer(options.ackEvery ?? 32);

@@ -28,14 +28,17 @@ const BUILD_SCRIPT = path.join(ROOT, 'scripts/build-browser.mjs');
  * by 50 B when the RTT estimate went to whole units of 1/1024 ms and three
  * of the heartbeat's booleans into one field (8,389 B: the server's idle
  * connections hold 48 B less each, docs/BENCHMARKS.md, "Memory per idle
- * connection, once pings are answered"). The
+ * connection, once pings are answered"); raised by 100 B when the client's
+ * numeric options were checked at construction (8,482 B: before, a NaN
+ * outboxMaxBytes left the outbox unbounded and a NaN handshakeTimeout failed
+ * every handshake, silently). The
  * goal of issue 4 is 6,144 B (bench/run.mjs BUNDLE_GOAL_GZIP, printed by every
  * bench run) and out of reach of the build alone (docs/BENCHMARKS.md,
  * "Browser bundle"); this keeps the bundle from sliding further away. Lower it
  * as the bundle shrinks; raise it only in a commit that says what the bytes
  * bought.
  */
-const BUDGET_GZIP = 8_400;
+const BUDGET_GZIP = 8_500;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lifeline-bundle-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

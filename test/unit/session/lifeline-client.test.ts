@@ -1376,6 +1376,49 @@ describe('bad input from the server', () => {
   });
 });
 
+describe('options', () => {
+  // Checked at construction: before, a NaN outboxMaxBytes left the outbox
+  // unbounded and a NaN handshakeTimeout (a timer that fires at once) failed
+  // every handshake, with nothing said.
+  const BAD: Array<[keyof LifelineClientOptions, unknown]> = [
+    ['handshakeTimeout', NaN],
+    ['handshakeTimeout', 2 ** 31],
+    ['stableAfter', -1],
+    ['outboxMaxMessages', NaN],
+    ['outboxMaxBytes', -1],
+    ['outboxMaxBytes', '8mb'],
+    ['ackEvery', Infinity],
+    ['ackDelay', -5],
+  ];
+  it('a bad count or timeout throws WS_ERR_INVALID_OPTION naming it, before any socket is made', () => {
+    for (const [name, value] of BAD) {
+      let sockets = 0;
+      assert.throws(
+        () =>
+          new LifelineClient('wss://example.test/live', {
+            socketFactory: (url, protocols) => {
+              sockets++;
+              return new FakeSocket(url, protocols, false);
+            },
+            clock: new FakeClock(),
+            environment: null,
+            [name]: value,
+          }),
+        (err: Error & { code?: string }) =>
+          err.code === 'WS_ERR_INVALID_OPTION' && err.message === `${name} must be a number >= 0 and <= 2147483647, got ${String(value)}`,
+        `${name}: ${String(value)}`,
+      );
+      assert.equal(sockets, 0, `${name}: no connection attempt`);
+    }
+  });
+
+  it('zero and the largest timer value are taken', () => {
+    const { client } = setup({ handshakeTimeout: 2 ** 31 - 1, stableAfter: 0, ackDelay: 0, outboxMaxMessages: 0, outboxMaxBytes: 0 });
+    assert.equal(client.state, 'connecting');
+    client.close();
+  });
+});
+
 describe('closing', () => {
   it('close() sends bye, then closes the socket with the code and reason; emitted once', () => {
     const s = opened();
