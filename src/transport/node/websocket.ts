@@ -711,8 +711,9 @@ export class WebSocket implements ConnectionHandler {
    * asked before a data message waits for the compressor. As without
    * compression, the cap is on what is buffered beyond highWaterMark: here
    * everything bufferedAmount counts (payloads waiting for the compressor,
-   * held frames, Node's buffer), so a sender that waits for 'drain' after a
-   * false never reaches it, whatever the two values. (Counting the backlog
+   * held frames, Node's buffer), and a message sent at or under the mark is
+   * always taken, so a sender that waits for 'drain' after a false never
+   * reaches the cap, whatever the two values. (Counting the backlog
    * from zero, a cap at or under the mark came before send()'s false: a
    * resume's replay to a reading client was cut off at every attempt, and
    * the session never came back.) A compressed
@@ -725,7 +726,9 @@ export class WebSocket implements ConnectionHandler {
    * (_sendControlMessage) always pass, as they are never dropped when held.
    */
   admitUnencoded(bytes: number): boolean {
-    if (this.sendingControl || this.bufferedAmount + bytes <= this.maxBufferedBytes + this.highWaterMark) return true;
+    const buffered = this.bufferedAmount;
+    // Under the mark, a message is always taken (send() answers false after it), as without compression.
+    if (this.sendingControl || buffered <= this.highWaterMark || buffered + bytes <= this.maxBufferedBytes + this.highWaterMark) return true;
     // This message is not sent, whatever the policy.
     this.dropped++;
     const policy = this.slowConsumer;
