@@ -20,7 +20,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage as emitMessageImport, emitterWithoutInit, sessionEventSlots, type EventSlots } from '../transport/node/event-slots.js';
-import { WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
+import { MAX_TIMER_MS, WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf as viewOfImport } from '../protocol/connection.js';
 import { Opcode as OpcodeImport, frameHeaderSize as frameHeaderSizeImport, writeFrameHeader } from '../protocol/frame.js';
 import { coldFieldDefaults } from '../protocol/cold-fields.js';
@@ -1092,10 +1092,10 @@ function nonNegative(name: string, v: number | undefined): number | undefined {
   return v;
 }
 
-/** A timeout in ms: Node's timers take 1..2^31-1 (beyond, they fire at once). */
+/** A timeout in ms, as Node's timers take it. */
 function timerMs(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
-  if (!(typeof v === 'number' && v >= 1 && v <= 2 ** 31 - 1)) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number of ms in 1..${2 ** 31 - 1}, got ${String(v)}`);
+  if (!(typeof v === 'number' && v >= 1 && v <= MAX_TIMER_MS)) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number of ms in 1..${MAX_TIMER_MS}, got ${String(v)}`);
   return v;
 }
 

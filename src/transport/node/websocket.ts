@@ -41,7 +41,7 @@ export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 
 const SLOW_CONSUMER_POLICIES: readonly string[] = ['disconnect', 'drop-newest', 'drop-oldest', 'keep-latest', 'wait'];
 
 /** Node's timers take at most this many ms (beyond, they fire at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Checks the socket options once, where they are given (a server's or a
