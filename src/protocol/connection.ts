@@ -790,20 +790,14 @@ export class Connection implements FrameSink {
     if (fragments.length === 0) throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'sendFragments needs at least one fragment');
     this.messagesOut++;
     const bufs = fragments.map((f) => (typeof f === 'string' ? Buffer.from(f, 'utf8') : f));
-    const q = bufs.map((b, i) => ({ opcode: i === 0 ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation, data: b, fin: i === bufs.length - 1 }));
     if (this.compressing > 0) {
-      // Rare path: keep it simple and correct by concatenating behind the queue.
-      const data = Buffer.concat(bufs);
-      // It waits behind the compressor as a message would: the same slow-consumer cap.
-      if (this.handler.admitUnencoded !== undefined && !this.handler.admitUnencoded(data.length)) {
-        this.messagesOut--;
-        return;
-      }
-      this.unencodedBytes += data.length;
-      this.sendQueueList().push({ opcode: binary ? Opcode.Binary : Opcode.Text, data, compress: false });
+      // Rare path: keep it simple and correct by concatenating behind the
+      // queue, where it waits (uncompressed) as a message would, under the
+      // same slow-consumer cap.
+      this.compressOrQueue(binary ? Opcode.Binary : Opcode.Text, Buffer.concat(bufs), false);
       return;
     }
-    for (const f of q) this.sendFrame(f.opcode, f.data, false, f.fin);
+    for (let i = 0; i < bufs.length; i++) this.sendFrame(i === 0 ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation, bufs[i]!, false, i === bufs.length - 1);
   }
 
   /**
