@@ -20,7 +20,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { LifelineError, ProtocolError, UsageError } from '../protocol/errors.js';
 import { WebSocketServer, type ServerOptions } from '../transport/node/server.js';
 import { emitMessage as emitMessageImport, emitterWithoutInit, sessionEventSlots, type EventSlots } from '../transport/node/event-slots.js';
-import { MAX_TIMER_MS, WebSocket, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
+import { WebSocket, checkTimerMs, flushBatched, type ActivitySink, type CloseCause, type SocketOwner } from '../transport/node/websocket.js';
 import { encodedFrameSize, viewOf as viewOfImport } from '../protocol/connection.js';
 import { Opcode as OpcodeImport, frameHeaderSize as frameHeaderSizeImport, writeFrameHeader } from '../protocol/frame.js';
 import { coldFieldDefaults } from '../protocol/cold-fields.js';
@@ -1092,13 +1092,6 @@ function nonNegative(name: string, v: number | undefined): number | undefined {
   return v;
 }
 
-/** A timeout in ms, as Node's timers take it. */
-function timerMs(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!(typeof v === 'number' && v >= 1 && v <= MAX_TIMER_MS)) throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number of ms in 1..${MAX_TIMER_MS}, got ${String(v)}`);
-  return v;
-}
-
 export class LifelineServer extends EventEmitter<LifelineServerEvents> {
   readonly transport: WebSocketServer;
   /** Live sessions (open or detached), by id for lifeline ones. */
@@ -1146,7 +1139,8 @@ export class LifelineServer extends EventEmitter<LifelineServerEvents> {
       authRefreshLead: nonNegative('authRefreshLead', options.authRefreshLead),
     };
     this.authenticate = options.authenticate;
-    const helloTimeout = timerMs('helloTimeout', options.helloTimeout, 10_000);
+    checkTimerMs('helloTimeout', options.helloTimeout, 1);
+    const helloTimeout = options.helloTimeout ?? 10_000;
     const userProtocols = options.subprotocols;
     this.transport = new WebSocketServer(
       {

@@ -41,7 +41,14 @@ export type SlowConsumerPolicy = 'disconnect' | 'drop-newest' | 'drop-oldest' | 
 const SLOW_CONSUMER_POLICIES: readonly string[] = ['disconnect', 'drop-newest', 'drop-oldest', 'keep-latest', 'wait'];
 
 /** Node's timers take at most this many ms (beyond, they fire at once). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Checks an option that is a timer's delay: a number of ms in min..MAX_TIMER_MS (undefined: the default). */
+export function checkTimerMs(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= min && v <= MAX_TIMER_MS)) {
+    throw new UsageError('WS_ERR_INVALID_OPTION', `${name} must be a number of ms in ${min}..${MAX_TIMER_MS}, got ${String(v)}`);
+  }
+}
 
 /**
  * Checks the socket options once, where they are given (a server's or a
@@ -64,10 +71,7 @@ export function validateSocketOptions(options: SocketOptions): void {
   count('highWaterMark');
   count('maxBufferedBytes');
   count('maxMessagesPerSecond');
-  const t = options.closeTimeout;
-  if (t !== undefined && !(typeof t === 'number' && t >= 0 && t <= MAX_TIMER_MS)) {
-    throw new UsageError('WS_ERR_INVALID_OPTION', `closeTimeout must be a number of ms in 0..${MAX_TIMER_MS}, got ${String(t)}`);
-  }
+  checkTimerMs('closeTimeout', options.closeTimeout, 0);
   const p = options.slowConsumer;
   if (p !== undefined && !SLOW_CONSUMER_POLICIES.includes(p)) {
     throw new UsageError('WS_ERR_INVALID_OPTION', `slowConsumer must be one of ${SLOW_CONSUMER_POLICIES.join(', ')}, got ${JSON.stringify(p)}`);
